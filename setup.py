@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="composed_ft",
+    version="0.1.0",
+    description="Composed fine-tuning: freezing pre-trained denoising autoencoders (Xie, Ma, Liang, ICML 2021), reproduced",
+    packages=find_packages(include=["composed_ft", "composed_ft.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.2",
+        "numpy",
+        "pillow",
+        "sentencepiece",
+        "transformers",
+        "tqdm",
+        "matplotlib",
+        "regex",
+    ],
+    extras_require={"test": ["pytest"]},
+)
