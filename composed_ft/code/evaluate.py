@@ -1,0 +1,139 @@
+"""Judge many programs: compile once per distinct program, run its tests, bucket the outcome.
+
+Outcome per program (the SPoC judge's buckets): correct / compile_error / runtime_error / timeout /
+wrong_output. Programs are judged from a thread pool: the work happens in child processes (g++, the program),
+and the sandbox sets limits without Python code in the forked child, so threads are safe.
+Identical (program, tests) pairs are judged once. Per-example results can be written as JSONL so a
+researcher can read the failures.
+
+Output comparison is byte-exact (`compare="exact"`); `compare="rstrip"` ignores trailing
+whitespace at the end of the whole output (used only if a data set's expected outputs lack the
+final newline)."""
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+import sys
+
+from composed_ft.code import sandbox
+from composed_ft.core.io import write_text
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("correct", "compile_error", "runtime_error", "timeout", "wrong_output")
+SHOW = 500  # characters of input/expected/got kept per failure in the JSONL
+
+
+def with_header(program, header=sandbox.DEFAULT_HEADER):
+    """Prepend the SPoC header unless the program already has its own #include lines."""
+    if program.lstrip().startswith("#"):
+        return program
+    return header + program
+
+
+def outputs_match(got: bytes, expected: str, compare="exact"):
+    exp = expected.encode("utf-8")
+    if compare == "exact":
+        return got == exp
+    if compare == "rstrip":
+        return got.rstrip() == exp.rstrip()
+    raise ValueError(f"unknown compare mode {compare!r}")
+
+
+def judge(source, tests, std=None, time_limit=sandbox.TIME_LIMIT_S, compare="exact",
+          use_pch=True, tmp_base=None):
+    """Compile `source` (full C++ text) and run every (input, expected_output) test in order,
+    stopping at the first failure. Returns a JSON-able dict."""
+    res = {"outcome": None, "tests_passed": 0, "tests_total": len(tests), "compile_error": None,
+           "failure": None}
+    with sandbox.workdir(tmp_base) as wd:
+        exe, err = sandbox.compile_source(source, wd, std=std, use_pch=use_pch)
+        if exe is None:
+            res["outcome"] = "compile_error"
+            res["compile_error"] = err
+            return res
+        for i, (inp, expected) in enumerate(tests):
+            r = sandbox.run_binary(exe, inp.encode("utf-8"), wd, time_limit=time_limit)
+            if r["status"] == "ok" and outputs_match(r["stdout"], expected, compare):
+                res["tests_passed"] += 1
+                continue
+            status = {"ok": "wrong_output", "output_limit": "wrong_output"}.get(r["status"], r["status"])
+            res["outcome"] = status
+            res["failure"] = {
+                "test": i, "status": r["status"], "returncode": r["returncode"],
+                "input": inp[:SHOW], "expected": expected[:SHOW],
+                "got": r["stdout"][:SHOW].decode("utf-8", "replace"),
+                "stderr": r["stderr"][:SHOW].decode("utf-8", "replace"),
+            }
+            return res
+    res["outcome"] = "correct"
+    return res
+
+
+def _judge_task(args):
+    source, tests, kw = args
+    return judge(source, tests, **kw)
+
+
+def _progress_enabled():
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _key(source, tests):
+    h = hashlib.sha256(source.encode("utf-8"))
+    for inp, out in tests:
+        h.update(b"\0" + inp.encode("utf-8") + b"\1" + out.encode("utf-8"))
+    return h.hexdigest()
+
+
+def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, header=sandbox.DEFAULT_HEADER,
+                      time_limit=sandbox.TIME_LIMIT_S, compare="exact", use_pch=True, dedup=True,
+                      ids=None, tmp_base=None, desc="judging"):
+    """Judge `programs[i]` (C++ text, header added if missing) on `tests[i]` (list of (input,
+    expected_output) strings). Returns one dict per program, in order, with `outcome` among
+    OUTCOMES, `tests_passed`, `tests_total`, `compile_error`, `failure`, `cached` (True when the
+    identical program+tests was already judged in this call)."""
+    if len(programs) != len(tests):
+        raise ValueError(f"{len(programs)} programs but {len(tests)} test lists")
+    jobs = jobs or os.cpu_count() or 1
+    sources = [with_header(p, header) for p in programs]
+    keys = [_key(s, t) if dedup else str(i) for i, (s, t) in enumerate(zip(sources, tests))]
+    unique = {}
+    for i, k in enumerate(keys):
+        unique.setdefault(k, i)
+    kw = dict(std=std, time_limit=time_limit, compare=compare, use_pch=use_pch, tmp_base=tmp_base)
+    if use_pch:
+        sandbox.ensure_pch(std)  # build once here, not racing in every worker
+    done = {}
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(unique), desc=desc, disable=not _progress_enabled(), leave=False)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, max(1, len(unique)))) as pool:
+        futs = {pool.submit(_judge_task, (sources[i], tests[i], kw)): k for k, i in unique.items()}
+        for fut in concurrent.futures.as_completed(futs):
+            done[futs[fut]] = fut.result()
+            bar.update(1)
+    bar.close()
+    results = []
+    for i, k in enumerate(keys):
+        r = dict(done[k])
+        r["index"] = i if ids is None else ids[i]
+        r["cached"] = unique[k] != i
+        r["program"] = programs[i]
+        results.append(r)
+    if out_jsonl:
+        write_text(out_jsonl, "".join(json.dumps(r, sort_keys=True) + "\n" for r in results))
+    return results
+
+
+def summarize(results):
+    """Counts and rates of each outcome; `accuracy` is the share correct."""
+    n = len(results)
+    counts = {o: 0 for o in OUTCOMES}
+    for r in results:
+        counts[r["outcome"]] += 1
+    out = {"n": n, "counts": counts}
+    out.update({f"{o}_rate": (counts[o] / n if n else 0.0) for o in OUTCOMES})
+    out["accuracy"] = out["correct_rate"]
+    return out
