@@ -1,0 +1,122 @@
+"""Run directories: one directory per run holding everything needed to read, resume or redo it.
+
+    runs/<experiment>/<name>/
+        config.json      every hyperparameter, the git commit, the command line
+        metrics.jsonl    one JSON object per logged step or epoch
+        checkpoint_last.pt / checkpoint_best.pt
+        results.json     written last: its presence means the run is finished
+        *.png            pictures
+
+A rerun of a finished run is a no-op; a killed run resumes from checkpoint_last.pt.
+"""
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+from .errors import UserError
+from .io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def git_commit():
+    """The commit of the code that produced a run, with '+dirty' when the tree has local changes."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("+dirty" if dirty else "")
+
+
+class Run:
+    """A run directory. `config` is a plain dict of every hyperparameter."""
+
+    def __init__(self, path, config=None):
+        self.path = os.fspath(path)
+        self.config = dict(config or {})
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    @property
+    def finished(self):
+        return os.path.exists(self.file("results.json"))
+
+    def start(self, resume_ok=True):
+        """Create the directory and write config.json.
+
+        An existing run with a different config is refused (a silent mix of two settings in one
+        directory would make its results meaningless); pass a new --name or delete it."""
+        os.makedirs(self.path, exist_ok=True)
+        cfg_path = self.file("config.json")
+        if os.path.exists(cfg_path):
+            old = read_json(cfg_path)
+            mismatch = {k for k in set(old.get("config", {})) | set(self.config)
+                        if old.get("config", {}).get(k) != self.config.get(k) and k not in VOLATILE_KEYS}
+            if mismatch:
+                raise UserError(f"{cfg_path}: run exists with different settings ({', '.join(sorted(mismatch))}); "
+                                f"use another run name or delete the directory")
+        else:
+            write_json(cfg_path, {"config": self.config, "git_commit": git_commit(),
+                                  "argv": sys.argv, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        return self
+
+    def log_metrics(self, **row):
+        row.setdefault("time", round(time.time(), 3))
+        with open(self.file("metrics.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def metrics(self):
+        return read_jsonl(self.file("metrics.jsonl"))
+
+    def truncate_metrics(self, n_lines):
+        """Drop metric rows written after the checkpoint we resume from, so a resumed run's log
+        equals an uninterrupted one's."""
+        rows = self.metrics()[:n_lines]
+        from .io import write_text
+        write_text(self.file("metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+
+    def n_metrics(self):
+        return len(self.metrics())
+
+    def finish(self, results):
+        write_json(self.file("results.json"), results)
+
+    def results(self):
+        return read_json(self.file("results.json"))
+
+
+# Keys that may change between a run and its resumption without changing what it computes.
+VOLATILE_KEYS = {"device", "jobs", "progress", "run_dir", "name"}
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    # A kill mid-write can leave one partial last line; anything else is corruption.
+                    log.warning("%s: skipping unreadable line %d", path, i)
+    return rows

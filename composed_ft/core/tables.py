@@ -1,0 +1,91 @@
+"""Result tables built from run directories: markdown for people, TSV for programs.
+
+A cell is either a string (a label) or a list of numbers (one per seed), shown as mean ± std."""
+import glob
+import math
+import os
+
+from .io import write_text
+from .runs import read_json
+
+
+def collect(pattern):
+    """Every finished run under a glob pattern: [{"path", "config", "results"}], sorted by path."""
+    out = []
+    for res in sorted(glob.glob(os.path.join(pattern, "results.json"))):
+        d = os.path.dirname(res)
+        cfg = read_json(os.path.join(d, "config.json"))
+        out.append({"path": d, "config": cfg["config"], "git_commit": cfg.get("git_commit"),
+                    "results": read_json(res)})
+    return out
+
+
+def mean_std(values):
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, 0
+    m = sum(values) / n
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return m, s, n
+
+
+# Two-sided 95% Student-t quantiles for n-1 degrees of freedom (n = 2..10); normal beyond.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def ci95(values):
+    """Half-width of the 95% confidence interval of the mean (nan for a single value)."""
+    m, s, n = mean_std(values)
+    if n < 2:
+        return math.nan
+    return _T95.get(n - 1, 1.96) * s / math.sqrt(n)
+
+
+def fmt(values, digits=4, scale=1.0, suffix=""):
+    if isinstance(values, str):
+        return values
+    if not values:
+        return "—"
+    m, s, n = mean_std([v * scale for v in values])
+    if n == 1:
+        return f"{m:.{digits}f}{suffix}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}{suffix}"
+
+
+def render(header, rows, digits=4, scale=1.0, suffix=""):
+    """(markdown, tsv) of a table. TSV has mean, std and n columns for every numeric column."""
+    md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        md.append("| " + " | ".join(fmt(c, digits, scale, suffix) for c in r) + " |")
+    numeric = [i for i in range(len(header)) if any(not isinstance(r[i], str) for r in rows)]
+    th = []
+    for i, h in enumerate(header):
+        th += [f"{h} mean", f"{h} std", f"{h} n"] if i in numeric else [h]
+    tsv = ["\t".join(th)]
+    for r in rows:
+        cells = []
+        for i, c in enumerate(r):
+            if i in numeric:
+                m, s, n = mean_std([] if isinstance(c, str) else c)
+                cells += [f"{m:.6g}", f"{s:.6g}", str(n)]
+            else:
+                cells.append(c)
+        tsv.append("\t".join(cells))
+    return "\n".join(md) + "\n", "\n".join(tsv) + "\n"
+
+
+def write(md_path, sections, tsv_path=None):
+    """sections: list of markdown strings and (title, header, rows, kwargs) tables. The TSV gets
+    every table, each preceded by a '# title' line."""
+    md, tsv = [], []
+    for s in sections:
+        if isinstance(s, str):
+            md.append(s.rstrip() + "\n")
+            continue
+        title, header, rows, kw = s
+        m, t = render(header, rows, **kw)
+        md.append((f"### {title}\n\n" if title else "") + m)
+        tsv.append(f"# {title}\n" + t)
+    write_text(md_path, "\n".join(md))
+    if tsv_path:
+        write_text(tsv_path, "\n".join(tsv))

@@ -1,0 +1,127 @@
+"""The one training loop every stage of every experiment uses.
+
+The caller supplies what differs between stages as three functions:
+    batches(epoch)   -> iterable of batches for that epoch
+    step(batch)      -> (loss, n_items, {extra scalars}); the loss is backpropagated here
+    validate()       -> {metric: value} computed on the validation set
+The loop owns what must be identical everywhere: gradient accumulation, the LR schedule, gradient
+clipping, checkpoint/resume (model, optimizer, scheduler and every RNG state, so a killed run ends
+with the same numbers as an uninterrupted one), best-checkpoint selection, metrics.jsonl, and a
+throughput line with achieved FLOP/s and the fraction of the measured GEMM peak ("MFU").
+"""
+import logging
+import math
+import os
+import time
+
+import torch
+
+from . import checkpoint
+from .perf import gemm_peak_flops
+from .progress import progress
+from .seed import rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+
+
+def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=None, update_freq=1,
+        clip_norm=0.0, best_metric="val_loss", best_mode="min", save_interval=1, log_interval=1,
+        flops_per_item=None, device=torch.device("cpu"), max_updates=0, ddp=None):
+    """Train until max_epoch (or max_updates) epochs; returns {"best": value, "best_epoch": epoch}.
+
+    flops_per_item: forward+backward FLOPs per item counted by step() (e.g. per example or token),
+    used only for the throughput log. ddp: optional composed_ft.core.distributed context; only its
+    rank 0 writes logs and checkpoints."""
+    is_main = ddp is None or ddp.is_main
+    last_path, best_path = run.file("checkpoint_last.pt"), run.file("checkpoint_best.pt")
+    sign = 1.0 if best_mode == "min" else -1.0
+    state = {"epoch": 0, "updates": 0, "best": math.inf, "best_epoch": 0, "n_metrics": 0}
+    if os.path.exists(last_path):
+        ckpt = checkpoint.load(last_path)
+        checkpoint.load_model_state(model, ckpt["model"], last_path)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        state.update(ckpt["trainer"])
+        if is_main:
+            run.truncate_metrics(state["n_metrics"])
+        log.info("%s: resumed from epoch %d (best %s %.5g at epoch %d)", run.path, state["epoch"],
+                 best_metric, sign * state["best"], state["best_epoch"])
+
+    peak = gemm_peak_flops(device.type) if flops_per_item else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    t_run = time.perf_counter()
+    while state["epoch"] < max_epoch and not (max_updates and state["updates"] >= max_updates):
+        epoch = state["epoch"] + 1
+        model.train()
+        t0, items, sums, n_steps = time.perf_counter(), 0, {}, 0
+        optimizer.zero_grad(set_to_none=True)
+        batch_list = list(batches(epoch))
+        for i, batch in enumerate(progress(batch_list, desc=f"epoch {epoch}")):
+            loss, n, extra = step(batch)
+            (loss / update_freq).backward()
+            items += n
+            n_steps += 1
+            for k, v in {"loss": loss.detach(), **extra}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if (i + 1) % update_freq == 0 or i + 1 == len(batch_list):
+                if clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, clip_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None:
+                    scheduler.step()
+                state["updates"] += 1
+                if max_updates and state["updates"] >= max_updates:
+                    break
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            val = validate()
+        row = {"epoch": epoch, "updates": state["updates"], "lr": optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": v / max(n_steps, 1) for k, v in sums.items()}, **val,
+               "items_per_s": items / dt, "epoch_s": dt}
+        if flops_per_item:
+            row["gflops"] = flops_per_item * items / dt / 1e9
+            row["mfu"] = row["gflops"] * 1e9 / peak
+        improved = sign * val[best_metric] < state["best"]
+        if improved:
+            state["best"], state["best_epoch"] = sign * val[best_metric], epoch
+        state["epoch"] = epoch
+        if is_main:
+            run.log_metrics(**row)
+            state["n_metrics"] = run.n_metrics()
+            if improved:
+                checkpoint.save(best_path, {"model": _unwrap(model).state_dict(), "epoch": epoch,
+                                            best_metric: val[best_metric], "config": run.config})
+            done = epoch >= max_epoch or (max_updates and state["updates"] >= max_updates)
+            if epoch % save_interval == 0 or done:
+                checkpoint.save(last_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "rng": rng_state(), "trainer": dict(state), "config": run.config})
+            if epoch % log_interval == 0 or done or epoch == 1:
+                msg = (f"epoch {epoch:4d} | loss {row['train_loss']:.4f} | {best_metric} {val[best_metric]:.5f}"
+                       f"{' *' if improved else ''} | {row['items_per_s']:.0f} items/s")
+                if flops_per_item:
+                    msg += f" | {row['gflops']:.1f} GFLOP/s, MFU {100 * row['mfu']:.0f}% of measured GEMM peak"
+                log.info(msg)
+    log.info("%s: done, %d epochs in %.0f s, best %s %.5g at epoch %d", run.path, state["epoch"],
+             time.perf_counter() - t_run, best_metric, sign * state["best"], state["best_epoch"])
+    return {"best": sign * state["best"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
+            "updates": state["updates"]}
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)
+
+
+def load_best(run, model):
+    """Load checkpoint_best.pt into model (for final evaluation)."""
+    path = run.file("checkpoint_best.pt")
+    ckpt = checkpoint.load(path)
+    checkpoint.load_model_state(_unwrap(model), ckpt["model"], path)
+    return ckpt
