@@ -76,6 +76,54 @@ def _judge_task(args):
     return judge(source, tests, **kw)
 
 
+def _pool_map(fn, items, jobs, desc):
+    """[fn(x) for x in items] on a thread pool (the heavy work is in child processes), with a
+    progress bar; results in input order."""
+    from tqdm import tqdm
+
+    out = [None] * len(items)
+    if not items:
+        return out
+    bar = tqdm(total=len(items), desc=desc, disable=not _progress_enabled(), leave=False)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        futs = {pool.submit(fn, x): j for j, x in enumerate(items)}
+        try:
+            for fut in concurrent.futures.as_completed(futs):
+                out[futs[fut]] = fut.result()
+                bar.update(1)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+        finally:
+            bar.close()
+    return out
+
+
+def _capture_task(args):
+    source, inp, kw = args
+    with sandbox.workdir(kw["tmp_base"]) as wd:
+        exe, err = sandbox.compile_source(source, wd, std=kw["std"], use_pch=kw["use_pch"])
+        if exe is None:
+            return {"status": "compile_error", "stdout": None, "error": err}
+        r = sandbox.run_binary(exe, inp.encode("utf-8"), wd, time_limit=kw["time_limit"])
+        return {"status": r["status"], "stdout": r["stdout"].decode("utf-8", "replace"),
+                "error": r["stderr"].decode("utf-8", "replace")}
+
+
+def run_programs(programs, inputs, jobs=None, std=None, header=sandbox.DEFAULT_HEADER,
+                 time_limit=sandbox.TIME_LIMIT_S, use_pch=True, tmp_base=None, desc="running"):
+    """Compile and run each program on its input in the sandbox; returns dicts with `status`
+    (ok / compile_error / runtime_error / timeout / output_limit), `stdout` and `error`."""
+    if len(programs) != len(inputs):
+        raise ValueError(f"{len(programs)} programs but {len(inputs)} inputs")
+    if use_pch:
+        sandbox.ensure_pch(std)
+    kw = dict(std=std, time_limit=time_limit, use_pch=use_pch, tmp_base=tmp_base)
+    items = [(with_header(p, header), inp, kw) for p, inp in zip(programs, inputs)]
+    return _pool_map(_capture_task, items, jobs or os.cpu_count() or 1, desc)
+
+
 def _progress_enabled():
     return sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -105,16 +153,9 @@ def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, head
     kw = dict(std=std, time_limit=time_limit, compare=compare, use_pch=use_pch, tmp_base=tmp_base)
     if use_pch:
         sandbox.ensure_pch(std)  # build once here, not racing in every worker
-    done = {}
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(unique), desc=desc, disable=not _progress_enabled(), leave=False)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, max(1, len(unique)))) as pool:
-        futs = {pool.submit(_judge_task, (sources[i], tests[i], kw)): k for k, i in unique.items()}
-        for fut in concurrent.futures.as_completed(futs):
-            done[futs[fut]] = fut.result()
-            bar.update(1)
-    bar.close()
+    order = list(unique.items())
+    outs = _pool_map(_judge_task, [(sources[i], tests[i], kw) for _, i in order], jobs, desc)
+    done = {k: r for (k, _), r in zip(order, outs)}
     results = []
     for i, k in enumerate(keys):
         r = dict(done[k])
