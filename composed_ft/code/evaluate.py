@@ -124,6 +124,25 @@ def run_programs(programs, inputs, jobs=None, std=None, header=sandbox.DEFAULT_H
     return _pool_map(_capture_task, items, jobs or os.cpu_count() or 1, desc)
 
 
+def _compile_task(args):
+    source, kw = args
+    with sandbox.workdir(kw["tmp_base"]) as wd:
+        ok, _ = sandbox.compile_source(source, wd, std=kw["std"], use_pch=kw["use_pch"], syntax_only=True)
+        return ok is not None
+
+
+def compile_check(programs, jobs=None, std=None, header=sandbox.DEFAULT_HEADER, use_pch=True,
+                  tmp_base=None, desc="compiling"):
+    """Whether each program compiles (g++ -fsyntax-only in the sandbox); identical programs once."""
+    if use_pch:
+        sandbox.ensure_pch(std)
+    kw = dict(std=std, use_pch=use_pch, tmp_base=tmp_base)
+    uniq = sorted(set(programs))
+    res = _pool_map(_compile_task, [(with_header(p, header), kw) for p in uniq], jobs or os.cpu_count() or 1, desc)
+    memo = dict(zip(uniq, res))
+    return [memo[p] for p in programs]
+
+
 def _progress_enabled():
     return sys.stderr.isatty() and not os.environ.get("CI")
 

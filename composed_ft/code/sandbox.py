@@ -222,8 +222,11 @@ def _read_head(path, limit):
         return b""
 
 
-def compile_source(source, wd, std=None, use_pch=True):
-    """Compile `source` inside `wd` as the sandbox user. Returns (exe path or None, stderr text)."""
+def compile_source(source, wd, std=None, use_pch=True, syntax_only=False):
+    """Compile `source` inside `wd` as the sandbox user. Returns (exe path or None, stderr text).
+
+    syntax_only: run g++ -fsyntax-only (about twice as fast; enough to tell whether code compiles,
+    except for link errors); returns (True, stderr) on success then."""
     src = os.path.join(wd, "prog.cpp")
     exe = os.path.join(wd, "prog")
     with open(src, "w") as f:
@@ -233,7 +236,7 @@ def compile_source(source, wd, std=None, use_pch=True):
     pch = ensure_pch(std) if use_pch else None
     if pch:
         cmd.append(f"-I{pch}")
-    cmd += [src, "-o", exe]
+    cmd += [src, "-fsyntax-only"] if syntax_only else [src, "-o", exe]
     err_path = os.path.join(wd, "compile.err")
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
@@ -243,7 +246,11 @@ def compile_source(source, wd, std=None, use_pch=True):
     text = _read_head(err_path, STDERR_KEEP).decode("utf-8", "replace")
     if timed_out:
         text += "\n[compile timed out]"
-    if rc != 0 or timed_out or not os.path.exists(exe):
+    if rc != 0 or timed_out:
+        return None, text
+    if syntax_only:
+        return True, text
+    if not os.path.exists(exe):
         return None, text
     return exe, text
 

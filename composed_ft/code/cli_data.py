@@ -1,0 +1,158 @@
+"""Data commands of `python -m composed_ft.code`: make-sanstype, gold-ceiling, make-denoise-data."""
+import json
+import logging
+import os
+import random
+
+from composed_ft.core.errors import UserError
+from composed_ft.core.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+# ---- make-sanstype ---------------------------------------------------------------------------
+
+def add_args_make_sanstype(p):
+    from composed_ft.code.sanstype import SIZES
+
+    p.add_argument("--out", default="data/sanstype", help="output directory (default: data/sanstype)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, byte-identical files)")
+    for split, n in SIZES.items():
+        p.add_argument(f"--n-{split.replace('_', '-')}", type=int, default=n, metavar="N",
+                       help=f"number of {split} programs (default {n})")
+    p.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
+
+
+def run_make_sanstype(args):
+    from composed_ft.code.sanstype import SIZES, make_sanstype
+
+    sizes = {s: getattr(args, f"n_{s}") for s in SIZES}
+    make_sanstype(args.out, seed=args.seed, sizes=sizes, jobs=args.jobs)
+    print(f"SansType written to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
+# ---- gold-ceiling ----------------------------------------------------------------------------
+
+def add_args_gold_ceiling(p):
+    p.add_argument("--dataset", choices=["spoc", "sanstype"], required=True)
+    p.add_argument("--data", default=None,
+                   help="data directory (default: data/spoc with fallback to ../shared/data/spoc; "
+                        "data/sanstype)")
+    p.add_argument("--stds", default="default,gnu++11",
+                   help="SPoC: comma-separated -std values to try ('default' = g++'s own); the "
+                        "one with more programs passing is chosen")
+    p.add_argument("--limit", type=int, default=None,
+                   help="judge only the first N programs of each split (quick look)")
+    p.add_argument("--compare", choices=["exact", "rstrip"], default="exact",
+                   help="output comparison (default: byte-exact)")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--out", default="runs/code/gold_ceiling",
+                   help="where per-program JSONL results and summary.json go")
+
+
+def _gold_sanstype(args):
+    from composed_ft.code import dataset
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    from composed_ft.code.evaluate import evaluate_programs, summarize
+    from composed_ft.code.sanstype import LABELED
+
+    d = args.data or "data/sanstype"
+    summary = {}
+    ok = True
+    for split in LABELED:
+        exs = dataset.load_split(d, split)[: args.limit]
+        if exs and exs[0]["inp"] is None:
+            raise UserError(f"{d}/{split}.inp: missing (gold ceiling needs test inputs)")
+        res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], [[(e["inp"], e["out"])] for e in exs],
+                                jobs=args.jobs, compare=args.compare,
+                                out_jsonl=os.path.join(args.out, f"sanstype_{split}.jsonl"), desc=f"gold {split}")
+        s = summarize(res)
+        summary[split] = s
+        ok &= s["counts"]["correct"] == s["n"]
+        print(f"SansType {split}: {s['counts']['correct']}/{s['n']} gold programs correct "
+              f"({100 * s['accuracy']:.2f}%)")
+    write_json(os.path.join(args.out, "sanstype_summary.json"), summary)
+    return 0 if ok else 1
+
+
+def spoc_tests(data_dir, examples):
+    from composed_ft.code.spoc import load_testcases
+
+    return [list(load_testcases(data_dir, ex["probid"])) for ex in examples]
+
+
+def _gold_spoc(args):
+    from composed_ft.code import spoc
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    from composed_ft.code.evaluate import evaluate_programs, summarize
+
+    data = spoc.load_spoc(args.data, splits=("testp", "testw"))
+    print(data["note"])
+    stds = [s.strip() for s in args.stds.split(",") if s.strip()]
+    table = {}
+    for std in stds:
+        flag = None if std == "default" else std
+        table[std] = {}
+        for split in ("testp", "testw"):
+            exs = data["splits"][split][: args.limit]
+            res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], spoc_tests(data["dir"], exs),
+                                    jobs=args.jobs, std=flag, compare=args.compare,
+                                    ids=[f"{e['probid']}/{e['subid']}" for e in exs],
+                                    out_jsonl=os.path.join(args.out, f"spoc_{split}_{std}.jsonl"),
+                                    desc=f"{split} {std}")
+            table[std][split] = summarize(res)
+            s = table[std][split]
+            print(f"  -std={std:8s} {split}: {100 * s['accuracy']:.2f}% of {s['n']} "
+                  f"(compile errors {s['counts']['compile_error']}, runtime {s['counts']['runtime_error']}, "
+                  f"timeout {s['counts']['timeout']}, wrong {s['counts']['wrong_output']})")
+    best = max(stds, key=lambda s: sum(table[s][k]["counts"]["correct"] for k in ("testp", "testw")))
+    print(f"SPoC gold ceiling (chosen -std={best}, compare={args.compare}): "
+          f"TestP {100 * table[best]['testp']['accuracy']:.2f}%  TestW {100 * table[best]['testw']['accuracy']:.2f}%")
+    write_json(os.path.join(args.out, "spoc_summary.json"),
+               {"chosen_std": best, "compare": args.compare, "note": data["note"], "limit": args.limit,
+                "table": table})
+    return 0
+
+
+def run_gold_ceiling(args):
+    return _gold_spoc(args) if args.dataset == "spoc" else _gold_sanstype(args)
+
+
+# ---- make-denoise-data -----------------------------------------------------------------------
+
+def add_args_make_denoise_data(p):
+    p.add_argument("--dataset", choices=["spoc", "sanstype"], required=True)
+    p.add_argument("--data", default=None, help="source data directory (as for gold-ceiling)")
+    p.add_argument("--out", required=True, help="output directory: <split>.src (corrupted) / <split>.tgt (clean)")
+    p.add_argument("--corruption", choices=["structured", "token-deletion"], default="structured",
+                   help="SansType corruption family (default: structured)")
+    p.add_argument("--copies", type=int, default=10,
+                   help="SPoC: up to this many distinct failing one-line corruptions per program")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None)
+
+
+def run_make_denoise_data(args):
+    from composed_ft.code import corruptions, dataset
+
+    rng = random.Random(f"denoise:{args.seed}")
+    if args.dataset == "sanstype":
+        d = args.data or "data/sanstype"
+        fn = corruptions.corrupt_sanstype if args.corruption == "structured" else corruptions.delete_tokens
+        for split in ("unlabeled", "unlabeled_val"):
+            exs = dataset.load_split(d, split)
+            pairs = [{"src": fn(e["tgt"], rng) or e["tgt"], "tgt": e["tgt"]} for e in exs]
+            dataset.write_split(args.out, split, pairs)
+            print(f"{split}: {len(pairs)} pairs")
+        return 0
+    from composed_ft.code import spoc
+
+    data = spoc.load_spoc(args.data, splits=("train", "valid"))
+    print(data["note"])
+    extra = spoc.load_codeforces_extra(exclude_probids=spoc.test_problem_ids(args.data))
+    for split, progs in (("unlabeled", [e["tgt"] for e in data["splits"]["train"]] + [e["tgt"] for e in extra]),
+                         ("unlabeled_val", [e["tgt"] for e in data["splits"]["valid"]])):
+        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs)
+        dataset.write_split(args.out, split, [{"src": c, "tgt": g} for c, g in pairs])
+        print(f"{split}: {len(pairs)} corrupted copies of {len(progs)} programs")
+    return 0
