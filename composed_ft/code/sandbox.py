@@ -197,11 +197,31 @@ def workdir(base=None):
     try:
         ids = sandbox_ids()
         if ids is not None:
+            _check_traversable(os.path.dirname(d))
             os.chown(d, *ids)
         os.chmod(d, 0o700)
         yield d
     finally:
         _rmtree(d)
+
+
+_TRAVERSABLE = set()
+
+
+def _check_traversable(path):
+    """`nobody` must be able to reach its temp dir: every ancestor needs the others-x bit."""
+    if path in _TRAVERSABLE:
+        return
+    p = os.path.abspath(path)
+    while True:
+        if not os.stat(p).st_mode & 0o001:
+            raise RuntimeError(f"sandbox temp base {path}: {p} is not traversable by the unprivileged "
+                               "user (needs o+x); pass a base dir such as /tmp")
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    _TRAVERSABLE.add(path)
 
 
 def _rmtree(d):

@@ -1,0 +1,100 @@
+"""The sandbox contains hostile programs, buckets them correctly and leaves nothing behind."""
+import os
+
+import shutil
+import tempfile
+
+import pytest
+
+from composed_ft.code import sandbox
+from composed_ft.code.evaluate import evaluate_programs, run_programs, summarize
+
+HOSTILE = {
+    "correct": ("int main() { int a; cin >> a; cout << a + 1 << endl; }", "correct"),
+    "compile_error": ("int main() { undeclared_thing; }", "compile_error"),
+    "wrong": ("int main() { cout << 5 << endl; }", "wrong_output"),
+    "crash": ("int main() { int *p = nullptr; cout << *p; }", "runtime_error"),
+    "fork_bomb": ("#include <unistd.h>\nint main() { while (true) fork(); }", "timeout"),
+    "infinite_loop": ("int main() { volatile long x = 0; while (true) x++; }", "timeout"),
+    "alloc_10gb": ("#include <bits/stdc++.h>\nint main() { char *p = new char[10000000000LL];"
+                   " memset(p, 1, 10000000000LL); std::cout << (int)p[5]; }", "runtime_error"),
+    "output_1gb": ("int main() { std::string s(1 << 20, 'a'); for (int i = 0; i < 1024; i++) cout << s; }",
+                   "wrong_output"),
+}
+
+
+def _procs_under(path):
+    """Processes whose executable or cwd lies under `path`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for what in ("exe", "cwd"):
+            try:
+                if os.readlink(f"/proc/{pid}/{what}").startswith(str(path)):
+                    found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture
+def sbx_base():
+    """A temp base the unprivileged sandbox user can traverse (pytest's tmp_path is root-only)."""
+    d = tempfile.mkdtemp(prefix="cft-test-")
+    os.chmod(d, 0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_hostile_programs_bucketed_and_cleaned_up(tmp_path, sbx_base):
+    base = sbx_base
+    names = list(HOSTILE)
+    res = evaluate_programs([HOSTILE[n][0] for n in names], [[("3\n", "4\n")]] * len(names), jobs=2,
+                            tmp_base=str(base), out_jsonl=str(tmp_path / "r.jsonl"))
+    got = {n: r["outcome"] for n, r in zip(names, res)}
+    assert got == {n: HOSTILE[n][1] for n in names}
+    assert res[names.index("output_1gb")]["failure"]["status"] == "output_limit"
+    assert os.listdir(base) == []  # every temp dir removed
+    assert _procs_under(base) == []
+    assert (tmp_path / "r.jsonl").read_text().count("\n") == len(names)
+    # the evaluator still works after all that
+    again = evaluate_programs([HOSTILE["correct"][0]], [[("1\n", "2\n")]], jobs=1, tmp_base=str(base))
+    assert again[0]["outcome"] == "correct"
+    s = summarize(res)
+    assert s["counts"]["timeout"] == 2 and s["n"] == len(names)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="write/read isolation relies on switching to `nobody`")
+def test_cannot_write_outside_or_read_root_files(tmp_path, sbx_base):
+    base = sbx_base
+    target = os.path.join(base, "escaped.txt")  # the parent of the program's own temp dir
+    secret = tmp_path / "secret.txt"
+    secret.write_text("42\n")
+    os.chmod(secret, 0o600)
+    write = ('int main() { FILE *f = fopen("%s", "w"); if (!f) return 3; fputs("x", f); fclose(f);'
+             ' cout << "ok" << endl; }' % target)
+    read = 'int main() { ifstream f("%s"); int x; if (!(f >> x)) return 3; cout << x << endl; }' % secret
+    res = evaluate_programs([write, read], [[("", "ok\n")], [("", "42\n")]], jobs=2, tmp_base=str(base))
+    assert [r["outcome"] for r in res] == ["runtime_error", "runtime_error"]
+    assert not os.path.exists(target)
+    assert os.listdir(base) == []
+
+
+def test_clean_environment_and_identical_programs_judged_once(sbx_base, monkeypatch):
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    prog = 'int main() { const char *s = getenv("SECRET_TOKEN"); cout << (s ? s : "none") << endl; }'
+    res = evaluate_programs([prog, prog], [[("", "none\n")]] * 2, jobs=2, tmp_base=sbx_base)
+    assert [r["outcome"] for r in res] == ["correct", "correct"]
+    assert [r["cached"] for r in res] == [False, True]
+
+
+def test_run_programs_captures_output(sbx_base):
+    out = run_programs(["int main() { string s; cin >> s; cout << s << s << endl; }"], ["ab\n"],
+                       tmp_base=sbx_base)
+    assert out[0]["status"] == "ok" and out[0]["stdout"] == "abab\n"
+
+
+def test_pch_is_built_and_used():
+    d = sandbox.ensure_pch(None)
+    assert d and os.path.exists(os.path.join(d, "bits", "stdc++.h.gch"))
