@@ -196,9 +196,68 @@ def _fill(template, fields):
     return _FIELD_RE.sub(lambda m: fields[m.group(1)], template)
 
 
+def _value(lit, t):
+    if t == "int":
+        return int(lit)
+    if t == "bool":
+        return lit in ("true", "1")
+    return lit.strip('"')
+
+
+def _simulate(st, env, types, out):
+    """What the statement does, in Python: the expected output without a compiler (a cross-check
+    of the gold outputs, and the benchmark's expected outputs)."""
+    k, v = st["kind"], st.get("v")
+    num = int(st["k"]) if "k" in st else None
+    lit = _value(st["lit"], types[v]) if "lit" in st else None
+    w = env.get(st.get("w"))
+    if k == "decl_lit":
+        env[v] = lit
+    elif k in ("decl_copy", "int_assign"):
+        env[v] = w
+    elif k == "decl_read":
+        env[v] = _value(st["input"], types[v])
+    elif k == "int_add_k":
+        env[v] += num
+    elif k == "int_sub_k":
+        env[v] -= num
+    elif k == "int_rsub":
+        env[v] = num - env[v]
+    elif k == "int_assign_k":
+        env[v] = num
+    elif k in ("int_add_var", "str_append_var"):
+        env[v] += w
+    elif k == "int_sub_var":
+        env[v] -= w
+    elif k == "int_max":
+        env[v] = max(env[v], w)
+    elif k == "int_min":
+        env[v] = min(env[v], w)
+    elif k == "bool_and":
+        env[v] = env[v] and w
+    elif k == "bool_not":
+        env[v] = not env[v]
+    elif k == "str_append_lit":
+        env[v] += lit
+    elif k == "str_prepend_lit":
+        env[v] = lit + env[v]
+    elif k == "str_prepend_var":
+        env[v] = w + env[v]
+    elif k == "swap":
+        if env[st["b"]]:
+            env[st["x"]], env[st["y"]] = env[st["y"]], env[st["x"]]
+    elif k == "print":
+        val = env[v]
+        out.append(("1" if val else "0") if isinstance(val, bool) else str(val))
+    else:
+        raise AssertionError(k)
+
+
 def _render(rng, statements, types, ood):
     pseudo, code, inputs = [], [(0, "int main ( ) {")], []
+    env, printed = {}, []
     for st in statements:
+        _simulate(st, env, types, printed)
         lines, id_t, ood_t = STATEMENTS[st["kind"]]
         fields = dict(st)
         fields.setdefault("T", types.get(st.get("v"), ""))
@@ -211,7 +270,8 @@ def _render(rng, statements, types, ood):
         if "input" in st:
             inputs.append(st["input"] + "\n")
     code.append((0, "}"))
-    return {"src": " $ ".join(pseudo), "tgt": tokenize_lines(code), "inp": "".join(inputs)}
+    return {"src": " $ ".join(pseudo), "tgt": tokenize_lines(code), "inp": "".join(inputs),
+            "expected": "".join(x + "\n" for x in printed)}
 
 
 def generate_split(seed, split, n):
@@ -222,7 +282,8 @@ def generate_split(seed, split, n):
 
 def make_sanstype(out_dir, seed=0, sizes=None, jobs=None):
     """Generate every split into `out_dir` (four-file format); gold outputs come from compiling and
-    running each labeled gold program in the sandbox. Returns {split: n}."""
+    running each labeled gold program in the sandbox (and must equal a Python simulation of the
+    program, else the generator has a bug). Returns {split: n}."""
     from composed_ft.code.cpp_tokenize import detokenize_program
     from composed_ft.code.evaluate import run_programs
 
@@ -234,12 +295,15 @@ def make_sanstype(out_dir, seed=0, sizes=None, jobs=None):
             runs = run_programs([detokenize_program(ex["tgt"]) for ex in examples],
                                 [ex["inp"] for ex in examples], jobs=jobs, desc=f"gold {split}")
             for ex, r in zip(examples, runs):
-                if r["status"] != "ok":
-                    raise RuntimeError(f"SansType gold program failed ({r['status']}): {ex['tgt']}\n{r['error']}")
+                if r["status"] != "ok" or r["stdout"] != ex["expected"]:
+                    raise RuntimeError(f"SansType gold program failed ({r['status']}, output {r['stdout']!r}, "
+                                       f"simulated {ex['expected']!r}): {ex['tgt']}\n{r['error']}")
                 ex["out"] = r["stdout"]
         else:
             for ex in examples:
                 del ex["inp"]
+        for ex in examples:
+            del ex["expected"]
         dataset.write_split(out_dir, split, examples)
         log.info("wrote %s: %d programs", split, n)
     return sizes
