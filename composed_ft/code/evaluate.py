@@ -87,10 +87,13 @@ def _pool_map(fn, items, jobs, desc):
     bar = tqdm(total=len(items), desc=desc, disable=not _progress_enabled(), leave=False)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
         futs = {pool.submit(fn, x): j for j, x in enumerate(items)}
+        step = max(1, len(items) // 10)
         try:
-            for fut in concurrent.futures.as_completed(futs):
+            for n_done, fut in enumerate(concurrent.futures.as_completed(futs), 1):
                 out[futs[fut]] = fut.result()
                 bar.update(1)
+                if bar.disable and (n_done % step == 0 or n_done == len(items)):
+                    log.info("%s: %d/%d", desc, n_done, len(items))  # progress where tqdm is off
         except BaseException:
             for f in futs:
                 f.cancel()

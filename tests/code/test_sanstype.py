@@ -107,3 +107,12 @@ def test_cli_help(capsys):
         cli(["--help"])
     assert e.value.code == 0
     assert "make-sanstype" in capsys.readouterr().out
+
+
+def test_make_denoise_data_cli(built, tmp_path):
+    a, _ = built
+    cli(["make-denoise-data", "--dataset", "sanstype", "--data", str(a), "--out", str(tmp_path), "--seed", "1"])
+    pairs = dataset.load_split(tmp_path, "unlabeled")
+    clean = dataset.load_split(a, "unlabeled")
+    assert [p["tgt"] for p in pairs] == [c["tgt"] for c in clean]
+    assert sum(p["src"] != p["tgt"] for p in pairs) > 15
