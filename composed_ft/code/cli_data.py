@@ -150,9 +150,16 @@ def run_make_denoise_data(args):
     data = spoc.load_spoc(args.data, splits=("train", "valid"))
     print(data["note"])
     extra = spoc.load_codeforces_extra(exclude_probids=spoc.test_problem_ids(args.data))
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    from composed_ft.code.evaluate import compile_check
+
+    # a few reconstructed Codeforces programs still do not compile; clean targets must
+    ok = compile_check([detokenize_program(e["tgt"]) for e in extra], jobs=args.jobs, std="gnu++11")
+    extra = [e for e, good in zip(extra, ok) if good]
+    print(f"Codeforces extra code: {len(extra)} programs compile")
     for split, progs in (("unlabeled", [e["tgt"] for e in data["splits"]["train"]] + [e["tgt"] for e in extra]),
                          ("unlabeled_val", [e["tgt"] for e in data["splits"]["valid"]])):
-        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs)
+        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs, std="gnu++11")
         dataset.write_split(args.out, split, [{"src": c, "tgt": g} for c, g in pairs])
         print(f"{split}: {len(pairs)} corrupted copies of {len(progs)} programs")
     return 0

@@ -141,22 +141,36 @@ def load_testcases(data_dir, probid, which="all"):
 
 
 def restore_braces(lines):
-    """DrRepair's code lines lost the `{` that ends block-opening lines (only `main() {` kept it),
-    while the closing `}` lines remain. Re-attach `{` to the opener each `}` closes: the nearest
-    earlier line at the same indent that is followed by a deeper line."""
+    """DrRepair's code lines lost the `{` that ends block-opening lines (only `main() {` kept it)
+    and `} else {` became `else`, while the other closing `}` lines remain. Re-attach `{` to the
+    opener each `}` or `else` closes (the nearest earlier pending line at the same indent) and
+    `}` to such an `else`. Where the original had no braces, the added ones change nothing."""
     codes = [c for c, _ in lines]
     ind = [k for _, k in lines]
     need = set()
+    close_else = set()
     pending = []
     for i, c in enumerate(codes):
-        if c.startswith("}"):
+        closes = c.startswith("}") or c.startswith("else")
+        if closes:
             for j in range(len(pending) - 1, -1, -1):
                 if ind[pending[j]] == ind[i]:
                     need.add(pending.pop(j))
+                    if c.startswith("else"):
+                        close_else.add(i)
                     break
-        if i + 1 < len(codes) and ind[i + 1] > ind[i] and not c.endswith(("{", ";")):
+        nxt_opens = i + 1 < len(codes) and (ind[i + 1] > ind[i] or (
+            ind[i + 1] == ind[i] and codes[i + 1].startswith("else")))
+        if nxt_opens and not c.endswith(("{", ";")):
             pending.append(i)
-    return [(c + " {" if i in need else c, k) for i, (c, k) in enumerate(lines)]
+    out = []
+    for i, (c, k) in enumerate(lines):
+        if i in close_else:
+            c = "} " + c
+        if i in need and not c.endswith("{"):
+            c = c + " {"
+        out.append((c, k))
+    return out
 
 
 def _fix_drrepair_literals(code):
