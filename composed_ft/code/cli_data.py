@@ -75,12 +75,6 @@ def _gold_sanstype(args):
     return 0 if ok else 1
 
 
-def spoc_tests(data_dir, examples):
-    from composed_ft.code.spoc import load_testcases
-
-    return [list(load_testcases(data_dir, ex["probid"])) for ex in examples]
-
-
 def _gold_spoc(args):
     from composed_ft.code import spoc
     from composed_ft.code.cpp_tokenize import detokenize_program
@@ -95,7 +89,7 @@ def _gold_spoc(args):
         table[std] = {}
         for split in ("testp", "testw"):
             exs = data["splits"][split][: args.limit]
-            res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], spoc_tests(data["dir"], exs),
+            res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], spoc.tests_for(data["dir"], exs),
                                     jobs=args.jobs, std=flag, compare=args.compare,
                                     ids=[f"{e['probid']}/{e['subid']}" for e in exs],
                                     out_jsonl=os.path.join(args.out, f"spoc_{split}_{std}.jsonl"),
@@ -128,6 +122,9 @@ def add_args_make_denoise_data(p):
                    help="SansType corruption family (default: structured)")
     p.add_argument("--copies", type=int, default=10,
                    help="SPoC: up to this many distinct failing one-line corruptions per program")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N programs of each split")
+    p.add_argument("--std", default="gnu++11",
+                   help="SPoC: g++ -std for the compile checks (default gnu++11, see gold-ceiling)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None)
 
@@ -140,7 +137,7 @@ def run_make_denoise_data(args):
         d = args.data or "data/sanstype"
         fn = corruptions.corrupt_sanstype if args.corruption == "structured" else corruptions.delete_tokens
         for split in ("unlabeled", "unlabeled_val"):
-            exs = dataset.load_split(d, split)
+            exs = dataset.load_split(d, split)[: args.limit]
             pairs = [{"src": fn(e["tgt"], rng) or e["tgt"], "tgt": e["tgt"]} for e in exs]
             dataset.write_split(args.out, split, pairs)
             print(f"{split}: {len(pairs)} pairs")
@@ -149,17 +146,19 @@ def run_make_denoise_data(args):
 
     data = spoc.load_spoc(args.data, splits=("train", "valid"))
     print(data["note"])
-    extra = spoc.load_codeforces_extra(exclude_probids=spoc.test_problem_ids(args.data))
+    extra = spoc.load_codeforces_extra(exclude_probids=spoc.test_problem_ids(args.data))[: args.limit]
     from composed_ft.code.cpp_tokenize import detokenize_program
     from composed_ft.code.evaluate import compile_check
 
     # a few reconstructed Codeforces programs still do not compile; clean targets must
-    ok = compile_check([detokenize_program(e["tgt"]) for e in extra], jobs=args.jobs, std="gnu++11")
+    std = None if args.std == "default" else args.std
+    ok = compile_check([detokenize_program(e["tgt"]) for e in extra], jobs=args.jobs, std=std)
     extra = [e for e, good in zip(extra, ok) if good]
     print(f"Codeforces extra code: {len(extra)} programs compile")
     for split, progs in (("unlabeled", [e["tgt"] for e in data["splits"]["train"]] + [e["tgt"] for e in extra]),
                          ("unlabeled_val", [e["tgt"] for e in data["splits"]["valid"]])):
-        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs, std="gnu++11")
+        progs = progs[: args.limit] if args.limit else progs
+        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs, std=std)
         dataset.write_split(args.out, split, [{"src": c, "tgt": g} for c, g in pairs])
         print(f"{split}: {len(pairs)} corrupted copies of {len(progs)} programs")
     return 0

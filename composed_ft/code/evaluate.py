@@ -92,7 +92,7 @@ def _pool_map(fn, items, jobs, desc):
             for n_done, fut in enumerate(concurrent.futures.as_completed(futs), 1):
                 out[futs[fut]] = fut.result()
                 bar.update(1)
-                if bar.disable and (n_done % step == 0 or n_done == len(items)):
+                if bar.disable and len(items) >= 50 and (n_done % step == 0 or n_done == len(items)):
                     log.info("%s: %d/%d", desc, n_done, len(items))  # progress where tqdm is off
         except BaseException:
             for f in futs:

@@ -140,6 +140,11 @@ def load_testcases(data_dir, probid, which="all"):
         raise UserError(f"{path}: {e}") from None
 
 
+def tests_for(data_dir, examples, which="all"):
+    """Per example, its problem's test cases as [(input, expected_output)] for evaluate_programs."""
+    return [list(load_testcases(data_dir, ex["probid"], which)) for ex in examples]
+
+
 def restore_braces(lines):
     """DrRepair's code lines lost the `{` that ends block-opening lines (only `main() {` kept it)
     and `} else {` became `else`, while the other closing `}` lines remain. Re-attach `{` to the
