@@ -1,5 +1,4 @@
 """Data commands of `python -m composed_ft.code`: make-sanstype, gold-ceiling, make-denoise-data."""
-import json
 import logging
 import os
 import random
