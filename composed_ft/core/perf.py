@@ -14,7 +14,7 @@ def gemm_peak_flops(device_type="cpu", n=None, reps=None):
     if device_type == "cuda":
         n, reps = n or 8192, reps or 10
     else:
-        n, reps = n or 1536, reps or 5
+        n, reps = n or 1536, reps or 3
     a = torch.randn(n, n, device=device_type)
     b = torch.randn(n, n, device=device_type)
     best = float("inf")

@@ -14,13 +14,13 @@ from ..core.progress import setup_logging
 PRESETS = {
     "denoise": {
         "smoke": dict(unet_width=8, max_epoch=1, min_updates=5, batch_size=64),
-        "cpu": dict(unet_width=16, max_epoch=2, min_updates=1500),
-        "paper": dict(unet_width=64, max_epoch=2, min_updates=2000),
+        "cpu": dict(unet_width=16, max_epoch=2, min_updates=1500, batch_size=256),
+        "paper": dict(unet_width=64, max_epoch=2, min_updates=2000, batch_size=256),
     },
     "train": {
         "smoke": dict(max_epoch=3, batch_size=64, save_interval=1, log_interval=1),
-        "cpu": dict(max_epoch=400, save_interval=25, log_interval=50),
-        "paper": dict(max_epoch=1000, save_interval=50, log_interval=100),
+        "cpu": dict(max_epoch=400, save_interval=25, log_interval=50, batch_size=256),
+        "paper": dict(max_epoch=1000, save_interval=50, log_interval=100, batch_size=256),
     },
 }
 
@@ -37,7 +37,7 @@ def common_args(p):
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--beta1", type=float, default=0.5)
     p.add_argument("--beta2", type=float, default=0.999)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="(smoke 64, cpu/paper 256)")
     p.add_argument("--max-epoch", type=int, default=None)
 
 

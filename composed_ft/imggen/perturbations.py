@@ -42,16 +42,17 @@ def contrast(x, factor=0.5):
     return mean + factor * (x - mean)
 
 
-_EMBOSS = torch.tensor([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+# PIL's EMBOSS kernel is [[-1,0,0],[0,1,0],[0,0,0]] in its own orientation; measured on an impulse,
+# it computes out[y, x] = p[y, x] - p[y+1, x-1] + 128, i.e. this cross-correlation kernel:
+_EMBOSS = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
 
 
 def emboss(x):
-    """PIL's EMBOSS filter: kernel [[-1,0,0],[0,1,0],[0,0,0]] plus a mid-gray offset (128 on 0..255,
-    i.e. 0 on [-1, 1]), clipped to the valid range."""
+    """PIL's EMBOSS filter: a diagonal difference plus a mid-gray offset, clipped to the valid range."""
     k = _EMBOSS.to(x).view(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
-    # On 0..255 pixels p = 127.5 (x + 1): out = p_c - p_ul + 128  ->  x_out = x_c - x_ul + 1/127.5 - 1
+    # On 0..255 pixels p = 127.5 (x + 1): out = p - p_dl + 128  ->  x_out = x - x_dl + 0.5/127.5
     y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1])
-    return (y + 1 / 127.5 - 1).clamp(-1, 1)
+    return (y + 0.5 / 127.5).clamp(-1, 1)
 
 
 def make(name, blur_max=2.0, contrast_factor=0.5):

@@ -166,6 +166,8 @@ def train_predictor(args):
                "test_mse_denoised": F.mse_loss(den, te.image).item(),
                "val_mse_base": F.mse_loss(vb, va.image).item(), "val_mse_denoised": F.mse_loss(vd, va.image).item(),
                "weight_norm": l2_penalty(l2_params).sqrt().item(), **splits["info"], **summary,
+               "denoiser": {k: dcfg.get(k) for k in ("run_dir", "perturb", "blur_max", "contrast",
+                                                     "unlabeled_fonts", "unet_width")},
                "wall_s": time.time() - t0}
         pos = plots.grid_pairs(te.font.cpu().numpy(), te.char.cpu().numpy())
         plots.save_grids(run.file("samples.png"), [
