@@ -67,7 +67,7 @@ MIN_DISTINCT = 30          # fewer distinct glyph bitmaps out of 62: degenerate
 CAPS_ONLY_MIN = 20         # at least this many of a-z identical to A-Z: flagged caps-only
 SYMBOL_MIN_FRACTION = 0.10  # symbol font: fewer of its glyphs with their own char among the 3 nearest prototypes
 SYMBOL_TOP_K = 3
-SYMBOL_MIN_LETTERS = 0.15  # ... or of its 52 letters
+SYMBOL_MIN_LETTERS = 0.20  # ... or of its 52 letters
 SYMBOL_MIN_LOWER = 0.20    # ... or of its lower case while the capitals hit (cmsy-like)
 SYMBOL_BLUR = 0.7          # Gaussian sigma (pixels of the 16x16 shapes) before comparing
 DEDUPE_COSINE = 0.995
@@ -134,7 +134,9 @@ def build_from_args(args):
                                   per_family_cap=args.per_family_cap)
     if len(glyphs) == 0:
         raise UserError("no usable font faces found (see the drop counts above)")
+    t = time.time()
     add_package_and_license(meta)
+    log.info("packages and licences looked up (%.1f s)", time.time() - t)
     write_fonts(args.out, glyphs, meta)
     summary["seconds"] = round(time.time() - t0, 1)
     print_summary(summary, args.out)
@@ -358,7 +360,7 @@ def symbol_mask(shapes, caps_only=None, iterations=2):
     caps_only = np.zeros(n, bool) if caps_only is None else np.asarray(caps_only, bool)
     k = _blur_matrix()
     x = np.asarray(shapes, np.float32).reshape(n, NUM_CHARS, 16, 16)
-    unit = _normalize(np.einsum("ij,ncjk,lk->ncil", k, x, k).reshape(n, NUM_CHARS, 256))
+    unit = _normalize((k @ x @ k.T).reshape(n, NUM_CHARS, 256))         # blur rows and columns
     own = np.arange(NUM_CHARS)
     other = np.where(own < 10, own, np.where(own < 36, own + 26, own - 26))   # A <-> a
     for _ in range(iterations):
@@ -421,13 +423,28 @@ def family_cap_mask(vecs, families, cap):
     return drop
 
 
+def _progress_disabled():
+    return not sys.stderr.isatty() or bool(os.environ.get("CI"))
+
+
 def _progress(iterable, total, desc):
-    disable = not sys.stderr.isatty() or bool(os.environ.get("CI"))
+    """tqdm bar on a terminal; otherwise a log line every ~10% so a long build shows it lives."""
+    if _progress_disabled():
+        return _log_every(iterable, total, desc)
     try:
         from tqdm import tqdm
     except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="file", disable=disable, dynamic_ncols=True)
+        return _log_every(iterable, total, desc)
+    return tqdm(iterable, total=total, desc=desc, unit="file", dynamic_ncols=True)
+
+
+def _log_every(iterable, total, desc):
+    step = max(1, total // 10)
+    t0 = time.time()
+    for n, item in enumerate(iterable, 1):
+        yield item
+        if n % step == 0 or n == total:
+            log.info("%s: %d/%d files (%.0f s)", desc, n, total, time.time() - t0)
 
 
 def build(files, size=32, jobs=1, per_family_cap=0):
@@ -474,7 +491,9 @@ def build(files, size=32, jobs=1, per_family_cap=0):
                        ("family_cap", lambda idx: family_cap_mask(
                            vecs[idx], [cand[i]["family"] for i in idx], per_family_cap))):
         idx = np.flatnonzero(keep)
+        t = time.time()
         drop = fn(idx) if len(idx) else np.zeros(0, bool)
+        log.info("%s check: %d of %d faces dropped (%.1f s)", reason, drop.sum(), len(idx), time.time() - t)
         keep[idx[drop]] = False
         dropped[reason] += int(drop.sum())
         if reason == "symbol" and drop.any():
@@ -502,14 +521,19 @@ def _extra_package(path):
     return None, None
 
 
+def _glob_escape(path):
+    """dpkg -S takes fnmatch patterns: escape the metacharacters of a literal path."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
+
+
 def dpkg_owners(paths, chunk=200):
     """{path: package} for the paths dpkg knows (one `dpkg -S` call per chunk of paths)."""
     owners = {}
-    paths = [p for p in paths if not any(c in p for c in "*?[]")]
+    paths = list(paths)
     for s in range(0, len(paths), chunk):
         try:
-            out = subprocess.run(["dpkg", "-S", *paths[s: s + chunk]], capture_output=True,
-                                 text=True, check=False).stdout
+            out = subprocess.run(["dpkg", "-S", *map(_glob_escape, paths[s: s + chunk])],
+                                 capture_output=True, text=True, check=False).stdout
         except OSError:
             return owners
         for line in out.splitlines():
@@ -642,12 +666,16 @@ def write_fonts(out, glyphs, meta):
     for i, m in enumerate(meta):
         row = dict(m, index=i, caps_only=int(bool(m.get("caps_only"))))
         rows.append("\t".join(_clean(row.get(c, "")) for c in MANIFEST_COLUMNS))
+    umask = os.umask(0)
+    os.umask(umask)
     with atomic_path(manifest_path(out)) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("\n".join(rows) + "\n")
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600 files: readable like any other output
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:      # a file object: np.savez would append .npz to a name
             np.savez_compressed(f, glyphs=glyphs, chars=np.array(CHARS))
+        os.chmod(tmp, 0o666 & ~umask)
     log.info("wrote %s (%d fonts, %.1f MB) and %s", out, len(glyphs),
              os.path.getsize(out) / 1e6, manifest_path(out))
 
