@@ -88,9 +88,10 @@ def add_args(parser):
     parser.add_argument("--no-system-fonts", action="store_true",
                         help="scan only the --font-dir directories (not the system font dirs "
                              "and data/fonts-extra)")
-    parser.add_argument("--out", default=os.path.join("data", "fonts", "fonts32.npz"),
-                        help="output .npz (the manifest goes next to it as <out>.manifest.tsv) "
-                             "(default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="output .npz; the manifest goes beside it as <out minus .npz>"
+                             ".manifest.tsv (default: data/fonts/fonts32.npz, fonts64.npz for "
+                             "--size 64)")
     parser.add_argument("--size", type=int, default=32, choices=(32, 64),
                         help="glyph image side in pixels (default: %(default)s)")
     parser.add_argument("--per-family-cap", type=int, default=DEFAULT_FAMILY_CAP, metavar="N",
@@ -122,6 +123,7 @@ def build_from_args(args):
             raise UserError(f"--font-dir {d}: no such directory")
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    out = args.out or os.path.join("data", "fonts", f"fonts{args.size}.npz")
     dirs = [] if args.no_system_fonts else default_font_dirs()
     dirs += [os.path.abspath(d) for d in args.font_dir]
     files = scan_font_files(dirs)
@@ -137,9 +139,9 @@ def build_from_args(args):
     t = time.time()
     add_package_and_license(meta)
     log.info("packages and licences looked up (%.1f s)", time.time() - t)
-    write_fonts(args.out, glyphs, meta)
+    write_fonts(out, glyphs, meta)
     summary["seconds"] = round(time.time() - t0, 1)
-    print_summary(summary, args.out)
+    print_summary(summary, out)
     return summary
 
 
