@@ -112,6 +112,10 @@ def load_spoc(data_dir=None, splits=("train", "valid", "testp", "testw"), max_tr
     return {"splits": out, "dir": d, "official": official, "note": note}
 
 
+def _drop_newline(s):
+    return s[1:] if s.startswith("\n") else s
+
+
 def parse_testcases(text):
     """[(input, output)] from a SPoC testcases file (CRLF normalized to LF)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -122,7 +126,8 @@ def parse_testcases(text):
         if "###ENDINPUT###" not in block:
             raise ValueError("a test case without ###ENDINPUT###")
         inp, out = block.split("###ENDINPUT###", 1)
-        tests.append((inp.lstrip("\n"), out.lstrip("\n")))
+        # each marker ends its line: drop exactly that newline (an output may be a blank line)
+        tests.append((_drop_newline(inp) if tests else inp, _drop_newline(out)))
     return tests
 
 

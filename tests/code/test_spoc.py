@@ -28,7 +28,8 @@ def _official(tmp_path):
         _write_tsv(tmp_path / name, [("1", ROWS), ("2", ROWS)])
     (tmp_path / "testcases" / "1A").mkdir(parents=True)
     (tmp_path / "testcases" / "1A" / "1A_testcases.txt").write_text(
-        "1\r\n###ENDINPUT###\na $ b\n###ENDOUTPUT###\n2\n###ENDINPUT###\n\n###ENDOUTPUT###\n")
+        "1\r\n###ENDINPUT###\na $ b\n###ENDOUTPUT###\n2\n###ENDINPUT###\n\n###ENDOUTPUT###\n"
+        "3\n###ENDINPUT###\n###ENDOUTPUT###\n")
     return tmp_path
 
 
@@ -39,7 +40,7 @@ def test_official_layout(tmp_path):
     assert len(d["splits"]["train"]) == 2
     assert ex["src"] == '~ read n $ ~ if n is 1 $ ~ ~ print "a $ b"'
     assert split_lines(ex["tgt"])[3] == (2, ["cout", "<<", '"a $ b"', "<<", "endl", ";"])
-    assert spoc.load_testcases(d["dir"], "1A") == (("1\n", "a $ b\n"), ("2\n", ""))
+    assert spoc.load_testcases(d["dir"], "1A") == (("1\n", "a $ b\n"), ("2\n", "\n"), ("3\n", ""))
 
 
 def test_long_training_programs_are_dropped(tmp_path):
