@@ -57,15 +57,28 @@ def _running_as_root():
     return os.geteuid() == 0
 
 
+_IDS = []
+
+
 def sandbox_ids():
-    """(uid, gid) of the unprivileged user programs run as, or None when we are not root."""
+    """(uid, gid) of the unprivileged user programs run as, or None when we are not root (or root
+    cannot switch users here, e.g. a container without CAP_SETUID: then a warning, once)."""
     if not _running_as_root():
         return None
-    try:
-        pw = pwd.getpwnam("nobody")
-        return pw.pw_uid, pw.pw_gid
-    except KeyError:
-        return 65534, 65534
+    if not _IDS:
+        try:
+            pw = pwd.getpwnam("nobody")
+            ids = (pw.pw_uid, pw.pw_gid)
+        except KeyError:
+            ids = (65534, 65534)
+        try:
+            subprocess.run(["true"], user=ids[0], group=ids[1], extra_groups=[], check=True,
+                           env={"PATH": CLEAN_PATH}, cwd="/")
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("cannot switch to the unprivileged user %s (%s): programs run as root", ids, e)
+            ids = None
+        _IDS.append(ids)
+    return _IDS[0]
 
 
 def cache_root():
