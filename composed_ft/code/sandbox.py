@@ -4,13 +4,13 @@ Generated programs are untrusted, so every compile and every run happens
 - in a fresh temp dir (removed afterwards), with a clean environment (no inherited secrets),
 - under resource limits set right before exec by util-linux `prlimit` (CPU seconds, address space, file size =
   output cap, number of processes, open files, no core dumps),
-- in its own session/process group, which is killed as a whole on timeout and after every run,
+- in its own process group, which is killed as a whole on timeout and after every run,
 - as an unprivileged user (`nobody`) when we are root (as in CI), so the program can read nothing
   root could and write nothing outside its temp dir.
 
 Not contained (documented limits): world-readable files stay readable (a program could read the
-SPoC test cases under ../shared), and a child that calls setsid() itself would escape the
-process-group kill (runs get RLIMIT_NPROC=1, so a program cannot fork at all when we run as
+SPoC test cases under ../shared), and a child that calls setpgid()/setsid() itself would escape
+the process-group kill (runs get RLIMIT_NPROC=1, so a program cannot fork at all when we run as
 `nobody`, which closes that hole in CI).
 
 Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ version and flags
@@ -24,6 +24,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -168,7 +169,13 @@ def _limited(cmd, cpu_s, address_space, fsize, nproc, nofile):
 
 
 def _popen_kwargs(workdir):
-    kw = dict(cwd=workdir, env=_clean_env(workdir), start_new_session=True, close_fds=True)
+    # own process group (killed as a whole), but not a new session: a new session also gets a new
+    # scheduler autogroup, which measurably slowed compiles on a loaded machine
+    kw = dict(cwd=workdir, env=_clean_env(workdir), close_fds=True)
+    if sys.version_info >= (3, 11):
+        kw["process_group"] = 0
+    else:
+        kw["start_new_session"] = True
     ids = sandbox_ids()
     if ids is not None:
         kw.update(user=ids[0], group=ids[1], extra_groups=[])
