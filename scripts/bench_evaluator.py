@@ -64,6 +64,8 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     out.update({"plain_n": k, "plain_seconds": plain_s, "plain_programs_per_s": k / plain_s,
                 "plain_accuracy": plain.count("correct") / k})
     out["ratio"] = out["fast_programs_per_s"] / out["plain_programs_per_s"]
+    # other work on the machine eats into the parallel evaluator first: report how busy it was
+    out["loadavg_1min"] = os.getloadavg()[0]
     if "fast_nodedup_programs_per_s" in out:
         out["ratio_nodedup"] = out["fast_nodedup_programs_per_s"] / out["plain_programs_per_s"]
     return out
@@ -81,7 +83,8 @@ def main(argv=None):
     print(f"plain g++      : {r['plain_programs_per_s']:.2f} programs/s ({r['plain_n']} programs, one at a "
           f"time, no PCH, accuracy {r['plain_accuracy']:.3f})")
     print(f"ratio          : {r['ratio']:.1f}x" + (f" ({r['ratio_nodedup']:.1f}x without duplicate caching)"
-                                                 if "ratio_nodedup" in r else " (no duplicates, so no caching gain)"))
+                                                 if "ratio_nodedup" in r else " (no duplicates, so no caching gain)")
+          + f"; load average {r['loadavg_1min']:.1f} on {os.cpu_count()} cores")
     return r
 
 
