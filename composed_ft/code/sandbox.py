@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 log = logging.getLogger(__name__)
@@ -188,26 +189,29 @@ def _kill_group(pid):
 
 
 def _wait(proc, wall_s):
-    """Wait for the process (polling wait4 for its rusage); on wall timeout kill its whole group.
+    """Block in wait4 until the process ends (no polling latency, and its rusage); a timer kills
+    the whole group at the wall limit. Returns (returncode, timed_out, cpu_seconds)."""
+    fired = threading.Event()
 
-    Returns (returncode, timed_out, cpu_seconds)."""
-    deadline = time.monotonic() + wall_s
-    delay = 0.0005
-    timed_out = False
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            _kill_group(proc.pid)
-            pid, status, ru = os.wait4(proc.pid, 0)
-            break
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+    def on_timeout():
+        fired.set()
+        _kill_group(proc.pid)
+
+    timer = threading.Timer(wall_s, on_timeout)
+    timer.daemon = True
+    timer.start()
+    try:
+        while True:
+            try:
+                _, status, ru = os.wait4(proc.pid, 0)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     _kill_group(proc.pid)  # leftovers of a program that exited but left children behind
-    return proc.returncode, timed_out, ru.ru_utime + ru.ru_stime
+    return proc.returncode, fired.is_set(), ru.ru_utime + ru.ru_stime
 
 
 @contextlib.contextmanager
