@@ -2,16 +2,17 @@
 
 Generated programs are untrusted, so every compile and every run happens
 - in a fresh temp dir (removed afterwards), with a clean environment (no inherited secrets),
-- under resource limits set right before exec by util-linux `prlimit` (CPU seconds, address space, file size =
-  output cap, number of processes, open files, no core dumps),
+- under resource limits set right before exec by util-linux `prlimit` (CPU seconds, address
+  space, file size = output cap, open files, no core dumps, and RLIMIT_NPROC=1 for runs: the
+  user already has a process, so a program cannot fork at all),
 - in its own process group, which is killed as a whole on timeout and after every run,
 - as an unprivileged user (`nobody`) when we are root (as in CI), so the program can read nothing
-  root could and write nothing outside its temp dir.
+  root could, and write nowhere but its temp dir and world-writable places (/tmp, bounded by the
+  file size limit).
 
 Not contained (documented limits): world-readable files stay readable (a program could read the
-SPoC test cases under ../shared), and a child that calls setpgid()/setsid() itself would escape
-the process-group kill (runs get RLIMIT_NPROC=1, so a program cannot fork at all when we run as
-`nobody`, which closes that hole in CI).
+SPoC test cases under ../shared) and world-writable dirs writable; a mount namespace would close
+both. Compiles may fork (g++ runs cc1plus, as, ld); their process group is killed afterwards.
 
 Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ version and flags
 (`ensure_pch`): compiling a small program drops from ~1.6 s to ~0.25 s.
