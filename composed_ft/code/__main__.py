@@ -15,6 +15,13 @@ COMMANDS = {
     "make-sanstype": ("composed_ft.code.cli_data", "generate the SansType data set (seeded, deterministic)"),
     "gold-ceiling": ("composed_ft.code.cli_data", "run gold programs through the evaluator (SPoC or SansType)"),
     "make-denoise-data": ("composed_ft.code.cli_data", "write corrupted->clean pairs for the denoiser"),
+    "denoise": ("composed_ft.code.stages", "train the denoiser Π (corrupted -> clean programs)"),
+    "direct": ("composed_ft.code.stages", "train f from scratch on the labeled pairs (--reverse: code -> pseudocode)"),
+    "pretrain": ("composed_ft.code.stages", "fine-tune f initialized from Π (standard fine-tuning)"),
+    "compose": ("composed_ft.code.stages", "composed fine-tuning of f through the frozen Π (REINFORCE)"),
+    "backtranslate": ("composed_ft.code.stages", "train f on labeled + backtranslated unlabeled programs"),
+    "evaluate": ("composed_ft.code.stages", "re-evaluate a finished predictor run (e.g. with --beam)"),
+    "table": ("composed_ft.code.report", "write results/sanstype.md (+ .tsv) from run directories"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Batched decoding with the decoder's key/value cache: greedy, sampling, beam search.
+"""Batched decoding with the decoder's key/value cache (transformers' `cache`, formerly
+past_key_values): greedy, sampling, beam search.
 
 `generate(model, srcs, max_len=...)` takes source id lists (ending with EOS) and returns, in the
 input order, the output id lists (EOS removed) and a flag per output that is True when the
@@ -20,8 +21,8 @@ def _encode(model, src, mask):
 def _step(model, enc, mask, ys, past, use_cache):
     if use_cache:
         out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=ys[:, -1:],
-                    past_key_values=past, use_cache=True)
-        return out.logits[:, -1].float(), out.past_key_values
+                    cache=past, use_cache=True)
+        return out.logits[:, -1].float(), out.cache
     out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=ys, use_cache=False)
     return out.logits[:, -1].float(), None
 

@@ -1,0 +1,57 @@
+"""The composed fine-tuning objective for discrete outputs (PAPER.md, Experiment 2).
+
+For one example (x, y), with ŷ sampled from the base predictor f(·|x) and Π frozen:
+
+    loss(x, y) = λ·CE(f(x), y) + clamp(log p_f(ŷ|x), min=−50) · NLL_Π(y | ŷ) / 10
+
+NLL_Π(y | ŷ) (how badly the frozen denoiser recovers the gold program from f's sample) is a
+constant weight: it is computed without gradient, so the second term's gradient is the
+score-function (REINFORCE) estimator  w · ∇ log p_f(ŷ|x) / 10  (zero where log p_f(ŷ|x) < −50,
+the clamp's flat region). Minimizing it lowers the probability of samples in proportion to how
+badly Π recovers y from them: samples Π can repair are lowered least. Only f receives gradients.
+
+A batch's loss is the sum over its examples divided by the number of gold target tokens
+(fairseq's normalization, so the learning rate means the same as for plain CE training)."""
+import torch
+
+from composed_ft.code.decode import generate
+from composed_ft.code.seq2seq import batch_nll, collate, sequence_logprob
+from composed_ft.code.tokens import EOS
+
+
+@torch.no_grad()
+def denoiser_nll(pi, yhats, tgts, device):
+    """NLL_Π(y | ŷ) per example, summed over y's tokens (incl. EOS). yhats, tgts: id lists ending
+    with EOS. Π is evaluated in eval mode without gradient."""
+    was = pi.training
+    pi.eval()
+    _, nll = batch_nll(pi, collate(yhats, tgts, device), 0.0)
+    pi.train(was)
+    return nll
+
+
+def reinforce_term(logp, weight, clamp_min=-50.0, scale=10.0):
+    """clamp(log p_f(ŷ|x), min) · w / scale per example, w detached."""
+    return logp.clamp(min=clamp_min) * weight.detach() / scale
+
+
+def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
+                  device=torch.device("cpu"), yhats=None):
+    """The batch loss and its parts. srcs, tgts: id lists ending with EOS. yhats (optional): the
+    samples to use instead of drawing them from f (tests)."""
+    if yhats is None:
+        outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
+        yhats = [o + [EOS] for o in outs]
+    else:
+        hit = [False] * len(yhats)
+    w = denoiser_nll(pi, yhats, tgts, device)
+    b = collate(srcs, tgts, device)
+    logp = sequence_logprob(f, b["src"], b["src_mask"], yhats, device)
+    rl = reinforce_term(logp, w, clamp_min, scale)
+    ce, nll = batch_nll(f, b, epsilon)
+    ntok = int(b["tgt_mask"].sum())
+    loss = (lam * ce + rl).sum() / ntok
+    extra = {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
+             "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),
+             "sample_hit_limit": sum(hit) / len(hit)}
+    return loss, ntok, extra

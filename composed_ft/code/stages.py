@@ -1,0 +1,612 @@
+"""Training stages of the SansType experiment, each one run directory and one call of the shared
+training loop (composed_ft.core.trainer.fit), then evaluation of the trained model.
+
+    denoise        Π: corrupted unlabeled programs -> clean (--noise structured|delete)
+    direct         f from scratch on the labeled pairs (--reverse: code -> pseudocode, the
+                   backtranslation reverse model)
+    pretrain       f initialized from Π, standard fine-tuning
+    compose        f (from --init: Pretrained, Direct or Backtranslation) trained through the frozen
+                   Π with the REINFORCE objective (reinforce.py); selection by val NLL_Π(y | ŷ)
+    backtranslate  the reverse model labels unlabeled programs; f trains on real + pseudo pairs
+    evaluate       (re)evaluate a finished run's best checkpoint
+
+Every predictor is evaluated on test and OOD: its greedy output (base) and Π applied to it
+(+ Π), judged by the sandboxed evaluator; results.json holds the rates, eval_<split>.jsonl one
+line per example. A preset only fills defaults; any flag overrides it.
+"""
+import hashlib
+import json
+import logging
+import os
+import time
+
+import torch
+
+from composed_ft.core import checkpoint
+from composed_ft.core.compose import Composed, freeze
+from composed_ft.core.device import get_device
+from composed_ft.core.errors import UserError
+from composed_ft.core.io import write_text
+from composed_ft.core.runs import Run
+from composed_ft.core.schedule import inverse_sqrt
+from composed_ft.core.seed import seed_everything
+from composed_ft.core.trainer import fit, load_best
+from composed_ft.code import seq2seq
+from composed_ft.code.dataset import load_split
+from composed_ft.code.tokens import EOS, Tokenizer, ensure_vocab, default_path
+
+log = logging.getLogger(__name__)
+
+STAGES = ("denoise", "direct", "pretrain", "compose", "backtranslate")
+
+# Per preset and stage: the defaults of every flag left unset. `paper`: PAPER.md (batches of ~4,000
+# tokens x 4 accumulation); `cpu`: the cpu architecture, one update per 4,000-token batch, epoch
+# counts sized for a 2-core CPU (see code/README.md); `smoke`: seconds, for tests.
+_PAPER = dict(arch="paper", max_tokens=4000, update_freq=4)
+_CPU = dict(arch="cpu", max_tokens=4000, update_freq=1)
+_SMOKE = dict(arch="smoke", max_tokens=1500, update_freq=1, max_len=40, n_eval=6, n_valid=12, n_train=16,
+              n_unlabeled=32)
+PRESETS = {
+    "paper": {
+        "denoise": dict(_PAPER, dropout=0.4, lr=1e-3, warmup_updates=4000, max_epoch=50),
+        "direct": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=500),
+        "reverse": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=500),
+        "pretrain": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=150, max_epoch=300),
+        "compose": dict(_PAPER, dropout=0.1, lr=2e-4, warmup_updates=90, max_epoch=300),
+        "backtranslate": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=300),
+    },
+    "cpu": {
+        "denoise": dict(_CPU, dropout=0.4, lr=1e-3, warmup_updates=1000, max_epoch=3, n_unlabeled=10000),
+        "direct": dict(_CPU, dropout=0.1, lr=1e-3, warmup_updates=400, max_epoch=40),
+        "reverse": dict(_CPU, dropout=0.1, lr=1e-3, warmup_updates=400, max_epoch=30),
+        "pretrain": dict(_CPU, dropout=0.1, lr=1e-3, warmup_updates=150, max_epoch=30),
+        "compose": dict(_CPU, dropout=0.1, lr=2e-4, warmup_updates=90, max_epoch=5, n_valid=100),
+        "backtranslate": dict(_CPU, dropout=0.1, lr=1e-3, warmup_updates=400, max_epoch=6, n_unlabeled=4000),
+    },
+    "smoke": {
+        "denoise": dict(_SMOKE, dropout=0.4, lr=2e-3, warmup_updates=5, max_epoch=1),
+        "direct": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=2),
+        "reverse": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
+        "pretrain": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
+        "compose": dict(_SMOKE, dropout=0.1, lr=2e-4, warmup_updates=5, max_epoch=1),
+        "backtranslate": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
+    },
+}
+DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0)
+
+
+# ---------------------------------------------------------------- command line
+
+def common_args(p, stage):
+    g = p.add_argument_group("run")
+    g.add_argument("--preset", choices=["smoke", "cpu", "paper"], default="cpu", help="fills unset defaults (default: cpu)")
+    g.add_argument("--run-dir", required=True, help="run directory (config, metrics, checkpoints, results)")
+    g.add_argument("--data", default="data/sanstype", help="data set in the four-file format")
+    g.add_argument("--vocab", default=None, help="SentencePiece model (default: DATA/spm_bpe<vocab-size>.model, built if missing)")
+    g.add_argument("--vocab-size", type=int, default=600)
+    g.add_argument("--seed", type=int, default=0, help="initialization, batch order, corruptions, dropout, sampling")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--tag", default="", help="free label used by `table` to group runs (main, ablation-...)")
+    g.add_argument("--jobs", type=int, default=None, help="evaluator threads (default: all cores)")
+    g = p.add_argument_group("model (fairseq-style names)")
+    g.add_argument("--arch", choices=sorted(seq2seq.ARCHS), default=None, help="size: smoke | cpu | paper")
+    g.add_argument("--layers", type=int, default=None, help="encoder and decoder layers (arch)")
+    g.add_argument("--d-model", type=int, default=None)
+    g.add_argument("--ffn", type=int, default=None, help="feed-forward width")
+    g.add_argument("--heads", type=int, default=None)
+    g.add_argument("--dropout", type=float, default=None, help="(denoiser 0.4, predictors 0.1)")
+    g.add_argument("--attention-dropout", type=float, default=0.2)
+    g.add_argument("--activation-dropout", type=float, default=0.2)
+    g = p.add_argument_group("optimization")
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--warmup-updates", type=int, default=None, help="inverse-sqrt schedule warmup")
+    g.add_argument("--max-epoch", type=int, default=None)
+    g.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
+    g.add_argument("--max-tokens", type=int, default=None, help="batch size in padded source+target tokens")
+    g.add_argument("--update-freq", type=int, default=None, help="gradient accumulation (batches per update)")
+    g.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.98))
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled (AdamW), as fairseq's adam")
+    g.add_argument("--clip-norm", type=float, default=0.0)
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--save-interval", type=int, default=1, help="checkpoint every N epochs")
+    g.add_argument("--log-interval", type=int, default=1, help="log a line every N epochs")
+    g = p.add_argument_group("data sizes and evaluation")
+    g.add_argument("--n-train", type=int, default=None, help="use only the first N labeled pairs (0: all)")
+    g.add_argument("--n-valid", type=int, default=None, help="validate on the first N examples (0: all)")
+    g.add_argument("--n-eval", type=int, default=None, help="evaluate on the first N test/OOD examples (0: all)")
+    g.add_argument("--max-len", type=int, default=None,
+                   help="generation length limit in BPE tokens (0: 1.5 x the longest gold target + 10)")
+    g.add_argument("--beam", type=int, default=0, help="evaluate with beam search of this width (0: greedy)")
+    g.add_argument("--denoiser", default=None, help="denoiser run directory: + Π evaluation (compose: the frozen Π)")
+    g.add_argument("--eval-splits", nargs="*", default=["test", "ood"])
+
+
+def add_args_denoise(p):
+    common_args(p, "denoise")
+    p.add_argument("--noise", choices=["structured", "delete"], default="structured",
+                   help="structured SansType corruptions, or random token deletion (ablation)")
+    p.add_argument("--delete-p", type=float, default=0.15, help="token deletion probability (--noise delete)")
+    p.add_argument("--n-unlabeled", type=int, default=None, help="use only the first N unlabeled programs (0: all)")
+
+
+def add_args_direct(p):
+    common_args(p, "direct")
+    p.add_argument("--reverse", action="store_true", help="code -> pseudocode (the backtranslation reverse model)")
+
+
+def add_args_pretrain(p):
+    common_args(p, "pretrain")
+    p.add_argument("--init", required=True, help="denoiser run directory whose weights initialize f")
+
+
+def add_args_compose(p):
+    common_args(p, "compose")
+    p.add_argument("--init", required=True, help="run directory of f's initialization (pretrain, direct or backtranslate)")
+    p.add_argument("--lam", type=float, default=1.0, help="λ, weight of the plain CE term")
+    p.add_argument("--clamp-min", type=float, default=-50.0, help="clamp of log p_f(ŷ|x)")
+    p.add_argument("--reinforce-scale", type=float, default=10.0, help="the REINFORCE term is divided by this")
+
+
+def add_args_backtranslate(p):
+    common_args(p, "backtranslate")
+    p.add_argument("--reverse-model", required=True, help="run directory of the reverse model (direct --reverse)")
+    p.add_argument("--n-unlabeled", type=int, default=None, help="label only the first N unlabeled programs (0: all)")
+    p.add_argument("--bt-sampling", action="store_true", help="sample pseudo-sources instead of greedy decoding")
+
+
+def add_args_evaluate(p):
+    p.add_argument("--run-dir", required=True, help="a predictor run directory")
+    p.add_argument("--denoiser", default=None, help="denoiser for + Π (default: the run's own)")
+    p.add_argument("--beam", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--out", default=None, help="write results here (default: RUN/eval_beam<k>.json)")
+
+
+def fill_preset(args, stage):
+    key = "reverse" if stage == "direct" and getattr(args, "reverse", False) else stage
+    for k, v in {**DEFAULTS, **PRESETS[args.preset][key]}.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    arch = seq2seq.ARCHS[args.arch]
+    for k, v in arch.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    args.stage = stage
+    if args.vocab is None:
+        args.vocab = default_path(args.data, args.vocab_size)
+    args.adam_betas = list(args.adam_betas)
+    return args
+
+
+def config_of(args):
+    return {k: v for k, v in vars(args).items() if k not in ("func", "command", "verbose")}
+
+
+# ---------------------------------------------------------------- data
+
+def _md5(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def _first(xs, n):
+    return xs[:n] if n else xs
+
+
+class Data:
+    """Tokenized splits of a data set (loaded lazily)."""
+
+    def __init__(self, args):
+        self.dir = args.data
+        if not os.path.isdir(self.dir):
+            raise UserError(f"{self.dir}: data set not found (make it with `python -m composed_ft.code make-sanstype`)")
+        self.tok = ensure_vocab(self.dir, args.vocab_size, args.vocab)
+        self.vocab_md5 = _md5(args.vocab)
+        self._cache = {}
+
+    def split(self, name, n=0):
+        if name not in self._cache:
+            self._cache[name] = load_split(self.dir, name)
+        return _first(self._cache[name], n)
+
+    def encode(self, texts):
+        return self.tok.encode_many(texts)
+
+
+def _max_len(args, data, tgts):
+    """Generation limit: --max-len, or 1.5 x the longest gold target (BPE ids incl. EOS) + 10."""
+    if args.max_len:
+        return args.max_len
+    return min(int(1.5 * max(len(t) for t in tgts)) + 10, seq2seq.MAX_POSITIONS - 2)
+
+
+# ---------------------------------------------------------------- models from run directories
+
+def _build(cfg, vocab_size, dropout=None):
+    m = seq2seq.build_model(vocab_size, **{k: cfg[k] for k in ("layers", "d_model", "ffn", "heads")},
+                            dropout=cfg["dropout"], attention_dropout=cfg["attention_dropout"],
+                            activation_dropout=cfg["activation_dropout"])
+    if dropout is not None:
+        seq2seq.set_dropout(m, *dropout)
+    return m
+
+
+def load_run_model(path, device, expect_stages=None, vocab_md5=None, dropout=None):
+    """(model, config) of a run directory's best checkpoint (or a checkpoint file)."""
+    ckpt_path = os.path.join(path, "checkpoint_best.pt") if os.path.isdir(path) else path
+    ckpt = checkpoint.load(ckpt_path)
+    cfg = ckpt.get("config") or {}
+    if expect_stages and cfg.get("stage") not in expect_stages:
+        raise UserError(f"{ckpt_path}: a {cfg.get('stage')!r} checkpoint, expected {' or '.join(expect_stages)}")
+    if vocab_md5 and cfg.get("vocab_md5") and cfg["vocab_md5"] != vocab_md5:
+        raise UserError(f"{ckpt_path}: trained with another vocabulary ({cfg.get('vocab')}); models must share one")
+    state = ckpt["model"]
+    if any(k.startswith("base.") for k in state):  # a composed run: f is `base`, Π is `denoiser`
+        state = {k[5:]: v for k, v in state.items() if k.startswith("base.")}
+    model = _build(cfg, cfg["vocab_n"], dropout)
+    checkpoint.load_model_state(model, state, ckpt_path)
+    return model.to(device), cfg
+
+
+# ---------------------------------------------------------------- shared training pieces
+
+def _optimizer(params, args):
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.adam_betas), weight_decay=args.weight_decay)
+    return opt, inverse_sqrt(opt, args.warmup_updates)
+
+
+def _batches(src_ids, tgt_ids, args):
+    sl, tl = [len(s) for s in src_ids], [len(t) for t in tgt_ids]
+
+    def make(epoch):
+        return seq2seq.token_batches(sl, tl, args.max_tokens, shuffle=True)
+    return make
+
+
+def _ce_step(model, srcs, tgts, args, device):
+    def step(idx):
+        b = seq2seq.collate([srcs[i] for i in idx], [tgts[i] for i in idx], device)
+        loss, nll = seq2seq.batch_nll(model, b, args.label_smoothing)
+        ntok = int(b["tgt_mask"].sum())
+        return loss.sum() / ntok, ntok, {"nll": float(nll.detach().sum()) / ntok}
+    return step
+
+
+@torch.no_grad()
+def _val_nll(model, srcs, tgts, device, max_tokens):
+    tot, ntok = 0.0, 0
+    for idx in seq2seq.token_batches([len(s) for s in srcs], [len(t) for t in tgts], max_tokens, shuffle=False):
+        b = seq2seq.collate([srcs[i] for i in idx], [tgts[i] for i in idx], device)
+        _, nll = seq2seq.batch_nll(model, b, 0.0)
+        tot += float(nll.sum())
+        ntok += int(b["tgt_mask"].sum())
+    return tot / max(ntok, 1)
+
+
+def _init_arch(args, path, key="init_stage"):
+    """Take the architecture of the run f is initialized from (its weights must fit)."""
+    ckpt_path = os.path.join(path, "checkpoint_best.pt") if os.path.isdir(path) else path
+    cfg = checkpoint.load(ckpt_path).get("config") or {}
+    for k in ("layers", "d_model", "ffn", "heads", "arch"):
+        if k in cfg:
+            setattr(args, k, cfg[k])
+    setattr(args, key, cfg.get("init_stage") if cfg.get("stage") == "compose" else cfg.get("stage"))
+
+
+def _fit(run, model, trainable, srcs, tgts, step, validate, args, device, best_metric):
+    opt, sched = _optimizer(trainable, args)
+    n_params = sum(p.numel() for p in trainable)
+    return fit(run, model, opt, _batches(srcs, tgts, args), step, validate, max_epoch=args.max_epoch,
+               scheduler=sched, update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric=best_metric,
+               best_mode="min", save_interval=args.save_interval, log_interval=args.log_interval,
+               flops_per_item=6 * n_params, device=device, max_updates=args.max_update)
+
+
+def _prepare(args, init=None):
+    run = Run(args.run_dir)
+    if run.finished:
+        log.info("%s: finished already, nothing to do", run.path)
+        return run, None, None
+    data = Data(args)
+    args.vocab_md5 = data.vocab_md5
+    args.vocab_n = len(data.tok)
+    if init:
+        _init_arch(args, init)
+    run.config = config_of(args)
+    run.start()
+    seed_everything(args.seed)
+    return run, data, get_device(args.device)
+
+
+# ---------------------------------------------------------------- evaluation
+
+def _programs(tok, outs):
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    texts = [tok.decode(o) for o in outs]
+    return texts, [detokenize_program(t) for t in texts]
+
+
+def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
+    """Judge f's greedy (or beam) outputs and Π applied to them on each split. Returns results
+    per split: {"base": summary, "denoised": summary}, and writes eval_<split><suffix>.jsonl."""
+    from composed_ft.code.decode import generate
+    from composed_ft.code.evaluate import evaluate_programs, summarize
+    mode = "beam" if args.beam else "greedy"
+    res = {}
+    for split in splits or args.eval_splits:
+        exs = data.split(split, args.n_eval)
+        srcs = data.encode([e["src"] for e in exs])
+        tests = [[(e["inp"], e["out"])] for e in exs]
+        t0 = time.time()
+        outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=args.beam or 5, device=device)
+        rows = {"base": (outs, hit)}
+        if pi is not None:
+            d_outs, d_hit = generate(pi, [o + [EOS] for o in outs], max_len=max_len, mode=mode,
+                                     beam=args.beam or 5, device=device)
+            rows["denoised"] = (d_outs, d_hit)
+        t_dec = time.time() - t0
+        res[split] = {"n": len(exs), "decode_s": t_dec}
+        per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
+        for kind, (o, h) in rows.items():
+            texts, progs = _programs(data.tok, o)
+            judged = evaluate_programs(progs, tests, jobs=args.jobs, desc=f"judging {split} {kind}")
+            s = summarize(judged)
+            s["hit_limit"] = int(sum(h))
+            s["exact_match"] = sum(t == e["tgt"] for t, e in zip(texts, exs)) / max(len(exs), 1)
+            res[split][kind] = s
+            for p, t, hh, j in zip(per, texts, h, judged):
+                p[kind] = {"pred": t, "hit_limit": bool(hh), "outcome": j["outcome"],
+                           "compile_error": (j.get("compile_error") or "")[:500] or None,
+                           "failure": j.get("failure")}
+        write_text(run.file(f"eval_{split}{suffix}.jsonl"), "".join(json.dumps(p) + "\n" for p in per))
+        msg = " | ".join(f"{k} acc {res[split][k]['accuracy']:.3f} (compile err {res[split][k]['compile_error_rate']:.3f}, "
+                         f"hit limit {res[split][k]['hit_limit']})" for k in rows)
+        log.info("%s %s: %s", run.path, split, msg)
+    return res
+
+
+def _load_denoiser(args, device, data):
+    if not args.denoiser:
+        return None, None
+    pi, cfg = load_run_model(args.denoiser, device, ("denoise",), data.vocab_md5)
+    return freeze(pi), cfg
+
+
+def _denoiser_info(cfg, path):
+    if cfg is None:
+        return None
+    return {"run_dir": path, "noise": cfg.get("noise"), "n_unlabeled": cfg.get("n_unlabeled"),
+            "arch": cfg.get("arch"), "dropout": cfg.get("dropout")}
+
+
+def _finish_predictor(run, f, data, args, device, summary, t0, extra=None, trained=None):
+    load_best(run, trained if trained is not None else f)
+    pi, dcfg = _load_denoiser(args, device, data)
+    tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    max_len = _max_len(args, data, tgts)
+    res = {"stage": args.stage, "method": method_name(args), "max_len": max_len,
+           "longest_gold_target": max(len(t) for t in tgts), **summary, **(extra or {}),
+           "denoiser": _denoiser_info(dcfg, args.denoiser), "n_params": seq2seq.count_parameters(f)}
+    res["eval"] = evaluate(run, f, pi, data, args, device, max_len)
+    res["wall_s"] = time.time() - t0
+    run.finish(res)
+    return res
+
+
+def method_name(args):
+    if args.stage == "direct":
+        return "reverse" if args.reverse else "direct"
+    return args.stage
+
+
+# ---------------------------------------------------------------- stages
+
+def run_denoise(args):
+    from composed_ft.code.corruptions import corrupt_sanstype, delete_tokens
+    fill_preset(args, "denoise")
+    run, data, device = _prepare(args)
+    if data is None:
+        return run.results()
+    t0 = time.time()
+    clean = [e["tgt"] for e in data.split("unlabeled", args.n_unlabeled)]
+    val_clean = [e["tgt"] for e in data.split("unlabeled_val", args.n_valid)]
+    if args.noise == "structured":
+        corrupt = lambda t, rng: corrupt_sanstype(t, rng)  # noqa: E731
+    else:
+        corrupt = lambda t, rng: delete_tokens(t, rng, args.delete_p)  # noqa: E731
+    tgts = data.encode(clean)
+    vrng = seq2seq.seeded_rng(args.seed, 999_999)
+    val_noisy = [corrupt(t, vrng) for t in val_clean]
+    vs, vt = data.encode(val_noisy), data.encode(val_clean)
+    log.info("denoiser: %d unlabeled programs (+%d validation), noise %s", len(clean), len(val_clean), args.noise)
+    model = _build(vars(args), len(data.tok)).to(device)
+    state = {"epoch": None, "srcs": None}
+
+    def corrupted(epoch):  # fresh corruptions every epoch, replayed identically on resume
+        if state["epoch"] != epoch:
+            rng = seq2seq.seeded_rng(args.seed, epoch)
+            state["srcs"] = data.encode([corrupt(t, rng) for t in clean])
+            state["epoch"] = epoch
+        return state["srcs"]
+
+    tl = [len(t) for t in tgts]
+
+    def batches(epoch):
+        srcs = corrupted(epoch)
+        return seq2seq.token_batches([len(s) for s in srcs], tl, args.max_tokens, shuffle=True)
+
+    def step(idx):
+        b = seq2seq.collate([state["srcs"][i] for i in idx], [tgts[i] for i in idx], device)
+        loss, nll = seq2seq.batch_nll(model, b, args.label_smoothing)
+        ntok = int(b["tgt_mask"].sum())
+        return loss.sum() / ntok, ntok, {"nll": float(nll.detach().sum()) / ntok}
+
+    def validate():
+        return {"val_nll": _val_nll(model, vs, vt, device, args.max_tokens)}
+
+    opt, sched = _optimizer(list(model.parameters()), args)
+    n_params = seq2seq.count_parameters(model)
+    summary = fit(run, model, opt, batches, step, validate, max_epoch=args.max_epoch, scheduler=sched,
+                  update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric="val_nll", best_mode="min",
+                  save_interval=args.save_interval, log_interval=args.log_interval, flops_per_item=6 * n_params,
+                  device=device, max_updates=args.max_update)
+    load_best(run, model)
+    from composed_ft.code.decode import generate
+    max_len = _max_len(args, data, vt)
+    outs, hit = generate(model, vs, max_len=max_len, device=device)
+    texts = [data.tok.decode(o) for o in outs]
+    res = {"stage": "denoise", "method": "denoise", "noise": args.noise, "n_unlabeled": len(clean), **summary,
+           "val_exact_match": sum(a == b for a, b in zip(texts, val_clean)) / len(val_clean),
+           "val_input_already_clean": sum(a == b for a, b in zip(val_noisy, val_clean)) / len(val_clean),
+           "val_hit_limit": int(sum(hit)), "n_params": n_params, "wall_s": time.time() - t0}
+    log.info("denoiser: validation exact match %.3f (inputs already clean %.3f)", res["val_exact_match"],
+             res["val_input_already_clean"])
+    run.finish(res)
+    return res
+
+
+def _labeled(data, args, reverse=False):
+    tr, va = data.split("train", args.n_train), data.split("val", args.n_valid)
+    a, b = ("tgt", "src") if reverse else ("src", "tgt")
+    return (data.encode([e[a] for e in tr]), data.encode([e[b] for e in tr]),
+            data.encode([e[a] for e in va]), data.encode([e[b] for e in va]))
+
+
+def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
+    """Shared body of direct / reverse / pretrain / backtranslate: CE training then evaluation."""
+    run, data, device = _prepare(args, init)
+    if data is None:
+        return run.results()
+    t0 = time.time()
+    reverse = getattr(args, "reverse", False)
+    srcs, tgts, vs, vt = _labeled(data, args, reverse)
+    n_real = len(srcs)
+    if extra_pairs is not None:
+        ps, pt = extra_pairs(data, device)
+        srcs, tgts = srcs + ps, tgts + pt
+    if init is not None:
+        f, _ = load_run_model(init, device, ("denoise",), data.vocab_md5,
+                              dropout=(args.dropout, args.attention_dropout, args.activation_dropout))
+    else:
+        f = _build(vars(args), len(data.tok)).to(device)
+    log.info("%s: %d training pairs (%d labeled), %d validation, %d parameters", args.stage, len(srcs), n_real,
+             len(vs), seq2seq.count_parameters(f))
+
+    def validate():
+        return {"val_nll": _val_nll(f, vs, vt, device, args.max_tokens)}
+
+    summary = _fit(run, f, list(f.parameters()), srcs, tgts, _ce_step(f, srcs, tgts, args, device), validate,
+                   args, device, "val_nll")
+    extra = {"n_train_pairs": len(srcs), "n_labeled": n_real, **(extra_res or {})}
+    if reverse:  # the reverse model is not a program predictor: no program evaluation
+        load_best(run, f)
+        res = {"stage": "direct", "method": "reverse", **summary, **extra, "wall_s": time.time() - t0}
+        run.finish(res)
+        return res
+    return _finish_predictor(run, f, data, args, device, summary, t0, extra)
+
+
+def run_direct(args):
+    fill_preset(args, "direct")
+    return _train_ce(args)
+
+
+def run_pretrain(args):
+    fill_preset(args, "pretrain")
+    if args.denoiser is None:
+        args.denoiser = args.init
+    return _train_ce(args, init=args.init)
+
+
+def run_backtranslate(args):
+    fill_preset(args, "backtranslate")
+    from composed_ft.code.decode import generate
+
+    def pseudo(data, device):
+        path = os.path.join(args.run_dir, "pseudo.src")
+        programs = [e["tgt"] for e in data.split("unlabeled", args.n_unlabeled)]
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                texts = fh.read().split("\n")[:-1]
+        else:
+            rev, _ = load_run_model(args.reverse_model, device, ("direct",), data.vocab_md5)
+            t = time.time()
+            tgt_ids = data.encode(programs)
+            limit = args.max_len or min(int(1.5 * max(len(s) for s in data.encode(
+                [e["src"] for e in data.split("train")]))) + 10, seq2seq.MAX_POSITIONS - 2)
+            outs, hit = generate(rev, tgt_ids, max_len=limit, mode="sample" if args.bt_sampling else "greedy",
+                                 device=device)
+            texts = [data.tok.decode(o) or "none" for o in outs]
+            write_text(path, "".join(s.replace("\n", " ") + "\n" for s in texts))
+            log.info("backtranslation: %d pseudo-sources in %.0f s (%d hit the length limit)", len(texts),
+                     time.time() - t, sum(hit))
+        if len(texts) != len(programs):
+            raise UserError(f"{path}: {len(texts)} pseudo-sources for {len(programs)} programs; delete it to relabel")
+        return data.encode(texts), data.encode(programs)
+
+    return _train_ce(args, extra_pairs=pseudo)
+
+
+def run_compose(args):
+    from composed_ft.code.decode import generate
+    from composed_ft.code.reinforce import composed_loss, denoiser_nll
+    fill_preset(args, "compose")
+    if not args.denoiser:
+        raise UserError("compose: --denoiser (the frozen Π) is required")
+    run, data, device = _prepare(args, args.init)
+    if data is None:
+        return run.results()
+    t0 = time.time()
+    f, _ = load_run_model(args.init, device, ("direct", "pretrain", "backtranslate", "compose"), data.vocab_md5,
+                          dropout=(args.dropout, args.attention_dropout, args.activation_dropout))
+    pi, dcfg = _load_denoiser(args, device, data)
+    model = Composed(f, pi)  # train() keeps Π in eval mode; Π has requires_grad=False
+    srcs, tgts, vs, vt = _labeled(data, args)
+    all_tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    max_len = _max_len(args, data, all_tgts)
+    log.info("compose: f from %s (%s), Π from %s, λ=%g, %d pairs", args.init, args.init_stage, args.denoiser,
+             args.lam, len(srcs))
+
+    def step(idx):
+        return composed_loss(f, pi, [srcs[i] for i in idx], [tgts[i] for i in idx], lam=args.lam,
+                             epsilon=args.label_smoothing, max_len=max_len, clamp_min=args.clamp_min,
+                             scale=args.reinforce_scale, device=device)
+
+    def validate():
+        outs, hit = generate(f, vs, max_len=max_len, device=device)
+        tot, ntok = 0.0, 0
+        for idx in seq2seq.token_batches([len(o) + 1 for o in outs], [len(t) for t in vt], args.max_tokens, shuffle=False):
+            w = denoiser_nll(pi, [outs[i] + [EOS] for i in idx], [vt[i] for i in idx], device)
+            tot += float(w.sum())
+            ntok += sum(len(vt[i]) for i in idx)
+        return {"val_pi_nll": tot / ntok, "val_nll": _val_nll(f, vs, vt, device, args.max_tokens),
+                "val_hit_limit": int(sum(hit))}
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    summary = _fit(run, model, trainable, srcs, tgts, step, validate, args, device, "val_pi_nll")
+    return _finish_predictor(run, f, data, args, device, summary, t0, {"lam": args.lam, "init_stage": args.init_stage},
+                             trained=model)
+
+
+def run_evaluate(args):
+    """Re-evaluate a finished predictor run (e.g. with --beam) without touching its results.json."""
+    run = Run(args.run_dir)
+    cfg = json.load(open(run.file("config.json")))["config"]
+    device = get_device(args.device)
+    ns = type("A", (), {})()
+    for k, v in cfg.items():
+        setattr(ns, k, v)
+    ns.beam, ns.jobs = args.beam, args.jobs
+    if args.denoiser:
+        ns.denoiser = args.denoiser
+    data = Data(ns)
+    f, _ = load_run_model(args.run_dir, device, None, data.vocab_md5)
+    pi, _ = _load_denoiser(ns, device, data)
+    tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    res = evaluate(run, f, pi, data, ns, device, _max_len(ns, data, tgts), suffix=f"_beam{args.beam}")
+    out = args.out or run.file(f"eval_beam{args.beam}.json")
+    write_text(out, json.dumps(res, indent=1))
+    print(f"wrote {out}")
+    return 0
+
