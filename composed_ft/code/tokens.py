@@ -8,8 +8,8 @@ single pieces (`▁$`, `▁~`), which makes SansType targets ~20% shorter (151 v
 Ids: 0 pad, 1 unk, 2 bos, 3 eos.
 """
 import logging
+import io
 import os
-import tempfile
 
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import atomic_path
@@ -26,20 +26,16 @@ def default_path(data_dir, vocab_size):
 def train_vocab(texts, path, vocab_size=600):
     """Train a BPE model on `texts` and write it atomically to `path` (a .model file)."""
     import sentencepiece as spm
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus.txt")
-        with open(corpus, "w", encoding="utf-8") as f:
-            for t in texts:
-                f.write(t + "\n")
-        prefix = os.path.join(tmp, "spm")
-        spm.SentencePieceTrainer.train(
-            input=corpus, model_prefix=prefix, model_type="bpe", vocab_size=vocab_size,
-            character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            normalization_rule_name="identity",
-            num_threads=1, input_sentence_size=0, shuffle_input_sentence=False, seed_sentencepiece_size=1000000,
-            hard_vocab_limit=False, minloglevel=2)
-        with atomic_path(path) as out, open(prefix + ".model", "rb") as src, open(out, "wb") as dst:
-            dst.write(src.read())
+    buf = io.BytesIO()
+    # An iterator and a writer instead of files: the model then records no temp paths in its
+    # trainer spec, so the same texts give byte-identical files.
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts)), model_writer=buf, model_type="bpe", vocab_size=vocab_size,
+        character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+        normalization_rule_name="identity", num_threads=1, input_sentence_size=0,
+        shuffle_input_sentence=False, hard_vocab_limit=False, minloglevel=2)
+    with atomic_path(path) as out, open(out, "wb") as dst:
+        dst.write(buf.getvalue())
     return path
 
 

@@ -1,0 +1,156 @@
+"""Benchmark of the SansType seq2seq model (CPU or GPU).
+
+    python scripts/bench_seq2seq.py [--arch cpu|paper] [--iters 5] [--device auto]
+
+Reports (1) training tokens/s of our model (transformers MBart built from a config) vs the same
+architecture written with plain torch.nn.Transformer (pre-LayerNorm, shared embeddings, tied
+output projection, learned positions); (2) the composed step (sample ŷ from f, NLL_Π(y|ŷ) under
+the frozen Π, log p_f(ŷ|x), CE) relative to a plain CE step (target ≤ 2x); (3) greedy decoding
+with the key/value cache vs without. Batches are SansType-shaped: 16 sources of 84 and targets
+of 151 BPE tokens (the data's mean lengths), ~3,800 tokens. Timings on a loaded machine are
+noisy: compare ratios measured in the same call."""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from composed_ft.code import seq2seq  # noqa: E402
+from composed_ft.code.decode import generate  # noqa: E402
+from composed_ft.code.reinforce import composed_loss  # noqa: E402
+from composed_ft.code.tokens import BOS, EOS, PAD  # noqa: E402
+from composed_ft.core.compose import freeze  # noqa: E402
+from composed_ft.core.device import get_device  # noqa: E402
+
+
+class PlainTransformer(nn.Module):
+    """The same architecture with torch.nn.Transformer (the baseline)."""
+
+    def __init__(self, vocab, layers, d_model, ffn, heads, dropout=0.1, max_positions=1024, **_):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d_model, padding_idx=PAD)
+        self.pos_src = nn.Embedding(max_positions, d_model)
+        self.pos_tgt = nn.Embedding(max_positions, d_model)
+        self.tf = nn.Transformer(d_model, heads, layers, layers, ffn, dropout, batch_first=True, norm_first=True)
+        self.scale = math.sqrt(d_model)
+
+    def forward(self, src, tgt_in):
+        ps = torch.arange(src.size(1), device=src.device)
+        pt = torch.arange(tgt_in.size(1), device=src.device)
+        s = self.emb(src) * self.scale + self.pos_src(ps)
+        t = self.emb(tgt_in) * self.scale + self.pos_tgt(pt)
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1), device=src.device)
+        h = self.tf(s, t, tgt_mask=causal, src_key_padding_mask=src.eq(PAD), memory_key_padding_mask=src.eq(PAD),
+                    tgt_is_causal=True)
+        return h @ self.emb.weight.t()
+
+
+def _batch(b, ls, lt, vocab, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    srcs = [torch.randint(4, vocab, (ls - 1,), generator=g).tolist() + [EOS] for _ in range(b)]
+    tgts = [torch.randint(4, vocab, (lt - 1,), generator=g).tolist() + [EOS] for _ in range(b)]
+    return srcs, tgts
+
+
+def _time(fn, iters, device):
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / iters
+
+
+def bench(arch="cpu", iters=5, device="auto", batch=16, src_len=84, tgt_len=151, vocab=600, decode_len=151):
+    torch.manual_seed(0)
+    dev = get_device(device)
+    a = seq2seq.ARCHS[arch]
+    srcs, tgts = _batch(batch, src_len, tgt_len, vocab, dev)
+    b = seq2seq.collate(srcs, tgts, dev)
+    ntok = int(b["tgt_mask"].sum())
+    out = {"arch": arch, "device": str(dev), "batch": batch, "src_len": src_len, "tgt_len": tgt_len,
+           "threads": torch.get_num_threads(), "iters": iters}
+
+    model = seq2seq.build_model(vocab, **a).to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def ce_step():
+        loss, _ = seq2seq.batch_nll(model, b, 0.1)
+        (loss.sum() / ntok).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    plain = PlainTransformer(vocab, **a).to(dev).train()
+    popt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
+
+    def plain_step():
+        lp = F.log_softmax(plain(b["src"], b["tgt_in"]).float(), -1)
+        loss, _ = seq2seq.label_smoothed_nll(lp, b["tgt_out"], b["tgt_mask"], 0.1)
+        (loss.sum() / ntok).backward()
+        popt.step()
+        popt.zero_grad(set_to_none=True)
+
+    t_ours, t_plain = _time(ce_step, iters, dev), _time(plain_step, iters, dev)
+    out["train_tokens_per_s_ours"] = ntok / t_ours
+    out["train_tokens_per_s_plain_torch"] = ntok / t_plain
+    out["train_all_tokens_per_s_ours"] = (int(b["src_mask"].sum()) + ntok) / t_ours
+    out["params"] = seq2seq.count_parameters(model)
+
+    pi = freeze(seq2seq.build_model(vocab, **a).to(dev))
+    # A random f samples until the length limit; cap sampling at the target length so the composed
+    # step costs what it costs on a trained f (samples about as long as the gold programs).
+    def comp_step():
+        loss, _, _ = composed_loss(model, pi, srcs, tgts, max_len=tgt_len, device=dev)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    t_comp = _time(comp_step, max(1, iters // 2), dev)
+    out["ce_step_s"], out["composed_step_s"] = t_ours, t_comp
+    out["composed_vs_ce"] = t_comp / t_ours
+
+    model.eval()
+    t_cache = _time(lambda: generate(model, srcs, max_len=decode_len, device=dev), 1, dev)
+    t_nocache = _time(lambda: generate(model, srcs, max_len=decode_len, device=dev, use_cache=False), 1, dev)
+    out["greedy_s_cache"], out["greedy_s_nocache"] = t_cache, t_nocache
+    out["greedy_tokens_per_s_cache"] = batch * decode_len / t_cache
+    out["cache_speedup"] = t_nocache / t_cache
+    return out
+
+
+def report(r):
+    print(f"seq2seq benchmark: arch {r['arch']} ({r['params']:,} parameters), device {r['device']}, "
+          f"{r['threads']} threads, batch {r['batch']} x (src {r['src_len']} + tgt {r['tgt_len']})")
+    print(f"  training, target tokens/s: ours (transformers MBart) {r['train_tokens_per_s_ours']:,.0f}, "
+          f"plain torch.nn.Transformer {r['train_tokens_per_s_plain_torch']:,.0f} "
+          f"(ratio {r['train_tokens_per_s_ours'] / r['train_tokens_per_s_plain_torch']:.2f}); "
+          f"source+target tokens/s ours {r['train_all_tokens_per_s_ours']:,.0f}")
+    print(f"  composed step {r['composed_step_s']:.2f} s vs CE step {r['ce_step_s']:.2f} s: "
+          f"{r['composed_vs_ce']:.2f}x (target <= 2x)")
+    print(f"  greedy decoding of {r['batch']} x {r['tgt_len']} tokens: cache {r['greedy_s_cache']:.2f} s, "
+          f"no cache {r['greedy_s_nocache']:.2f} s ({r['cache_speedup']:.1f}x faster with the cache)")
+    print("  (timings on a shared or loaded machine are noisy; ratios from one call are the meaningful part)")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="cpu", choices=sorted(seq2seq.ARCHS))
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", default=None, help="also write the numbers here")
+    a = p.parse_args()
+    res = bench(a.arch, a.iters, a.device)
+    report(res)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)

@@ -1,0 +1,168 @@
+"""Fast tests of the seq2seq pieces: vocabulary, batching, cached decoding, the composed REINFORCE
+objective's gradient, and the frozen denoiser."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from composed_ft.code import seq2seq
+from composed_ft.code.decode import generate
+from composed_ft.code.reinforce import composed_loss
+from composed_ft.code.tokens import BOS, EOS, PAD, Tokenizer, train_vocab
+from composed_ft.core.compose import Composed, freeze
+
+V = 40
+
+
+def tiny(seed=0, dropout=0.0):
+    torch.manual_seed(seed)
+    return seq2seq.build_model(V, **seq2seq.ARCHS["smoke"], dropout=dropout, attention_dropout=dropout,
+                               activation_dropout=dropout)
+
+
+SRCS = [[5, 6, 7, 8, EOS], [9, 10, EOS], [11, 12, 13, 14, 15, 16, EOS]]
+
+
+def test_vocab_deterministic_and_roundtrip(tmp_path):
+    texts = ["int main ( ) { $ ~ int var_1 = 5 ; $ ~ cout << var_1 << endl ; $ }",
+             "set var_1 to 5 $ print var_1", 'string var_2 = "ab" ; $ ~ var_2 += "c" ;'] * 20
+    a, b = tmp_path / "a.model", tmp_path / "b.model"
+    train_vocab(texts, str(a), vocab_size=60)
+    train_vocab(texts, str(b), vocab_size=60)
+    assert a.read_bytes() == b.read_bytes()
+    tok = Tokenizer(str(a))
+    for t in texts[:3]:
+        ids = tok.encode(t)
+        assert ids[-1] == EOS and tok.decode(ids) == t
+    assert Tokenizer(model_proto=tok.proto()).encode(texts[0]) == tok.encode(texts[0])
+
+
+def test_token_batches_respect_max_tokens():
+    torch.manual_seed(0)
+    sl = torch.randint(3, 40, (200,)).tolist()
+    tl = torch.randint(3, 60, (200,)).tolist()
+    batches = seq2seq.token_batches(sl, tl, 400)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        assert len(b) == 1 or len(b) * (max(sl[i] for i in b) + max(tl[i] for i in b)) <= 400
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam", "sample"])
+def test_decode_with_cache_equals_without(mode):
+    m = tiny().eval()
+    torch.manual_seed(3)
+    a = generate(m, SRCS, max_len=25, mode=mode, beam=3)
+    torch.manual_seed(3)
+    b = generate(m, SRCS, max_len=25, mode=mode, beam=3, use_cache=False)
+    assert a == b
+
+
+def test_greedy_matches_teacher_forced_argmax_and_counts_limit():
+    m = tiny().eval()
+    outs, hit = generate(m, SRCS, max_len=7)
+    for src, o, h in zip(SRCS, outs, hit):
+        ys = [BOS]
+        with torch.no_grad():
+            for _ in range(7):
+                logit = m(input_ids=torch.tensor([src]), decoder_input_ids=torch.tensor([ys])).logits[0, -1]
+                ys.append(int(logit.argmax()))
+                if ys[-1] == EOS:
+                    break
+        expect = ys[1:-1] if ys[-1] == EOS else ys[1:]
+        assert o == expect
+        assert h == (ys[-1] != EOS)  # no EOS within the limit: flagged, never silently dropped
+
+
+def _independent_logp(model, src, y):
+    """log p(y | src) for one example from transformers' own loss (mean CE over y's tokens)."""
+    out = model(input_ids=torch.tensor([src]), decoder_input_ids=torch.tensor([[BOS] + y[:-1]]),
+                labels=torch.tensor([y]))
+    return -out.loss * len(y)
+
+
+def test_reinforce_gradient_equals_definition():
+    f, pi = tiny(0), freeze(tiny(1))
+    f.train()
+    tgts = [[7, 8, 9, EOS], [10, 11, EOS], [12, 13, 14, 15, EOS]]
+    # the third sample is long: log p < -50, in the clamp's flat region (no gradient)
+    yhats = [[7, 9, EOS], [10, 11, 12, 13, EOS], [20] * 30 + [EOS]]
+    loss, ntok, _ = composed_loss(f, pi, SRCS, tgts, lam=0.0, yhats=yhats)
+    assert ntok == sum(len(t) for t in tgts)
+    got = torch.autograd.grad(loss, list(f.parameters()), allow_unused=True)
+
+    params = list(f.parameters())
+    expect = [torch.zeros_like(p) for p in params]
+    for src, y, yh in zip(SRCS, tgts, yhats):
+        with torch.no_grad():
+            w = -_independent_logp(pi, yh, y)  # NLL_Π(y | ŷ), a constant
+        logp = _independent_logp(f, src, yh)
+        if logp.item() < -50:
+            assert yh == yhats[2]
+            continue  # d/dθ clamp(logp, -50) = 0 there
+        g = torch.autograd.grad(logp, params, allow_unused=True)
+        for e, gi in zip(expect, g):
+            if gi is not None:
+                e += w / 10 * gi / ntok
+    for g, e in zip(got, expect):
+        g = torch.zeros_like(e) if g is None else g
+        torch.testing.assert_close(g, e, atol=1e-6, rtol=1e-4)
+
+
+def test_composed_loss_value_with_lambda():
+    f, pi = tiny(0), freeze(tiny(1))
+    tgts = [[7, 8, 9, EOS], [10, 11, EOS], [12, 13, 14, 15, EOS]]
+    yhats = [[7, 9, EOS], [10, 11, 12, 13, EOS], [12, 13, EOS]]
+    loss, ntok, extra = composed_loss(f, pi, SRCS, tgts, lam=0.5, yhats=yhats)
+    with torch.no_grad():
+        total = 0.0
+        for src, y, yh in zip(SRCS, tgts, yhats):
+            ce = -_independent_logp(f, src, y)
+            w = -_independent_logp(pi, yh, y)
+            total += 0.5 * ce + max(_independent_logp(f, src, yh).item(), -50) * w / 10
+    assert loss.item() == pytest.approx(total.item() / ntok, rel=1e-4)
+
+
+def test_frozen_denoiser_bit_identical_and_no_gradient():
+    f, pi = tiny(0, dropout=0.1), tiny(1, dropout=0.4)
+    before = copy.deepcopy(pi.state_dict())
+    model = Composed(f, pi)
+    model.train()
+    assert not pi.training and f.training
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(trainable) == len(list(f.parameters()))
+    opt = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.1)
+    tgts = [[7, 8, 9, EOS], [10, 11, EOS], [12, 13, 14, 15, EOS]]
+    torch.manual_seed(0)
+    for _ in range(3):
+        loss, _, _ = composed_loss(f, pi, SRCS, tgts, max_len=12)
+        loss.backward()
+        assert all(p.grad is None for p in pi.parameters())
+        opt.step()
+        opt.zero_grad()
+    assert not pi.training
+    for k, v in pi.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert any(not torch.equal(a, b) for a, b in zip(f.state_dict().values(), tiny(0).state_dict().values()))
+
+
+def test_label_smoothing_matches_torch():
+    torch.manual_seed(0)
+    lp = F.log_softmax(torch.randn(2, 5, V), -1)
+    tgt = torch.randint(4, V, (2, 5))
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    loss, nll = seq2seq.label_smoothed_nll(lp, tgt, mask, 0.0)
+    ref = F.nll_loss(lp.reshape(-1, V), tgt.reshape(-1), reduction="none").view(2, 5).sum(1)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(nll, ref)
+    mask[1, 3:] = False
+    loss, nll = seq2seq.label_smoothed_nll(lp, tgt, mask, 0.1)
+    assert (loss > 0).all() and nll[1] < ref[1]
+
+
+def test_set_dropout_changes_rates():
+    m = seq2seq.set_dropout(tiny(0, 0.4), 0.1, 0.2, 0.3)
+    enc = m.model.encoder
+    assert enc.dropout == 0.1 and enc.layers[0].activation_dropout == 0.3
+    assert enc.layers[0].self_attn.dropout == 0.2
+    assert PAD == m.config.pad_token_id
