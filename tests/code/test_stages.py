@@ -1,0 +1,96 @@
+"""The SansType stages end to end on tiny data (slow: data generation and g++ judging), and their CLI."""
+import json
+import os
+
+import pytest
+import torch
+
+from composed_ft.code.__main__ import build_parser, main as cli
+
+SMALL = ["--n-train", "24", "--n-val", "6", "--n-test", "4", "--n-ood", "4", "--n-unlabeled", "40",
+         "--n-unlabeled-val", "6"]
+
+
+def test_stage_cli_help_and_presets():
+    p = build_parser()
+    for name in ("denoise", "direct", "pretrain", "compose", "backtranslate", "evaluate", "table"):
+        with pytest.raises(SystemExit) as e:
+            p.parse_args([name, "--help"])
+        assert e.value.code == 0
+    from composed_ft.code.stages import fill_preset
+    a = fill_preset(p.parse_args(["denoise", "--preset", "paper", "--run-dir", "x"]), "denoise")
+    assert (a.layers, a.d_model, a.ffn, a.heads, a.dropout, a.lr, a.warmup_updates, a.max_epoch) == \
+        (3, 256, 1024, 2, 0.4, 1e-3, 4000, 50)
+    a = fill_preset(p.parse_args(["compose", "--preset", "paper", "--run-dir", "x", "--init", "y", "--lr", "1e-5"]),
+                    "compose")
+    assert a.lr == 1e-5 and a.lam == 1.0 and a.update_freq == 4 and a.max_tokens == 4000
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sanstype")
+    cli(["make-sanstype", "--out", str(d), "--seed", "3", "--jobs", "2"] + SMALL)
+    return str(d)
+
+
+def _run(argv):
+    cli(argv)
+
+
+@pytest.mark.slow
+def test_every_stage_end_to_end(data, tmp_path):
+    r = str(tmp_path)
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "3",
+              "--device", "cpu", "--jobs", "2"]
+    den = f"{r}/den"
+    _run(["denoise", *common, "--run-dir", den])
+    _run(["denoise", *common, "--run-dir", f"{r}/den_del", "--noise", "delete"])
+    _run(["direct", *common, "--run-dir", f"{r}/direct", "--denoiser", den, "--tag", "main"])
+    _run(["pretrain", *common, "--run-dir", f"{r}/pre", "--init", den, "--tag", "main"])
+    _run(["compose", *common, "--run-dir", f"{r}/comp", "--init", f"{r}/pre", "--denoiser", den, "--tag", "main"])
+    _run(["compose", *common, "--run-dir", f"{r}/comp_d", "--init", f"{r}/direct", "--denoiser", den,
+          "--lam", "0.5", "--tag", "main"])
+    _run(["direct", *common, "--run-dir", f"{r}/rev", "--reverse"])
+    _run(["backtranslate", *common, "--run-dir", f"{r}/bt", "--reverse-model", f"{r}/rev", "--denoiser", den,
+          "--tag", "main"])
+    for name in ("direct", "pre", "comp", "comp_d", "bt"):
+        res = json.load(open(f"{r}/{name}/results.json"))
+        for split in ("test", "ood"):
+            for kind in ("base", "denoised"):
+                s = res["eval"][split][kind]
+                assert s["n"] == 3 and 0 <= s["accuracy"] <= 1 and "hit_limit" in s
+            lines = open(f"{r}/{name}/eval_{split}.jsonl").read().splitlines()
+            assert len(lines) == 3 and "outcome" in json.loads(lines[0])["denoised"]
+    comp = json.load(open(f"{r}/comp/results.json"))
+    assert comp["init_stage"] == "pretrain" and json.load(open(f"{r}/comp_d/results.json"))["init_stage"] == "direct"
+    assert len(open(f"{r}/bt/pseudo.src").read().splitlines()) == 32  # smoke preset: 32 unlabeled programs
+    # Π inside the composed run's checkpoint is bit-identical to the trained denoiser
+    pi = torch.load(f"{den}/checkpoint_best.pt", weights_only=False)["model"]
+    last = torch.load(f"{r}/comp/checkpoint_last.pt", weights_only=False)["model"]
+    for k, v in pi.items():
+        assert torch.equal(last["denoiser." + k], v), k
+    # a rerun of a finished run is a no-op
+    mtime = os.path.getmtime(f"{r}/direct/results.json")
+    _run(["direct", *common, "--run-dir", f"{r}/direct", "--denoiser", den, "--tag", "main"])
+    assert os.path.getmtime(f"{r}/direct/results.json") == mtime
+    _run(["table", "--runs", r, "--out", f"{r}/t.md"])
+    md = open(f"{r}/t.md").read()
+    assert "Composed (from Pretrained) Π(f(x))" in md and "Backtranslation + Π" in md and "Denoisers" in md
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
+    """Two runs with the same seed give the same numbers on CPU; a run whose results.json was lost
+    (killed during evaluation) skips training on rerun and re-evaluates to the same result."""
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
+              "--device", "cpu", "--eval-splits", "test"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    _run(["direct", *common, "--run-dir", a, "--max-epoch", "3"])
+    _run(["direct", *common, "--run-dir", b, "--max-epoch", "3"])
+    first = json.load(open(f"{b}/results.json"))
+    os.remove(f"{b}/results.json")
+    _run(["direct", *common, "--run-dir", b, "--max-epoch", "3"])
+    ra, rb = (json.load(open(f"{d}/results.json")) for d in (a, b))
+    assert ra["best"] == rb["best"] == first["best"]
+    assert ra["eval"]["test"]["base"] == rb["eval"]["test"]["base"]
+    assert len(open(f"{b}/metrics.jsonl").read().splitlines()) == 3
