@@ -195,6 +195,12 @@ def _wait(proc, wall_s):
     fired = threading.Event()
 
     def on_timeout():
+        # a process that already ended (we were merely slow to reap it, e.g. suspended) is no timeout
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
         fired.set()
         _kill_group(proc.pid)
 
@@ -318,7 +324,7 @@ def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_
         proc = subprocess.Popen(
             _limited([exe], cpu, RUN_ADDRESS_SPACE, output_cap, 1, 64),
             stdin=fin, stdout=fout, stderr=ferr, **_popen_kwargs(wd))
-        rc, wall_out, cpu_used = _wait(proc, max(5.0, 3 * time_limit))
+        rc, wall_out, cpu_used = _wait(proc, max(10.0, 5 * time_limit))
     seconds = time.monotonic() - t0
     stdout = _read_head(out_path, output_cap)
     if wall_out or cpu_used > time_limit or rc in (-signal.SIGXCPU,):
