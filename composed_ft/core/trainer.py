@@ -17,6 +17,7 @@ import time
 import torch
 
 from . import checkpoint
+from .distributed import unwrap
 from .perf import gemm_peak_flops
 from .progress import progress
 from .seed import rng_state, set_rng_state
@@ -38,7 +39,7 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     state = {"epoch": 0, "updates": 0, "best": math.inf, "best_epoch": 0, "n_metrics": 0}
     if os.path.exists(last_path):
         ckpt = checkpoint.load(last_path)
-        checkpoint.load_model_state(model, ckpt["model"], last_path)
+        checkpoint.load_model_state(unwrap(model), ckpt["model"], last_path)
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -78,6 +79,8 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
+        if ddp is not None and ddp.enabled:
+            items *= ddp.world_size  # every rank processed an equal share of each global batch
         model.eval()
         with torch.no_grad():
             val = validate()
@@ -95,12 +98,12 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
             run.log_metrics(**row)
             state["n_metrics"] = run.n_metrics()
             if improved:
-                checkpoint.save(best_path, {"model": _unwrap(model).state_dict(), "epoch": epoch,
+                checkpoint.save(best_path, {"model": unwrap(model).state_dict(), "epoch": epoch,
                                             best_metric: val[best_metric], "config": run.config})
             done = epoch >= max_epoch or (max_updates and state["updates"] >= max_updates)
             if epoch % save_interval == 0 or done:
                 checkpoint.save(last_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "rng": rng_state(), "trainer": dict(state), "config": run.config})
             if epoch % log_interval == 0 or done or epoch == 1:
@@ -109,19 +112,17 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
                 if flops_per_item:
                     msg += f" | {row['gflops']:.1f} GFLOP/s, MFU {100 * row['mfu']:.0f}% of measured GEMM peak"
                 log.info(msg)
+    if ddp is not None:
+        ddp.barrier()  # checkpoints written by rank 0 are complete before anyone reads them
     log.info("%s: done, %d epochs in %.0f s, best %s %.5g at epoch %d", run.path, state["epoch"],
              time.perf_counter() - t_run, best_metric, sign * state["best"], state["best_epoch"])
     return {"best": sign * state["best"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
             "updates": state["updates"]}
 
 
-def _unwrap(model):
-    return getattr(model, "module", model)
-
-
 def load_best(run, model):
     """Load checkpoint_best.pt into model (for final evaluation)."""
     path = run.file("checkpoint_best.pt")
     ckpt = checkpoint.load(path)
-    checkpoint.load_model_state(_unwrap(model), ckpt["model"], path)
+    checkpoint.load_model_state(unwrap(model), ckpt["model"], path)
     return ckpt

@@ -2,10 +2,9 @@
 
 A preset only fills defaults; every flag given on the command line overrides it."""
 import argparse
-import logging
 import sys
 
-from ..core.errors import UserError, cli_entry
+from ..core.errors import cli_entry
 from ..core.progress import setup_logging
 
 # Defaults per preset and stage. `cpu`: the full tables on a 2-core CPU in bounded time (a U-Net of
@@ -19,7 +18,7 @@ PRESETS = {
     },
     "train": {
         "smoke": dict(max_epoch=3, batch_size=64, save_interval=1, log_interval=1),
-        "cpu": dict(max_epoch=400, save_interval=25, log_interval=50, batch_size=256),
+        "cpu": dict(max_epoch=300, save_interval=25, log_interval=50, batch_size=256),
         "paper": dict(max_epoch=1000, save_interval=50, log_interval=100, batch_size=256),
     },
 }

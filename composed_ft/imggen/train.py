@@ -10,9 +10,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..core import checkpoint
+from ..core import checkpoint, distributed
 from ..core.compose import Composed, freeze, l2_penalty, weight_params
-from ..core.device import get_device
 from ..core.errors import UserError
 from ..core.perf import forward_flops
 from ..core.runs import Run
@@ -24,12 +23,23 @@ from .models import MLPGenerator, UNet
 log = logging.getLogger(__name__)
 
 
-def _batches(n, batch_size, device):
-    """Shuffled index batches for one epoch (torch RNG, so resume replays the same order)."""
+def _batches(n, batch_size, device, ctx):
+    """Shuffled index batches for one epoch (torch RNG, so resume replays the same order); under
+    torchrun every rank draws the same permutation and keeps its shard of each global batch."""
     def make(epoch):
         perm = torch.randperm(n)
-        return [perm[i:i + batch_size].to(device) for i in range(0, n, batch_size)]
+        return [ctx.shard(perm[i:i + batch_size]).to(device) for i in range(0, n, batch_size)]
     return make
+
+
+def _start(args):
+    """The run directory (rank 0 writes it; other ranks wait) and the process-group context."""
+    ctx = distributed.setup(args.device)
+    run = Run(args.run_dir, vars_config(args))
+    if ctx.is_main:
+        run.start()
+    ctx.barrier()
+    return run, ctx
 
 
 def _adam(params, args):
@@ -47,12 +57,12 @@ def _fixed_noise(fn, x, seed):
 # ---------------------------------------------------------------- denoiser
 
 def denoise(args):
-    run = Run(args.run_dir, vars_config(args)).start()
+    run, ctx = _start(args)
     if run.finished:
         log.info("%s: finished already, nothing to do", run.path)
         return run.results()
     t0 = time.time()
-    device = get_device(args.device)
+    device = ctx.device
     seed_everything(args.seed)
     clean, holdout = data.load_unlabeled(args.data, args.data_seed, args.unlabeled_fonts)
     clean, holdout = clean.to(device), holdout.to(device)
@@ -60,7 +70,7 @@ def denoise(args):
     val_in = _fixed_noise(perturb, holdout, args.seed + 12345)
     log.info("denoiser data: %d unlabeled images (+%d held out), perturbation %s", len(clean), len(holdout),
              args.perturb)
-    model = UNet(args.unet_width, args.unet_dropout).to(device)
+    model = ctx.wrap(UNet(args.unet_width, args.unet_dropout).to(device))
     opt = _adam(model.parameters(), args)
 
     def step(idx):
@@ -72,13 +82,16 @@ def denoise(args):
     def validate():
         return {"val_mse": F.mse_loss(model(val_in), holdout).item()}
 
-    flops = 3 * forward_flops(model, val_in)
+    flops = 3 * forward_flops(distributed.unwrap(model), val_in)
     # Small unlabeled sets (the 100-font ablation) get more epochs: --min-updates sets the floor.
     steps_per_epoch = -(-len(clean) // args.batch_size)
     max_epoch = max(args.max_epoch, -(-args.min_updates // steps_per_epoch))
-    summary = fit(run, model, opt, _batches(len(clean), args.batch_size, device), step, validate,
+    summary = fit(run, model, opt, _batches(len(clean), args.batch_size, device, ctx), step, validate,
                   max_epoch=max_epoch, best_metric="val_mse", save_interval=1, log_interval=1,
-                  flops_per_item=flops, device=device)
+                  flops_per_item=flops, device=device, ddp=ctx)
+    if not ctx.is_main:
+        return ctx.close()
+    model = distributed.unwrap(model)
     load_best(run, model)
     model.eval()
     with torch.no_grad():
@@ -94,6 +107,7 @@ def denoise(args):
     plots.learning_curves(run.file("curves.png"), run.metrics(), ["train_loss", "val_mse"], "denoiser")
     log.info("denoiser: held-out MSE %.4f (perturbed input %.4f)", res["val_mse_denoised"], res["val_mse_perturbed"])
     run.finish(res)
+    ctx.close()
     return res
 
 
@@ -114,12 +128,12 @@ def load_denoiser(path, device):
 
 def train_predictor(args):
     """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's weights)."""
-    run = Run(args.run_dir, vars_config(args)).start()
+    run, ctx = _start(args)
     if run.finished:
         log.info("%s: finished already, nothing to do", run.path)
         return run.results()
     t0 = time.time()
-    device = get_device(args.device)
+    device = ctx.device
     denoiser, dcfg = load_denoiser(args.denoiser, device)
     if dcfg.get("data_seed") != args.data_seed or dcfg.get("data") and os.path.abspath(dcfg["data"]) != os.path.abspath(args.data):
         raise UserError(f"{args.denoiser}: denoiser was trained on another split "
@@ -129,7 +143,7 @@ def train_predictor(args):
     tr, va, te = (splits[k].to(device) for k in ("train", "val", "test"))
     log.info("%s: %d train / %d val / %d test pairs", args.method, len(tr), len(va), len(te))
     f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=args.dropout).to(device)
-    model = Composed(f, denoiser) if args.method == "composed" else f
+    model = ctx.wrap(Composed(f, denoiser) if args.method == "composed" else f)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adam(params, args)
     l2_params = weight_params(f)
@@ -154,9 +168,12 @@ def train_predictor(args):
     if args.method == "composed":
         # The frozen U-Net costs a forward and an input-gradient backward (no weight gradients).
         flops += 2 * forward_flops(denoiser, tr.image[:1])
-    summary = fit(run, model, opt, _batches(len(tr), args.batch_size, device), step, validate,
+    summary = fit(run, model, opt, _batches(len(tr), args.batch_size, device, ctx), step, validate,
                   max_epoch=args.max_epoch, best_metric="val_mse", save_interval=args.save_interval,
-                  log_interval=args.log_interval, flops_per_item=flops, device=device)
+                  log_interval=args.log_interval, flops_per_item=flops, device=device, ddp=ctx)
+    if not ctx.is_main:
+        return ctx.close()
+    model = distributed.unwrap(model)
     load_best(run, model)
     model.eval()
     with torch.no_grad():
@@ -180,6 +197,7 @@ def train_predictor(args):
     log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d)", args.method, res["test_mse_base"],
              res["test_mse_denoised"], res["best_epoch"])
     run.finish(res)
+    ctx.close()
     return res
 
 
