@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Experiment 2 of PAPER.md: pseudocode-to-code on SansType, every method and the ablations.
+#
+#   bash code/runner.sh                                 # cpu preset, main table, seed 0
+#   PRESET=paper SEEDS="0 1 2" bash code/runner.sh      # the paper's settings (GPU)
+#   TARGETS="main noise lam" bash code/runner.sh        # main table plus two ablations
+#   TARGETS=all bash code/runner.sh                     # everything
+#
+# Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained, Backtranslation,
+# Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
+# (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
+# the denoiser sees), `init` (Composed from Direct vs from Pretrained).
+# Finished runs are skipped, killed runs resume from their last checkpoint; the denoisers are
+# trained once (seed 0) and shared by every predictor seed. The table is regenerated at the end:
+# results/sanstype.md (or $TABLE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---- what to run --------------------------------------------------------------------------
+PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of every stage
+SEEDS=${SEEDS:-0}                  # predictor seeds
+TARGETS=${TARGETS:-main}           # main noise lam unlabeled init | all
+DEVICE=${DEVICE:-auto}
+RUNS=${RUNS:-runs/sanstype/$PRESET}
+TABLE=${TABLE:-results/sanstype.md}
+PY=${PY:-python}
+
+# ---- data and vocabulary -------------------------------------------------------------------
+DATA=${DATA:-data/sanstype}
+DATA_SEED=${DATA_SEED:-0}          # make-sanstype --seed (only used when $DATA does not exist)
+VOCAB_SIZE=${VOCAB_SIZE:-600}      # SentencePiece BPE shared by pseudocode and code
+
+# ---- hyperparameters (PAPER.md, Experiment 2); empty = the preset's value ----------------
+MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (4000)
+UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (paper 4, cpu 1)
+WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
+LABEL_SMOOTHING=${LABEL_SMOOTHING:-0}
+DROPOUT=${DROPOUT:-0.1}            # predictors; attention/activation dropout 0.2 (stage defaults)
+BEAM=${BEAM:-0}                    # 0: greedy evaluation
+# denoiser Π
+DEN_DROPOUT=${DEN_DROPOUT:-0.4}
+DEN_LR=${DEN_LR:-}                 # paper 1e-3
+DEN_WARMUP=${DEN_WARMUP:-}         # paper 4000
+DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50
+DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (paper: all 20,000; cpu 10,000)
+# Direct
+DIRECT_LR=${DIRECT_LR:-}           # paper 2e-3
+DIRECT_WARMUP=${DIRECT_WARMUP:-}   # paper 400
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500
+# Pretrained (init from Π)
+PRE_LR=${PRE_LR:-}                 # paper 2e-3
+PRE_WARMUP=${PRE_WARMUP:-}         # paper 150
+PRE_EPOCHS=${PRE_EPOCHS:-}         # paper 300
+# Composed
+COMP_LR=${COMP_LR:-}               # paper 2e-4
+COMP_WARMUP=${COMP_WARMUP:-}       # paper 90
+COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300
+LAM=${LAM:-1}                      # λ of the CE term
+# Backtranslation
+REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (paper 500)
+BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs (paper 300)
+BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate (paper all; cpu 4,000)
+# ablations
+ABL_LAM=${ABL_LAM:-"0.25 4"}
+ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}
+
+opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
+COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --weight-decay $WEIGHT_DECAY
+        --label-smoothing $LABEL_SMOOTHING --beam $BEAM $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
+CODE="$PY -m composed_ft.code"
+
+# ---- data -------------------------------------------------------------------------------
+if [[ ! -f "$DATA/unlabeled_val.tgt" ]]; then
+    $CODE make-sanstype --out "$DATA" --seed "$DATA_SEED"
+fi
+
+# denoiser NAME [flags]: runs/.../denoisers/NAME, seed 0, shared by every predictor seed
+denoiser() {
+    local name=$1; shift
+    $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" --dropout "$DEN_DROPOUT" \
+        $(opt --lr "$DEN_LR") $(opt --warmup-updates "$DEN_WARMUP") $(opt --max-epoch "$DEN_EPOCHS") \
+        $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@"
+}
+# stage TAG NAME STAGE SEED [flags]: runs/.../TAG/NAME-sSEED
+stage() {
+    local tag=$1 name=$2 st=$3 seed=$4; shift 4
+    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" "$@"
+}
+direct()   { stage "$1" direct direct "$2" --denoiser "$RUNS/denoisers/${3:-main}" \
+                 $(opt --lr "$DIRECT_LR") $(opt --warmup-updates "$DIRECT_WARMUP") $(opt --max-epoch "$DIRECT_EPOCHS"); }
+# pretrain TAG NAME SEED DENOISER
+pretrain() { stage "$1" "$2" pretrain "$3" --init "$RUNS/denoisers/$4" --denoiser "$RUNS/denoisers/$4" \
+                 $(opt --lr "$PRE_LR") $(opt --warmup-updates "$PRE_WARMUP") $(opt --max-epoch "$PRE_EPOCHS"); }
+# compose TAG NAME SEED INIT_RUN_DIR DENOISER [flags]
+compose()  { local tag=$1 name=$2 seed=$3 init=$4 den=$5; shift 5
+             stage "$tag" "$name" compose "$seed" --init "$init" --denoiser "$RUNS/denoisers/$den" --lam "$LAM" \
+                 $(opt --lr "$COMP_LR") $(opt --warmup-updates "$COMP_WARMUP") $(opt --max-epoch "$COMP_EPOCHS") "$@"; }
+
+want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
+
+denoiser main --noise structured
+
+for seed in $SEEDS; do
+    M="$RUNS/main"
+    if want main || want init || want lam; then
+        pretrain main pretrain "$seed" main
+    fi
+    if want main; then
+        direct main "$seed"
+        compose main composed "$seed" "$M/pretrain-s$seed" main
+        # backtranslation: reverse model (code -> pseudocode), then forward on real + pseudo pairs
+        stage main reverse direct "$seed" --reverse $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
+        stage main backtranslate backtranslate "$seed" --reverse-model "$M/reverse-s$seed" \
+            --denoiser "$RUNS/denoisers/main" $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
+            $(opt --n-unlabeled "$BT_N_UNLABELED")
+        compose main composed-bt "$seed" "$M/backtranslate-s$seed" main
+    fi
+    if want init; then    # Composed from Direct vs from Pretrained
+        direct ablation-init "$seed"
+        compose ablation-init composed-from-direct "$seed" "$RUNS/ablation-init/direct-s$seed" main
+        compose ablation-init composed-from-pretrained "$seed" "$M/pretrain-s$seed" main
+    fi
+    if want lam; then     # λ of the CE term
+        for lam in $ABL_LAM $LAM; do
+            LAM=$lam compose ablation-lam "composed-lam$lam" "$seed" "$M/pretrain-s$seed" main
+        done
+    fi
+done
+
+if want noise; then       # random token deletion (p = 0.15) instead of the structured corruptions
+    denoiser delete --noise delete
+    for seed in $SEEDS; do
+        direct ablation-noise "$seed" delete
+        pretrain ablation-noise pretrain-delete "$seed" delete
+        compose ablation-noise composed-delete "$seed" "$RUNS/ablation-noise/pretrain-delete-s$seed" delete
+    done
+fi
+if want unlabeled; then   # number of unlabeled programs the denoiser sees
+    for k in $ABL_N_UNLABELED; do
+        DEN_N_UNLABELED=$k denoiser "unlabeled$k" --noise structured
+        for seed in $SEEDS; do
+            pretrain ablation-unlabeled "pretrain-u$k" "$seed" "unlabeled$k"
+            compose ablation-unlabeled "composed-u$k" "$seed" "$RUNS/ablation-unlabeled/pretrain-u$k-s$seed" "unlabeled$k"
+        done
+    done
+fi
+
+$CODE table --runs "$RUNS" --out "$TABLE"
