@@ -1,0 +1,79 @@
+"""Core pieces: tables, run directories, checkpoints, atomic writes, the LR schedule."""
+import json
+import os
+
+import pytest
+import torch
+
+from composed_ft.core import checkpoint, tables
+from composed_ft.core.errors import UserError
+from composed_ft.core.io import write_json
+from composed_ft.core.runs import Run
+from composed_ft.core.schedule import inverse_sqrt
+
+
+def test_table_mean_std_and_tsv():
+    md, tsv = tables.render(["method", "mse"], [["a", [1.0, 2.0, 3.0]], ["b", [0.5]], ["c", []]], digits=2)
+    assert "| a | 2.00 ± 1.00 |" in md and "| b | 0.50 |" in md and "| c | — |" in md
+    lines = tsv.strip().split("\n")
+    assert lines[0] == "method\tmse mean\tmse std\tmse n"
+    assert lines[1].split("\t") == ["a", "2", "1", "3"]
+    assert tables.ci95([1.0, 2.0, 3.0]) == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
+
+
+def test_collect_reads_finished_runs_only(tmp_path):
+    Run(tmp_path / "r1", {"x": 1}).start().finish({"mse": 0.5})
+    Run(tmp_path / "r2", {"x": 2}).start()  # unfinished
+    rows = tables.collect(str(tmp_path / "*"))
+    assert [r["config"]["x"] for r in rows] == [1] and rows[0]["results"]["mse"] == 0.5
+
+
+def test_run_refuses_different_settings_and_records_commit(tmp_path):
+    r = Run(tmp_path / "r", {"lr": 1e-3, "device": "cpu"}).start()
+    cfg = json.load(open(r.file("config.json")))
+    assert cfg["config"]["lr"] == 1e-3 and cfg["git_commit"]
+    Run(tmp_path / "r", {"lr": 1e-3, "device": "cuda"}).start()  # device may change on resume
+    with pytest.raises(UserError, match="lr"):
+        Run(tmp_path / "r", {"lr": 2e-3, "device": "cpu"}).start()
+
+
+def test_metrics_truncation_on_resume(tmp_path):
+    r = Run(tmp_path / "r", {}).start()
+    for i in range(5):
+        r.log_metrics(epoch=i)
+    r.truncate_metrics(3)
+    assert [m["epoch"] for m in r.metrics()] == [0, 1, 2]
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    p = tmp_path / "c.pt"
+    checkpoint.save(p, {"model": torch.nn.Linear(2, 3).state_dict()})
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # no temp file left behind
+    with pytest.raises(UserError, match="does not fit"):
+        checkpoint.load_model_state(torch.nn.Linear(3, 3), checkpoint.load(p)["model"], p)
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(UserError, match="bad.pt"):
+        checkpoint.load(tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="not found"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    p = tmp_path / "r.json"
+    write_json(p, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(p, {"a": object()})
+    assert json.load(open(p)) == {"a": 1}
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_inverse_sqrt_schedule():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = inverse_sqrt(opt, warmup_updates=4)
+    lrs = []
+    for _ in range(16):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[15] == pytest.approx((4 / 16) ** 0.5)
