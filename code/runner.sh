@@ -41,20 +41,20 @@ BEAM=${BEAM:-0}                    # 0: greedy evaluation
 DEN_DROPOUT=${DEN_DROPOUT:-0.4}
 DEN_LR=${DEN_LR:-}                 # paper 1e-3
 DEN_WARMUP=${DEN_WARMUP:-}         # paper 4000
-DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50
-DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (paper: all 20,000; cpu 10,000)
+DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50, cpu 3
+DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all 20,000)
 # Direct
 DIRECT_LR=${DIRECT_LR:-}           # paper 2e-3
 DIRECT_WARMUP=${DIRECT_WARMUP:-}   # paper 400
-DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500, cpu 60
 # Pretrained (init from Π)
 PRE_LR=${PRE_LR:-}                 # paper 2e-3
 PRE_WARMUP=${PRE_WARMUP:-}         # paper 150
-PRE_EPOCHS=${PRE_EPOCHS:-}         # paper 300
+PRE_EPOCHS=${PRE_EPOCHS:-}         # paper 300, cpu 40
 # Composed
 COMP_LR=${COMP_LR:-}               # paper 2e-4
 COMP_WARMUP=${COMP_WARMUP:-}       # paper 90
-COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300
+COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300, cpu 10
 LAM=${LAM:-1}                      # λ of the CE term
 # Backtranslation
 REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (paper 500)

@@ -48,7 +48,7 @@ def _seeds(rs):
 def predictor_rows(runs, varied=()):
     groups = defaultdict(list)
     for r in runs:
-        groups[(method_label(r),) + tuple(str(_get(r, k)) for k in varied)].append(r)
+        groups[(method_label(r),) + tuple("—" if _get(r, k) is None else str(_get(r, k)) for k in varied)].append(r)
     order = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Direct)",
              "Composed (from Backtranslation)"]
     keys = sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k))

@@ -67,9 +67,9 @@ def count_parameters(model):
 # ---------------------------------------------------------------- batching
 
 def token_batches(src_lens, tgt_lens, max_tokens, shuffle=True, max_sentences=0):
-    """Index lists whose padded size (n x (longest source + longest target)) stays under
-    max_tokens, fairseq-style: examples sorted by length (ties broken randomly with the torch RNG
-    when shuffling), cut greedily, then the batch order shuffled."""
+    """Index lists whose size in fairseq's sense, n x max(longest source, longest target), stays
+    under max_tokens: examples sorted by length (ties broken randomly with the torch RNG when
+    shuffling), cut greedily, then the batch order shuffled."""
     n = len(src_lens)
     if shuffle:
         noise = torch.rand(n).tolist()
@@ -79,7 +79,7 @@ def token_batches(src_lens, tgt_lens, max_tokens, shuffle=True, max_sentences=0)
     batches, cur, ms, mt = [], [], 0, 0
     for i in order:
         s, t = max(ms, src_lens[i]), max(mt, tgt_lens[i])
-        if cur and ((len(cur) + 1) * (s + t) > max_tokens or (max_sentences and len(cur) >= max_sentences)):
+        if cur and ((len(cur) + 1) * max(s, t) > max_tokens or (max_sentences and len(cur) >= max_sentences)):
             batches.append(cur)
             cur, s, t = [], src_lens[i], tgt_lens[i]
         cur.append(i)
