@@ -162,6 +162,9 @@ def add_args_evaluate(p):
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--out", default=None, help="write results here (default: RUN/eval_beam<k>.json)")
+    p.add_argument("--eval-splits", nargs="*", default=["test", "ood"])
+    p.add_argument("--n-eval", type=int, default=None, help="first N examples per split (default: the run's)")
+    p.add_argument("--max-len", type=int, default=None, help="generation limit (default: the run's)")
 
 
 def fill_preset(args, stage):
@@ -598,7 +601,10 @@ def run_evaluate(args):
     ns = type("A", (), {})()
     for k, v in cfg.items():
         setattr(ns, k, v)
-    ns.beam, ns.jobs = args.beam, args.jobs
+    ns.beam, ns.jobs, ns.eval_splits = args.beam, args.jobs, args.eval_splits
+    for k in ("n_eval", "max_len"):
+        if getattr(args, k) is not None:
+            setattr(ns, k, getattr(args, k))
     if args.denoiser:
         ns.denoiser = args.denoiser
     data = Data(ns)
