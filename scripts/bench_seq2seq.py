@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from composed_ft.code import seq2seq  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
 from composed_ft.code.reinforce import composed_loss  # noqa: E402
-from composed_ft.code.tokens import BOS, EOS, PAD  # noqa: E402
+from composed_ft.code.tokens import EOS, PAD  # noqa: E402
 from composed_ft.core.compose import freeze  # noqa: E402
 from composed_ft.core.device import get_device  # noqa: E402
 

@@ -33,7 +33,7 @@ from composed_ft.core.seed import seed_everything
 from composed_ft.core.trainer import fit, load_best
 from composed_ft.code import seq2seq
 from composed_ft.code.dataset import load_split
-from composed_ft.code.tokens import EOS, Tokenizer, ensure_vocab, default_path
+from composed_ft.code.tokens import EOS, default_path, ensure_vocab
 
 log = logging.getLogger(__name__)
 
