@@ -380,7 +380,12 @@ def _load_denoiser(args, device, data):
 def _denoiser_info(cfg, path):
     if cfg is None:
         return None
-    return {"run_dir": path, "noise": cfg.get("noise"), "n_unlabeled": cfg.get("n_unlabeled"),
+    n = cfg.get("n_unlabeled")
+    res_path = os.path.join(path, "results.json") if os.path.isdir(path) else None
+    if res_path and os.path.exists(res_path):
+        with open(res_path) as fh:
+            n = json.load(fh).get("n_unlabeled", n)  # the number actually used (0 in the config = all)
+    return {"run_dir": path, "noise": cfg.get("noise"), "n_unlabeled": n,
             "arch": cfg.get("arch"), "dropout": cfg.get("dropout")}
 
 
