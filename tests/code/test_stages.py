@@ -94,3 +94,42 @@ def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     assert ra["best"] == rb["best"] == first["best"]
     assert ra["eval"]["test"]["base"] == rb["eval"]["test"]["base"]
     assert len(open(f"{b}/metrics.jsonl").read().splitlines()) == 3
+
+
+def _fake_run(root, name, cfg, res):
+    d = os.path.join(root, name)
+    os.makedirs(d)
+    json.dump({"config": cfg, "git_commit": "abc"}, open(os.path.join(d, "config.json"), "w"))
+    json.dump(res, open(os.path.join(d, "results.json"), "w"))
+
+
+def _summary(acc):
+    return {"n": 10, "accuracy": acc, "compile_error_rate": 1 - acc, "runtime_error_rate": 0.0,
+            "wrong_output_rate": 0.0, "hit_limit": 1}
+
+
+def test_table_from_run_directories(tmp_path):
+    from composed_ft.code.report import write_tables
+    root = str(tmp_path / "runs")
+    den = {"noise": "structured", "n_unlabeled": 20000}
+    for seed, (a, b) in enumerate([(0.2, 0.3), (0.4, 0.5)]):
+        ev = {s: {"n": 10, "base": _summary(a), "denoised": _summary(b)} for s in ("test", "ood")}
+        _fake_run(root, f"main/direct-s{seed}", {"stage": "direct", "seed": seed, "tag": "main", "preset": "cpu"},
+                  {"eval": ev, "denoiser": den, "wall_s": 60})
+        _fake_run(root, f"main/composed-s{seed}", {"stage": "compose", "seed": seed, "tag": "main", "preset": "cpu",
+                                                   "lam": 1.0},
+                  {"eval": ev, "denoiser": den, "init_stage": "pretrain", "wall_s": 60})
+        _fake_run(root, f"ablation-lam/composed-lam4-s{seed}", {"stage": "compose", "seed": seed, "tag": "ablation-lam",
+                                                                "preset": "cpu", "lam": 4.0},
+                  {"eval": ev, "denoiser": den, "init_stage": "pretrain", "wall_s": 60})
+    _fake_run(root, "denoisers/main", {"stage": "denoise", "seed": 0, "preset": "cpu", "noise": "structured",
+                                       "arch": "cpu"},
+              {"n_unlabeled": 20000, "epochs": 3, "val_exact_match": 0.9, "val_input_already_clean": 0.1,
+               "wall_s": 600})
+    out = str(tmp_path / "t.md")
+    write_tables(root, out)
+    md = open(out).read()
+    assert "| Direct base | 30.0 ± 14.1 | 30.0 ± 14.1 | 0 1 |" in md
+    assert "| Composed (from Pretrained) Π(f(x)) | 40.0 ± 14.1 | 40.0 ± 14.1 | 0 1 |" in md
+    assert "Ablation: ablation-lam" in md and "| main | structured | 20000 | cpu | 3 | 90.0 | 10.0 | 10.0 |" in md
+    assert os.path.exists(str(tmp_path / "t.tsv"))
