@@ -146,6 +146,10 @@ def add_args_compose(p):
     p.add_argument("--lam", type=float, default=1.0, help="λ, weight of the plain CE term")
     p.add_argument("--clamp-min", type=float, default=-50.0, help="clamp of log p_f(ŷ|x)")
     p.add_argument("--reinforce-scale", type=float, default=10.0, help="the REINFORCE term is divided by this")
+    p.add_argument("--sample-len-factor", type=float, default=1.5,
+                   help="training samples ŷ stop at this factor x the batch's longest gold target + 10 tokens "
+                        "(samples that long are garbage whose log p is far below the clamp; the share that "
+                        "reach the limit is logged as train_sample_hit_limit)")
 
 
 def add_args_backtranslate(p):
@@ -578,8 +582,9 @@ def run_compose(args):
              args.lam, len(srcs))
 
     def step(idx):
+        limit = min(max_len, int(args.sample_len_factor * max(len(tgts[i]) for i in idx)) + 10)
         return composed_loss(f, pi, [srcs[i] for i in idx], [tgts[i] for i in idx], lam=args.lam,
-                             epsilon=args.label_smoothing, max_len=max_len, clamp_min=args.clamp_min,
+                             epsilon=args.label_smoothing, max_len=limit, clamp_min=args.clamp_min,
                              scale=args.reinforce_scale, device=device)
 
     def validate():
