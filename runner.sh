@@ -14,9 +14,11 @@ PRESET=${PRESET:-cpu}            # smoke | cpu | paper
 SEEDS=${SEEDS:-0}                # predictor seeds (denoisers are trained once and shared)
 EXPERIMENTS=${EXPERIMENTS:-imggen}
 DEVICE=${DEVICE:-auto}           # auto | cpu | cuda
+THREADS=${THREADS:-}             # torch/OpenMP threads; 1 on a CPU shared with other jobs
 
 source scripts/setup_env.sh      # creates/uses .venv, installs what is missing, sets $PY
 export PY PRESET SEEDS DEVICE
+[[ -n "$THREADS" ]] && export OMP_NUM_THREADS=$THREADS
 
 for exp in $EXPERIMENTS; do
     start=$(date +%s)
