@@ -18,7 +18,7 @@ PRESETS = {
     },
     "train": {
         "smoke": dict(max_epoch=3, batch_size=64, save_interval=1, log_interval=1),
-        "cpu": dict(max_epoch=300, save_interval=25, log_interval=50, batch_size=256),
+        "cpu": dict(max_epoch=100, save_interval=25, log_interval=25, batch_size=256),
         "paper": dict(max_epoch=1000, save_interval=50, log_interval=100, batch_size=256),
     },
 }
