@@ -6,8 +6,8 @@
 #   TARGETS="main noise lam" bash code/runner.sh        # main table plus two ablations
 #   TARGETS=all bash code/runner.sh                     # everything
 #
-# Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained, Backtranslation,
-# Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
+# Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained; target `bt`:
+# Backtranslation and Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
 # the denoiser sees), `init` (Composed from Direct vs from Pretrained).
 # Finished runs are skipped, killed runs resume from their last checkpoint; the denoisers are
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 # ---- what to run --------------------------------------------------------------------------
 PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of every stage
 SEEDS=${SEEDS:-0}                  # predictor seeds
-TARGETS=${TARGETS:-main}           # main noise lam unlabeled init | all
+TARGETS=${TARGETS:-main}           # main bt noise lam unlabeled init | all
 DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/sanstype/$PRESET}
 TABLE=${TABLE:-results/sanstype.md}
@@ -108,12 +108,13 @@ for seed in $SEEDS; do
     if want main; then
         direct main "$seed"
         compose main composed "$seed" "$M/pretrain-s$seed" main
-        # backtranslation: reverse model (code -> pseudocode), then forward on real + pseudo pairs
-        stage main reverse direct "$seed" --reverse $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
-        stage main backtranslate backtranslate "$seed" --reverse-model "$M/reverse-s$seed" \
+    fi
+    if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
+        stage bt reverse direct "$seed" --reverse $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
+        stage bt backtranslate backtranslate "$seed" --reverse-model "$RUNS/bt/reverse-s$seed" \
             --denoiser "$RUNS/denoisers/main" $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
             $(opt --n-unlabeled "$BT_N_UNLABELED")
-        compose main composed-bt "$seed" "$M/backtranslate-s$seed" main
+        compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main
     fi
     if want init; then    # Composed from Direct vs from Pretrained
         direct ablation-init "$seed"

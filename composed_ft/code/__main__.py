@@ -14,6 +14,8 @@ from composed_ft.core.errors import cli_entry
 COMMANDS = {
     "make-sanstype": ("composed_ft.code.cli_data", "generate the SansType data set (seeded, deterministic)"),
     "gold-ceiling": ("composed_ft.code.cli_data", "run gold programs through the evaluator (SPoC or SansType)"),
+    "make-spoc": ("composed_ft.code.cli_data", "write SPoC (labeled pairs, test problems, corrupted unlabeled code) "
+                  "in the four-file format"),
     "make-denoise-data": ("composed_ft.code.cli_data", "write corrupted->clean pairs for the denoiser"),
     "denoise": ("composed_ft.code.stages", "train the denoiser Π (corrupted -> clean programs)"),
     "direct": ("composed_ft.code.stages", "train f from scratch on the labeled pairs (--reverse: code -> pseudocode)"),

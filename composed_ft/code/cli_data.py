@@ -1,4 +1,5 @@
 """Data commands of `python -m composed_ft.code`: make-sanstype, gold-ceiling, make-denoise-data."""
+import json
 import logging
 import os
 import random
@@ -160,4 +161,81 @@ def run_make_denoise_data(args):
         pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs, std=std)
         dataset.write_split(args.out, split, [{"src": c, "tgt": g} for c, g in pairs])
         print(f"{split}: {len(pairs)} corrupted copies of {len(progs)} programs")
+    return 0
+
+
+# ---- make-spoc -------------------------------------------------------------------------------
+
+SPOC_MANIFEST = "dataset.json"
+
+
+def add_args_make_spoc(p):
+    p.add_argument("--spoc-dir", default=None,
+                   help="SPoC release directory (default: data/spoc, falling back to ../shared/data/spoc)")
+    p.add_argument("--out", default="data/spoc_ft", help="output directory in the four-file format")
+    p.add_argument("--copies", type=int, default=3,
+                   help="up to this many distinct failing one-line corruptions per unlabeled program "
+                        "(paper: 100; each candidate costs one g++ -fsyntax-only)")
+    p.add_argument("--n-train", type=int, default=0, help="use only the first N labeled training programs (0: all)")
+    p.add_argument("--n-unlabeled", type=int, default=0,
+                   help="corrupt only the first N unlabeled programs (0: all training code + Codeforces extras)")
+    p.add_argument("--n-eval", type=int, default=0, help="keep only the first N programs of each test split (0: all)")
+    p.add_argument("--no-extra", action="store_true", help="do not add the DrRepair Codeforces programs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None)
+
+
+def run_make_spoc(args):
+    """SPoC as a data set in the four-file format, ready for the training stages:
+    train / val (labeled; official split or the fallback mapping), testp / testw (with a
+    `.probid` file naming each program's problem, whose test cases the evaluator runs),
+    unlabeled / unlabeled_val (DrRepair-style corrupted code -> clean code, for the denoiser),
+    and dataset.json (where the test cases are, the judge's -std, the split note)."""
+    from composed_ft.code import corruptions, dataset, spoc
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    from composed_ft.code.evaluate import compile_check
+    from composed_ft.core.io import write_text
+
+    data = spoc.load_spoc(args.spoc_dir)
+    print(data["note"])
+    s = data["splits"]
+    first = lambda xs, n: xs[:n] if n else xs  # noqa: E731
+    train, valid = first(s["train"], args.n_train), s["valid"]
+    tests = {k: first(s[k], args.n_eval) for k in ("testp", "testw")}
+    test_probs = spoc.test_problem_ids(data["dir"])
+    os.makedirs(args.out, exist_ok=True)
+    dataset.write_split(args.out, "train", [{"src": e["src"], "tgt": e["tgt"]} for e in train])
+    dataset.write_split(args.out, "val", [{"src": e["src"], "tgt": e["tgt"]} for e in valid])
+    for split, exs in tests.items():
+        dataset.write_split(args.out, split, [{"src": e["src"], "tgt": e["tgt"]} for e in exs])
+        write_text(os.path.join(args.out, f"{split}.probid"), "".join(e["probid"] + "\n" for e in exs))
+    # unlabeled code: every training program's code plus the Codeforces extras whose problem is not
+    # a test problem; never a test program (TestW problems do appear in SPoC's own train split by
+    # design -- TestW is "unseen annotators" -- but no test *program* does: tests/code check it)
+    std = spoc.JUDGE_STD
+    extra = [] if args.no_extra else [e["tgt"] for e in spoc.load_codeforces_extra(exclude_probids=test_probs)]
+    test_code = {e["tgt"] for k in ("testp", "testw") for e in s[k]}
+    unl = [t for t in dict.fromkeys([e["tgt"] for e in s["train"]] + extra) if t not in test_code]
+    unl = first(unl, args.n_unlabeled)
+    # a few reconstructed Codeforces programs do not compile; a denoiser's clean target must
+    own = {e["tgt"] for e in s["train"]}
+    check = [t for t in unl if t not in own]
+    ok = dict(zip(check, compile_check([detokenize_program(t) for t in check], jobs=args.jobs, std=std))) if check else {}
+    n_extra = sum(ok.values())
+    unl = [t for t in unl if ok.get(t, True)]
+    rng = random.Random(f"make-spoc:{args.seed}")
+    sizes = {}
+    for split, progs in (("unlabeled", unl), ("unlabeled_val", [e["tgt"] for e in valid])):
+        pairs = corruptions.drrepair_corruptions(progs, copies=args.copies, rng=rng, jobs=args.jobs, std=std)
+        if not pairs:
+            raise UserError(f"{args.out}/{split}: no failing corruption of {len(progs)} programs")
+        dataset.write_split(args.out, split, [{"src": c, "tgt": g} for c, g in pairs])
+        sizes[split] = {"programs": len(progs), "corrupted_copies": len(pairs)}
+        print(f"{split}: {len(pairs)} corrupted copies of {len(progs)} programs")
+    manifest = {"dataset": "spoc", "spoc_dir": os.path.abspath(data["dir"]), "official": data["official"],
+                "note": data["note"], "judge_std": std, "eval_splits": ["testw", "testp"],
+                "sizes": {"train": len(train), "val": len(valid), **{k: len(v) for k, v in tests.items()}, **sizes},
+                "codeforces_extra": n_extra, "copies": args.copies, "seed": args.seed}
+    write_json(os.path.join(args.out, SPOC_MANIFEST), manifest)
+    print(f"SPoC written to {args.out}: " + json.dumps(manifest["sizes"]))
     return 0

@@ -13,7 +13,8 @@ from composed_ft.core.errors import UserError
 from composed_ft.core.machine import describe
 
 LABELS = {"direct": "Direct", "pretrain": "Pretrained", "backtranslate": "Backtranslation"}
-WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled"}
+WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "bt"}
+TITLES = {"bt": "Backtranslation (target bt), main runs as reference"}
 VARIED = ["lam", "denoiser.noise", "denoiser.n_unlabeled", "n_train", "beam"]
 
 
@@ -46,7 +47,16 @@ def _seeds(rs):
     return " ".join(str(s) for s in sorted({r["config"]["seed"] for r in rs}))
 
 
-def predictor_rows(runs, varied=()):
+# evaluation splits per data set: (split, column label); SPoC: TestW in distribution, TestP out of it
+SPLITS = {"sanstype": [("test", "test"), ("ood", "OOD")], "spoc": [("testw", "TestW (ID)"), ("testp", "TestP (OOD)")]}
+
+
+def dataset_of(runs):
+    evals = {k for r in runs for k in r["results"].get("eval", {})}
+    return "spoc" if "testp" in evals or "testw" in evals else "sanstype"
+
+
+def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     groups = defaultdict(list)
     for r in runs:
         groups[(method_label(r),) + tuple("—" if _get(r, k) is None else str(_get(r, k)) for k in varied)].append(r)
@@ -63,17 +73,17 @@ def predictor_rows(runs, varied=()):
         rs = groups[k]
         composed = k[0].startswith("Composed")
         for kind, label in (("base", "f(x)" if composed else "base"), ("denoised", "Π(f(x))" if composed else "+ Π")):
-            if not all(kind in r["results"]["eval"].get("test", {}) for r in rs):
+            if not all(kind in r["results"]["eval"].get(splits[0][0], {}) for r in rs):
                 continue
             name = f"{k[0]} {label}"
             v = lambda split, m: [r["results"]["eval"][split][kind][m] for r in rs  # noqa: E731
                                   if split in r["results"]["eval"]]
-            acc_rows.append([name, *k[1:], v("test", "accuracy"), v("ood", "accuracy"), _seeds(rs)])
-            for split in ("test", "ood"):
+            acc_rows.append([name, *k[1:], *[v(sp, "accuracy") for sp, _ in splits], _seeds(rs)])
+            for split, _ in splits:
                 err_rows.append([name, *k[1:], split, v(split, "accuracy"), v(split, "compile_error_rate"),
                                  v(split, "runtime_error_rate"), v(split, "wrong_output_rate"),
                                  "%.1f" % (sum(v(split, "hit_limit")) / max(len(rs), 1))])
-    acc_h = ["method", *varied, "test accuracy (%)", "OOD accuracy (%)", "seeds"]
+    acc_h = ["method", *varied, *[f"{label} accuracy (%)" for _, label in splits], "seeds"]
     err_h = ["method", *varied, "split", "correct (%)", "compile error (%)", "runtime error (%)", "wrong output (%)",
              "hit length limit (count)"]
     return acc_h, acc_rows, err_h, err_rows
@@ -89,6 +99,25 @@ def denoiser_rows(runs):
             "minutes"], rows
 
 
+def _spoc_notes(runs_root, preds):
+    """The data mapping (official split or fallback) and the gold ceiling, printed beside the tables."""
+    import json
+    notes = sorted({(r["results"].get("data_note") or "") for r in preds} - {""})
+    out = [f"Data: {n}.\n" for n in notes]
+    path = os.path.join(runs_root, "gold_ceiling", "spoc_summary.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            g = json.load(fh)
+        t = g["table"][g["chosen_std"]]
+        lim = f" (first {g['limit']} programs per split)" if g.get("limit") else ""
+        out.append(f"Gold ceiling (the gold programs through the same judge, -std={g['chosen_std']}){lim}: "
+                   f"TestW {100 * t['testw']['accuracy']:.2f}%, TestP {100 * t['testp']['accuracy']:.2f}%.\n")
+    else:
+        out.append(f"Gold ceiling: not measured ({path} missing; `python -m composed_ft.code gold-ceiling "
+                   f"--dataset spoc --out {os.path.dirname(path)}`).\n")
+    return out
+
+
 def write_tables(runs_root, out):
     runs = tables.collect(os.path.join(runs_root, "*", "*")) + tables.collect(os.path.join(runs_root, "*"))
     preds = [r for r in runs if r["config"].get("stage") in ("direct", "pretrain", "compose", "backtranslate")
@@ -99,21 +128,30 @@ def write_tables(runs_root, out):
     presets = sorted({r["config"]["preset"] for r in runs})
     commits = sorted({r["git_commit"] for r in runs if r.get("git_commit")})
     wall = sum(r["results"].get("wall_s", 0) for r in runs)
-    n_eval = sorted({r["results"]["eval"]["test"]["n"] for r in preds if "test" in r["results"]["eval"]})
+    ds = dataset_of(preds)
+    splits = SPLITS[ds]
+    n_eval = {label: sorted({r["results"]["eval"][sp]["n"] for r in preds if sp in r["results"]["eval"]})
+              for sp, label in splits}
     main = [r for r in preds if r["config"].get("tag") == "main"]
+    title = {"sanstype": "SansType pseudocode-to-code", "spoc": "SPoC pseudocode-to-code (full programs)"}[ds]
     sections = [
-        "# SansType pseudocode-to-code: accuracy of generated programs\n",
+        f"# {title}: accuracy of generated programs\n",
         f"Generated by `python -m composed_ft.code table --runs {runs_root}` on {time.strftime('%Y-%m-%d %H:%M')} "
         f"from {len(runs)} run directories. Preset: {', '.join(presets)}. Seeds: {_seeds(preds) if preds else '-'}. "
         f"Machine: {describe()}. Commits: {', '.join(c[:12] for c in commits)}. "
-        f"Total wall time: {wall / 60:.0f} min. Test examples per split: {n_eval}.\n",
-        "A program is correct when it compiles and prints the gold output on the example's test input "
-        "(sandboxed g++). `base` is the model's greedy output, `+ Π` the frozen denoiser applied to it at test "
-        "time; for Composed runs the two rows are the base predictor f(x) and the composed predictor Π(f(x)). "
-        "Mean ± std over predictor seeds; the denoiser is trained once and shared by the seeds.\n",
+        f"Total wall time: {wall / 60:.0f} min. Examples evaluated per split: "
+        + ", ".join(f"{k} {v}" for k, v in n_eval.items()) + ".\n",
     ]
+    if ds == "spoc":
+        sections += _spoc_notes(runs_root, preds)
+    sections.append(
+        "A program is correct when it compiles and prints the gold output on " +
+        ("every test case of its problem" if ds == "spoc" else "the example's test input") +
+        " (sandboxed g++). `base` is the model's greedy output, `+ Π` the frozen denoiser applied to it at test "
+        "time; for Composed runs the two rows are the base predictor f(x) and the composed predictor Π(f(x)). "
+        "Mean ± std over predictor seeds; the denoiser is trained once and shared by the seeds.\n")
     if main:
-        h, rows, eh, erows = predictor_rows(main)
+        h, rows, eh, erows = predictor_rows(main, splits=splits)
         sections.append(("Main comparison (accuracy, %)", h, rows, {"digits": 1, "scale": 100}))
         sections.append(("Outcomes (main runs, % of programs)", eh, erows, {"digits": 1, "scale": 100}))
     for tag in sorted({r["config"].get("tag") for r in preds} - {"main"}):
@@ -122,8 +160,8 @@ def write_tables(runs_root, out):
             rs += [r for r in main if r["config"]["stage"] in ("direct", "pretrain")
                    or (r["config"]["stage"] == "compose" and r["results"].get("init_stage") == "pretrain")]
         varied = [k for k in VARIED if len({repr(_get(r, k)) for r in rs}) > 1]
-        h, rows, _, _ = predictor_rows(rs, varied)
-        sections.append((f"Ablation: {tag or '(untagged)'}", h, rows, {"digits": 1, "scale": 100}))
+        h, rows, _, _ = predictor_rows(rs, varied, splits=splits)
+        sections.append((TITLES.get(tag, f"Ablation: {tag or '(untagged)'}"), h, rows, {"digits": 1, "scale": 100}))
     if dens:
         h, rows = denoiser_rows(dens)
         sections.append(("Denoisers (held-out corrupted unlabeled programs)", h, rows, {"digits": 1}))

@@ -19,6 +19,7 @@ ARCHS = {
     "smoke": dict(layers=1, d_model=32, ffn=64, heads=2),
     "cpu": dict(layers=2, d_model=128, ffn=512, heads=4),
     "paper": dict(layers=3, d_model=256, ffn=1024, heads=2),
+    "spoc-paper": dict(layers=5, d_model=256, ffn=1024, heads=8),  # PAPER.md, Experiment 3
 }
 MAX_POSITIONS = 1024
 

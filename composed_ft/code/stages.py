@@ -109,6 +109,9 @@ def common_args(p, stage):
     g.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled (AdamW), as fairseq's adam")
     g.add_argument("--clip-norm", type=float, default=0.0)
     g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--ls-switch-epoch", type=int, default=0,
+                   help="from this epoch on use --ls-after as label smoothing (0: never switch)")
+    g.add_argument("--ls-after", type=float, default=0.1)
     g.add_argument("--save-interval", type=int, default=1, help="checkpoint every N epochs")
     g.add_argument("--log-interval", type=int, default=1, help="log a line every N epochs")
     g = p.add_argument_group("data sizes and evaluation")
@@ -124,8 +127,9 @@ def common_args(p, stage):
 
 def add_args_denoise(p):
     common_args(p, "denoise")
-    p.add_argument("--noise", choices=["structured", "delete"], default="structured",
-                   help="structured SansType corruptions, or random token deletion (ablation)")
+    p.add_argument("--noise", choices=["structured", "delete", "given"], default="structured",
+                   help="structured SansType corruptions, random token deletion (ablation), or the corrupted "
+                        "inputs given in unlabeled.src (SPoC's DrRepair-style copies from make-spoc)")
     p.add_argument("--delete-p", type=float, default=0.15, help="token deletion probability (--noise delete)")
     p.add_argument("--n-unlabeled", type=int, default=None, help="use only the first N unlabeled programs (0: all)")
 
@@ -212,6 +216,10 @@ class Data:
         self.tok = ensure_vocab(self.dir, args.vocab_size, args.vocab)
         self.vocab_md5 = _md5(args.vocab)
         self._cache = {}
+        # SPoC (make-spoc) carries a manifest: test cases per problem and the judge's -std
+        mpath = os.path.join(self.dir, "dataset.json")
+        self.manifest = json.load(open(mpath)) if os.path.exists(mpath) else {"dataset": "four-file"}
+        self.std = self.manifest.get("judge_std")
 
     def split(self, name, n=0):
         if name not in self._cache:
@@ -220,6 +228,25 @@ class Data:
 
     def encode(self, texts):
         return self.tok.encode_many(texts)
+
+    def tests(self, split, exs):
+        """Per example, its test cases [(input, output)]: the example's own (.inp/.out) or, for
+        SPoC, every test case of its problem (<split>.probid)."""
+        if self.manifest.get("dataset") == "spoc":
+            from composed_ft.code import spoc
+            path = os.path.join(self.dir, f"{split}.probid")
+            if not os.path.exists(path):
+                raise UserError(f"{path}: missing (SPoC test splits need the problem id of every program)")
+            with open(path) as fh:
+                probids = fh.read().split()[: len(exs)]
+            return [list(spoc.load_testcases(self.manifest["spoc_dir"], p)) for p in probids]
+        if exs and exs[0]["inp"] is None:
+            raise UserError(f"{self.dir}/{split}.inp: missing (evaluation needs test inputs and outputs)")
+        return [[(e["inp"], e["out"])] for e in exs]
+
+    def gold_targets(self, eval_splits):
+        """Token ids of every gold target the generation limit must leave room for."""
+        return [t for s in ("train", "val", *eval_splits) for t in self.encode([e["tgt"] for e in self.split(s)])]
 
 
 def _max_len(args, data, tgts):
@@ -268,14 +295,24 @@ def _batches(src_ids, tgt_ids, args):
     sl, tl = [len(s) for s in src_ids], [len(t) for t in tgt_ids]
 
     def make(epoch):
+        args.epoch_now = epoch  # read by _label_smoothing
         return seq2seq.token_batches(sl, tl, args.max_tokens, shuffle=True)
     return make
+
+
+def _label_smoothing(args):
+    """--label-smoothing, switched to --ls-after from epoch --ls-switch-epoch on (the paper's SPoC
+    runs train with 0.2, then continue with 0.1)."""
+    switch = getattr(args, "ls_switch_epoch", 0)
+    if switch and getattr(args, "epoch_now", 1) >= switch:
+        return args.ls_after
+    return args.label_smoothing
 
 
 def _ce_step(model, srcs, tgts, args, device):
     def step(idx):
         b = seq2seq.collate([srcs[i] for i in idx], [tgts[i] for i in idx], device)
-        loss, nll = seq2seq.batch_nll(model, b, args.label_smoothing)
+        loss, nll = seq2seq.batch_nll(model, b, _label_smoothing(args))
         ntok = int(b["tgt_mask"].sum())
         return loss.sum() / ntok, ntok, {"nll": float(nll.detach().sum()) / ntok}
     return step
@@ -345,7 +382,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     for split in splits or args.eval_splits:
         exs = data.split(split, args.n_eval)
         srcs = data.encode([e["src"] for e in exs])
-        tests = [[(e["inp"], e["out"])] for e in exs]
+        tests = data.tests(split, exs)
         t0 = time.time()
         outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=args.beam or 5, device=device)
         rows = {"base": (outs, hit)}
@@ -358,7 +395,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
         per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
         for kind, (o, h) in rows.items():
             texts, progs = _programs(data.tok, o)
-            judged = evaluate_programs(progs, tests, jobs=args.jobs, desc=f"judging {split} {kind}")
+            judged = evaluate_programs(progs, tests, jobs=args.jobs, std=data.std, desc=f"judging {split} {kind}")
             s = summarize(judged)
             s["hit_limit"] = int(sum(h))
             s["exact_match"] = sum(t == e["tgt"] for t, e in zip(texts, exs)) / max(len(exs), 1)
@@ -396,11 +433,12 @@ def _denoiser_info(cfg, path):
 def _finish_predictor(run, f, data, args, device, summary, t0, extra=None, trained=None):
     load_best(run, trained if trained is not None else f)
     pi, dcfg = _load_denoiser(args, device, data)
-    tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    tgts = data.gold_targets(args.eval_splits)
     max_len = _max_len(args, data, tgts)
     res = {"stage": args.stage, "method": method_name(args), "max_len": max_len,
            "longest_gold_target": max(len(t) for t in tgts), **summary, **(extra or {}),
-           "denoiser": _denoiser_info(dcfg, args.denoiser), "n_params": seq2seq.count_parameters(f)}
+           "denoiser": _denoiser_info(dcfg, args.denoiser), "n_params": seq2seq.count_parameters(f),
+           "data_note": data.manifest.get("note")}
     res["eval"] = evaluate(run, f, pi, data, args, device, max_len)
     res["wall_s"] = time.time() - t0
     run.finish(res)
@@ -422,22 +460,30 @@ def run_denoise(args):
     if data is None:
         return run.results()
     t0 = time.time()
-    clean = [e["tgt"] for e in data.split("unlabeled", args.n_unlabeled)]
-    val_clean = [e["tgt"] for e in data.split("unlabeled_val", args.n_valid)]
-    if args.noise == "structured":
+    unl, unl_val = data.split("unlabeled", args.n_unlabeled), data.split("unlabeled_val", args.n_valid)
+    clean, val_clean = [e["tgt"] for e in unl], [e["tgt"] for e in unl_val]
+    if args.noise == "given":  # fixed corrupted copies (make-spoc): the same pairs every epoch
+        if any(e["src"] is None for e in unl + unl_val):
+            raise UserError(f"{data.dir}/unlabeled.src: missing; --noise given needs corrupted inputs")
+        given_srcs = [e["src"] for e in unl]
+        corrupt = None
+    elif args.noise == "structured":
         corrupt = lambda t, rng: corrupt_sanstype(t, rng)  # noqa: E731
     else:
         corrupt = lambda t, rng: delete_tokens(t, rng, args.delete_p)  # noqa: E731
     tgts = data.encode(clean)
     vrng = seq2seq.seeded_rng(args.seed, 999_999)
-    val_noisy = [corrupt(t, vrng) for t in val_clean]
+    val_noisy = [e["src"] for e in unl_val] if corrupt is None else [corrupt(t, vrng) for t in val_clean]
     vs, vt = data.encode(val_noisy), data.encode(val_clean)
     log.info("denoiser: %d unlabeled programs (+%d validation), noise %s", len(clean), len(val_clean), args.noise)
     model = _build(vars(args), len(data.tok)).to(device)
     state = {"epoch": None, "srcs": None}
 
     def corrupted(epoch):  # fresh corruptions every epoch, replayed identically on resume
-        if state["epoch"] != epoch:
+        if corrupt is None:
+            if state["srcs"] is None:
+                state["srcs"] = data.encode(given_srcs)
+        elif state["epoch"] != epoch:
             rng = seq2seq.seeded_rng(args.seed, epoch)
             state["srcs"] = data.encode([corrupt(t, rng) for t in clean])
             state["epoch"] = epoch
@@ -576,7 +622,7 @@ def run_compose(args):
     pi, dcfg = _load_denoiser(args, device, data)
     model = Composed(f, pi)  # train() keeps Π in eval mode; Π has requires_grad=False
     srcs, tgts, vs, vt = _labeled(data, args)
-    all_tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    all_tgts = data.gold_targets(args.eval_splits)
     max_len = _max_len(args, data, all_tgts)
     log.info("compose: f from %s (%s), Π from %s, λ=%g, %d pairs", args.init, args.init_stage, args.denoiser,
              args.lam, len(srcs))
@@ -620,7 +666,7 @@ def run_evaluate(args):
     data = Data(ns)
     f, _ = load_run_model(args.run_dir, device, None, data.vocab_md5)
     pi, _ = _load_denoiser(ns, device, data)
-    tgts = [t for s in ("train", "val", "test", "ood") for t in data.encode([e["tgt"] for e in data.split(s)])]
+    tgts = data.gold_targets(ns.eval_splits)
     res = evaluate(run, f, pi, data, ns, device, _max_len(ns, data, tgts), suffix=f"_beam{args.beam}")
     out = args.out or run.file(f"eval_beam{args.beam}.json")
     write_text(out, json.dumps(res, indent=1))

@@ -37,7 +37,6 @@ def _run(argv):
     cli(argv)
 
 
-@pytest.mark.slow
 def test_every_stage_end_to_end(data, tmp_path):
     r = str(tmp_path)
     common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "3",
@@ -78,7 +77,6 @@ def test_every_stage_end_to_end(data, tmp_path):
     assert "Composed (from Pretrained) Π(f(x))" in md and "Backtranslation + Π" in md and "Denoisers" in md
 
 
-@pytest.mark.slow
 def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     """Two runs with the same seed give the same numbers on CPU; a run whose results.json was lost
     (killed during evaluation) skips training on rerun and re-evaluates to the same result."""

@@ -1,0 +1,491 @@
+"""Build results/REPORT.md and its figures from run directories alone: nothing in it is typed by hand.
+
+    python scripts/make_report.py [--runs runs] [--preset cpu] [--preset imggen=cpu-300ep] [--out results/REPORT.md]
+
+For each experiment (imggen, sanstype, spoc) it reads runs/<experiment>/<preset>/ and writes:
+  1. the main table: mean ± std and a 95% confidence interval over seeds,
+  2. the paper's claims beside our measured gains, with whether they agree,
+  3. figures under <out dir>/figures/ (sample grids, learning curves, accuracy bars),
+  4. provenance: machine, presets, seeds, package versions, git commits, wall time per stage.
+An experiment without runs is skipped with one line. The per-experiment tables with every ablation
+stay in results/imggen.md and results/sanstype.md (`python -m composed_ft.<experiment> table`).
+"""
+import argparse
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from composed_ft.code.report import method_label  # noqa: E402
+from composed_ft.core import tables  # noqa: E402
+from composed_ft.core.errors import UserError, cli_entry  # noqa: E402
+from composed_ft.core.io import atomic_path, write_text  # noqa: E402
+from composed_ft.core.machine import describe  # noqa: E402
+from composed_ft.core.runs import read_jsonl  # noqa: E402
+
+EXPERIMENTS = ["imggen", "sanstype", "spoc"]
+TITLES = {"imggen": "Font image generation (imggen)", "sanstype": "SansType pseudocode-to-code (synthetic)",
+          "spoc": "SPoC pseudocode-to-code (full programs)"}
+# Evaluation splits of the code experiments: (key in results.json "eval", label). The first is in
+# distribution, the second out of it (SPoC: TestW = unseen annotators, TestP = unseen problems).
+SPLITS = {"sanstype": [("test", "ID test"), ("ood", "OOD test")],
+          "spoc": [("testw", "TestW (ID)"), ("testp", "TestP (OOD)")]}
+PACKAGES = ["torch", "transformers", "sentencepiece", "numpy", "matplotlib"]
+
+
+# ---------------------------------------------------------------- numbers and markdown
+
+def stats(values):
+    """(mean, std, n, 95% CI half-width) of a list; the half-width is nan below two values."""
+    m, s, n = tables.mean_std(values)
+    return m, s, n, tables.ci95(values)
+
+
+def mean_std_cell(values, digits):
+    m, s, n, _ = stats(values)
+    if n == 0:
+        return "—"
+    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def ci_cell(values, digits):
+    m, _, n, h = stats(values)
+    if n < 2:
+        return "— (1 seed)" if n == 1 else "—"
+    return f"[{m - h:.{digits}f}, {m + h:.{digits}f}]"
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def by_seed(runs, value):
+    """{seed: value(run)}; two runs of one seed (should not happen) are averaged."""
+    acc = defaultdict(list)
+    for r in runs:
+        acc[r["config"]["seed"]].append(value(r))
+    return {s: sum(v) / len(v) for s, v in sorted(acc.items())}
+
+
+def minutes(seconds):
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
+def rel_link(path, out):
+    return os.path.relpath(path, os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
+
+
+# ---------------------------------------------------------------- claims
+
+def compare(new, ref, lower_is_better, digits, unit=""):
+    """Paired comparison of two {seed: value} dicts (new vs reference). The difference is taken per
+    seed because both methods of one seed share data and initialization; its 95% CI says whether
+    the sign is resolved by the seeds we have. Returns (measured text, relative change, verdict)."""
+    if not new or not ref:
+        return "missing runs", math.nan, "n/a"
+    mn, mr = stats(list(new.values()))[0], stats(list(ref.values()))[0]
+    diff, rel = mn - mr, (mn - mr) / mr if mr else math.nan
+    better = diff < 0 if lower_is_better else diff > 0
+    paired = [new[s] - ref[s] for s in new if s in ref]
+    _, _, n, h = stats(paired)
+    text = f"{mr:.{digits}f} → {mn:.{digits}f} ({diff:+.{digits}f}{unit}, {100 * rel:+.1f}% rel."
+    if n >= 2:
+        lo, hi = stats(paired)[0] - h, stats(paired)[0] + h
+        text += f"; paired 95% CI [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+        resolved = lo > 0 or hi < 0
+    else:
+        resolved = None
+    text += ")"
+    verdict = "yes" if better else "no"
+    if resolved is None:
+        verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
+    elif not resolved:
+        verdict += " (within noise: CI contains 0)"
+    return text, rel, verdict
+
+
+def claims_section(claims):
+    if not claims:
+        return ["### The paper's claims beside our measurements\n", "No comparison possible yet (missing runs).\n"]
+    return ["### The paper's claims beside our measurements\n",
+            "`agrees` compares the direction of our seed means with the claim. The paired 95% CI is that of the "
+            "per-seed difference (both methods of a seed share data and initialization); \"within noise\": our "
+            "seeds do not resolve the sign.\n",
+            md_table(["comparison", "paper", "ours: reference → composed/new", "agrees"], claims)]
+
+
+# ---------------------------------------------------------------- imggen
+
+# Rows of the imggen table: (label, method of the run, results.json key).
+IMG_ROWS = [("Direct f(x)", "direct", "test_mse_base"), ("Direct + Π (post hoc)", "direct", "test_mse_denoised"),
+            ("Composed base f(x)", "composed", "test_mse_base"), ("Composed Π(f(x))", "composed", "test_mse_denoised")]
+
+
+def imggen_section(runs, out, figdir):
+    main = [r for r in runs if r["config"].get("stage") == "train" and r["config"].get("tag") == "main"]
+    if not main:
+        return ["No finished main runs (tag main) yet.\n"], [], []
+    sizes = sorted({r["config"]["n_train"] for r in main})
+    vals = {n: {label: by_seed([r for r in main if r["config"]["n_train"] == n and r["config"]["method"] == m],
+                               lambda r, k=key: r["results"][k])
+                for label, m, key in IMG_ROWS} for n in sizes}
+    rows = []
+    for n in sizes:
+        for label, _, _ in IMG_ROWS:
+            v = list(vals[n][label].values())
+            if v:
+                rows.append([n, label, mean_std_cell(v, 4), ci_cell(v, 4), " ".join(map(str, vals[n][label]))])
+    n_test = sorted({r["results"].get("n_test") for r in main} - {None})
+    text = ["### Test MSE (per pixel, pixels in [-1, 1]; lower is better)\n",
+            f"Held-out (font, character) pairs: {', '.join(map(str, n_test)) or '?'}. Each model is selected by "
+            "its validation MSE (Direct: f(x); Composed: Π(f(x))).\n",
+            md_table(["labeled", "model", "test MSE mean ± std", "95% CI of the mean", "seeds"], rows)]
+    claims = []
+    for n in sizes:
+        measured, _, verdict = compare(vals[n]["Composed Π(f(x))"], vals[n]["Direct f(x)"], lower_is_better=True,
+                                       digits=4)
+        claims.append([f"{n} labeled: Composed Π(f(x)) vs Direct f(x), test MSE",
+                       "Composed has lower test MSE than Direct", measured, verdict])
+    return text, claims, imggen_figures(main, sizes, out, figdir)
+
+
+def imggen_figures(main, sizes, out, figdir):
+    """Copy the sample grids of the first seed at the largest labeled size; plot validation curves."""
+    text = ["### Figures\n"]
+    n = sizes[-1]
+    at_n = [r for r in main if r["config"]["n_train"] == n]
+    seed = min(r["config"]["seed"] for r in at_n)
+    for method in ("direct", "composed"):
+        src = [os.path.join(r["path"], "samples.png") for r in at_n
+               if r["config"]["method"] == method and r["config"]["seed"] == seed]
+        if src and os.path.exists(src[0]):
+            dst = os.path.join(figdir, f"imggen_samples_{method}.png")
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src[0], tmp)
+            text.append(f"{method.capitalize()}, {n} labeled, seed {seed} (panels: ground truth, base f(x), "
+                        f"Π(f(x))):\n\n![{method} samples]({rel_link(dst, out)})\n")
+        else:
+            text.append(f"{method.capitalize()} samples: no samples.png in the seed-{seed} run at {n} labeled.\n")
+    dst = os.path.join(figdir, "imggen_val_curves.png")
+    plot_val_curves(main, sizes, dst)
+    text.append(f"Validation MSE per epoch (Direct: f(x); Composed: Π(f(x))), one line per seed:\n\n"
+                f"![validation curves]({rel_link(dst, out)})\n")
+    return text
+
+
+def plot_val_curves(main, sizes, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.4), squeeze=False)
+    # Each method's own selection metric: what its checkpoint was chosen by.
+    styles = {"direct": ("val_mse_base", "tab:blue", "Direct f(x)"),
+              "composed": ("val_mse_denoised", "tab:orange", "Composed Π(f(x))")}
+    for ax, n in zip(axes[0], sizes):
+        for method, (key, color, label) in styles.items():
+            first = True
+            for r in sorted((r for r in main if r["config"]["n_train"] == n and r["config"]["method"] == method),
+                            key=lambda r: r["config"]["seed"]):
+                pts = [(m["epoch"], m.get(key, m.get("val_mse"))) for m in read_jsonl(
+                    os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m and (key in m or "val_mse" in m)]
+                if pts:
+                    ax.plot(*zip(*pts), color=color, alpha=0.8, lw=1.2, label=label if first else None)
+                    first = False
+        ax.set_title(f"{n} labeled")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation MSE")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.tight_layout()
+    save_fig(fig, path)
+
+
+# ---------------------------------------------------------------- code experiments (SansType, SPoC)
+
+ORDER = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Backtranslation)",
+         "Composed (from Direct)"]
+
+
+def table_runs(runs):
+    """The predictor runs of the summary table: the main comparison, backtranslation, and Composed from
+    Direct (its Direct runs would duplicate the main ones, so only the composed runs are taken)."""
+    preds = [r for r in runs if "eval" in r["results"] and r["config"].get("stage") != "denoise"]
+    tag = lambda r: r["config"].get("tag")  # noqa: E731
+    return [r for r in preds
+            if tag(r) in ("main", "bt") or (tag(r) == "ablation-init" and r["config"]["stage"] == "compose")]
+
+
+def code_values(preds, splits):
+    """{row name: {split: {seed: accuracy %}}} in table order. Non-composed methods give `X` and `X + Π`
+    (post hoc); composed ones `X f(x)` (the base predictor) and `X Π(f(x))` (the composed predictor)."""
+    groups = defaultdict(list)
+    for r in preds:
+        groups[method_label(r)].append(r)
+    out = {}
+    for label in sorted(groups, key=lambda k: (ORDER.index(k) if k in ORDER else 99, k)):
+        composed = label.startswith("Composed")
+        for kind, suffix in (("base", " f(x)" if composed else ""), ("denoised", " Π(f(x))" if composed else " + Π")):
+            row = {}
+            for split, _ in splits:
+                have = [r for r in groups[label] if kind in r["results"]["eval"].get(split, {})]
+                row[split] = by_seed(have, lambda r, s=split, k=kind: 100 * r["results"]["eval"][s][k]["accuracy"])
+            if any(row.values()):
+                out[label + suffix] = row
+    return out
+
+
+def code_claims(exp, vals, splits):
+    (id_split, id_label), (ood_split, ood_label) = splits
+    get = lambda name, split: vals.get(name, {}).get(split, {})  # noqa: E731
+    comp, pre = "Composed (from Pretrained) Π(f(x))", "Pretrained"
+    abstract = {id_split: "abstract: +3% / +6% relative ID on the two code datasets",
+                ood_split: "abstract: +4% / +25% relative OOD on the two code datasets"}
+    gain = lambda new, ref: compare(new, ref, lower_is_better=False, digits=1, unit=" pts")  # noqa: E731
+    claims, rel = [], {}
+    for split, label in splits:
+        measured, rel[split], verdict = gain(get(comp, split), get(pre, split))
+        claims.append([f"{label}: Composed Π(f(x)) vs Pretrained (standard fine-tuning), accuracy %",
+                       f"Composed > Pretrained ({abstract[split]})", measured, verdict])
+    if math.isnan(rel[id_split]) or math.isnan(rel[ood_split]):
+        measured, verdict = "missing runs", "n/a"
+    else:
+        measured = f"relative gain {ood_label} {100 * rel[ood_split]:+.1f}% vs {id_label} {100 * rel[id_split]:+.1f}%"
+        verdict = "yes" if rel[ood_split] > rel[id_split] else "no"
+    claims.append(["Gain of Composed over Pretrained, OOD vs ID", "larger out of distribution", measured, verdict])
+    if exp == "sanstype":  # the SansType table's ordering: Composed > Pretrained > Direct
+        for split, label in splits:
+            measured, _, verdict = gain(get(pre, split), get("Direct", split))
+            claims.append([f"{label}: Pretrained vs Direct, accuracy %", "Pretrained > Direct", measured, verdict])
+    for split, label in splits:  # the paper's first observation: fine-tuning destroys some output structure
+        measured, _, verdict = gain(get(pre + " + Π", split), get(pre, split))
+        claims.append([f"{label}: Pretrained + Π (post hoc) vs Pretrained, accuracy %",
+                       "Pretrained + Π > Pretrained", measured, verdict])
+    return claims
+
+
+def code_section(exp, runs, root, out, figdir):
+    splits = SPLITS[exp]
+    preds = table_runs(runs)
+    text = []
+    if exp == "spoc":
+        text += spoc_notes(runs, root)
+    if not preds:
+        return text + ["No finished predictor runs (tags main, bt, ablation-init) yet.\n"], [], []
+    vals = code_values(preds, splits)
+    n_eval = {label: sorted({r["results"]["eval"][s]["n"] for r in preds if s in r["results"]["eval"]})
+              for s, label in splits}
+    header = ["method"]
+    for _, label in splits:
+        header += [f"{label} accuracy % (mean ± std)", f"{label} 95% CI"]
+    rows = []
+    for name, row in vals.items():
+        cells = [name]
+        for split, _ in splits:
+            cells += [mean_std_cell(list(row[split].values()), 1), ci_cell(list(row[split].values()), 1)]
+        seeds = sorted({s for split, _ in splits for s in row[split]})
+        rows.append(cells + [" ".join(map(str, seeds))])
+    text += ["### Accuracy (% of programs that compile and pass their tests)\n",
+             "Examples per split: " + ", ".join(f"{k} {', '.join(map(str, v)) or '?'}" for k, v in n_eval.items())
+             + ". `+ Π`: the frozen denoiser applied at test time to the model's output; for Composed, "
+             "f(x) is the base predictor alone and Π(f(x)) the composed predictor.\n",
+             md_table(header + ["seeds"], rows)]
+    dst = os.path.join(figdir, f"{exp}_accuracy.png")
+    plot_accuracy_bars(vals, splits, TITLES[exp], dst)
+    figures = ["### Figures\n", f"Accuracy per method (error bars: std over seeds):\n\n"
+                                 f"![{exp} accuracy]({rel_link(dst, out)})\n"]
+    return text, code_claims(exp, vals, splits), figures
+
+
+def spoc_notes(runs, root):
+    """Which data mapping the SPoC runs used, and the accuracy of the gold programs (the ceiling)."""
+    notes = sorted({r["results"].get("note") or r["results"].get("data_note") or "" for r in runs} - {""})
+    text = [f"Data: {n}.\n" for n in notes]
+    path = os.path.join(root, "gold_ceiling", "spoc_summary.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as fh:
+                g = json.load(fh)
+            t = g["table"][g["chosen_std"]]
+            text.append(f"Gold ceiling (gold programs through the same judge, -std={g['chosen_std']}): "
+                        f"TestW {100 * t['testw']['accuracy']:.1f}%, TestP {100 * t['testp']['accuracy']:.1f}%.\n")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            text.append(f"Gold ceiling: {path} unreadable ({e!r}).\n")
+    else:
+        text.append("Gold ceiling: not measured in this run directory.\n")
+    return text
+
+
+def plot_accuracy_bars(vals, splits, title, path):
+    import numpy as np
+    plt = pyplot()
+    names = list(vals)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 1.5), 3.8))
+    x, w = np.arange(len(names)), 0.38
+    for i, ((split, label), color) in enumerate(zip(splits, ("tab:blue", "tab:orange"))):
+        ms = [stats(list(vals[n][split].values())) for n in names]
+        means = [m[0] if m[2] else 0.0 for m in ms]
+        stds = [m[1] if m[2] > 1 else 0.0 for m in ms]
+        ax.bar(x + (i - 0.5) * w, means, w, yerr=stds, capsize=3, color=color, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save_fig(fig, path)
+
+
+# ---------------------------------------------------------------- figures
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_fig(fig, path):
+    plt = pyplot()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- provenance
+
+def stage_of(exp, r):
+    """The stage a run's wall time is charged to."""
+    c, res = r["config"], r["results"]
+    if c.get("stage") == "denoise":
+        return "denoiser Π"
+    if exp == "imggen":
+        return c.get("method", "?")
+    return res.get("method") or c.get("stage", "?")  # code: direct, reverse, pretrain, backtranslate, compose
+
+
+def versions():
+    out = [f"python {platform.python_version()}"]
+    for p in PACKAGES:
+        try:
+            out.append(f"{p} {importlib.metadata.version(p)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(f"{p} (not installed)")
+    return ", ".join(out)
+
+
+def short_commit(c):
+    return (c or "unknown")[:12] + ("+dirty" if (c or "").endswith("+dirty") else "")
+
+
+def provenance(found):
+    """found: {experiment: (root, runs)}. Wall time and commits per (experiment, tag, stage)."""
+    text = ["## Provenance\n", f"- Machine (generating this report): {describe()}",
+            f"- Packages (environment generating this report; run directories do not record them): {versions()}"]
+    for exp, (root, runs) in found.items():
+        presets = sorted({str(r["config"].get("preset")) for r in runs})
+        seeds = sorted({r["config"]["seed"] for r in runs if r["config"].get("stage") != "denoise"
+                        and "seed" in r["config"]})
+        commits = sorted({short_commit(r.get("git_commit")) for r in runs})
+        text.append(f"- {exp}: `{root}`, {len(runs)} finished runs, preset {', '.join(presets)}, predictor seeds "
+                    f"{' '.join(map(str, seeds)) or '—'}, commits {', '.join(commits)}")
+    groups = defaultdict(list)
+    for exp, (_, runs) in found.items():
+        for r in runs:
+            groups[(exp, r["config"].get("tag") or "—", stage_of(exp, r))].append(r)
+    wall = lambda rs: sum(float(r["results"].get("wall_s") or 0) for r in rs)  # noqa: E731
+    # In pipeline order: the denoiser first, then the main comparison, then the other tags.
+    order = lambda key: (key[2] != "denoiser Π", key[1] != "main", key[1], key[2])  # noqa: E731
+    rows = []
+    for exp in found:
+        keys = sorted((k for k in groups if k[0] == exp), key=order)
+        rows += [[exp, tag, stage, len(groups[k]), minutes(wall(groups[k])),
+                  ", ".join(sorted({short_commit(r.get("git_commit")) for r in groups[k]}))]
+                 for k in keys for _, tag, stage in [k]]
+        everything = [r for k in keys for r in groups[k]]
+        rows.append([f"**{exp} total**", "", "", len(everything), minutes(wall(everything)), ""])
+    every = [r for rs in groups.values() for r in rs]
+    text += ["", "### Wall time (sum of `wall_s` in results.json)\n",
+             md_table(["experiment", "tag", "stage", "runs", "wall time", "commits"], rows),
+             f"Total: {minutes(wall(every))} over {len(every)} runs.\n"]
+    return text
+
+
+# ---------------------------------------------------------------- assembling the report
+
+def collect(root):
+    """Finished runs one and two levels below an experiment's preset directory (as the table CLIs do)."""
+    if not os.path.isdir(root):
+        return []
+    return tables.collect(os.path.join(root, "*", "*")) + tables.collect(os.path.join(root, "*"))
+
+
+def build(runs_root, presets, out):
+    figdir = os.path.join(os.path.dirname(os.path.abspath(out)), "figures")
+    found, skipped = {}, []
+    for exp in EXPERIMENTS:
+        root = os.path.join(runs_root, exp, presets.get(exp, presets["*"]))
+        runs = collect(root)
+        if runs:
+            found[exp] = (root, runs)
+        else:
+            skipped.append(f"- {TITLES[exp]}: no finished runs under `{root}`; skipped.")
+    if not found:
+        raise UserError(f"{runs_root}: no finished runs for any experiment "
+                        f"({', '.join(os.path.join(runs_root, e, presets.get(e, presets['*'])) for e in EXPERIMENTS)})")
+    argv = " ".join(f"--preset {k}={v}" if k != "*" else f"--preset {v}" for k, v in presets.items())
+    body = []
+    for exp, (root, runs) in found.items():
+        tables_md, claims, figures = (imggen_section(runs, out, figdir) if exp == "imggen"
+                                      else code_section(exp, runs, root, out, figdir))
+        body += [f"## {TITLES[exp]}\n", f"Runs: `{root}`.\n"] + tables_md + claims_section(claims) + figures
+    head = ["# Composed fine-tuning: reproduction report\n",
+            f"Generated by `python scripts/make_report.py --runs {runs_root} {argv} --out {out}` on "
+            f"{time.strftime('%Y-%m-%d %H:%M')} from {sum(len(r) for _, r in found.values())} run directories; "
+            "every number and figure below is read from them. Mean ± std over seeds; 95% CI of the mean "
+            "uses Student's t. Each experiment: its table, the paper's claims beside our numbers, figures; "
+            "provenance at the end.\n"]
+    if skipped:
+        head += ["\n".join(skipped) + "\n"]
+    write_text(out, "\n".join(head + body + provenance(found)))
+    return out
+
+
+def parse_presets(values):
+    """['cpu', 'imggen=cpu-300ep'] -> {'*': 'cpu', 'imggen': 'cpu-300ep'}."""
+    presets = {"*": "cpu"}
+    for v in values or []:
+        exp, sep, name = v.rpartition("=")
+        if sep and exp not in EXPERIMENTS:
+            raise UserError(f"--preset {v}: unknown experiment {exp!r} (one of {', '.join(EXPERIMENTS)})")
+        presets[exp if sep else "*"] = name
+    return presets
+
+
+@cli_entry
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="runs", help="root of the run directories (default: runs)")
+    p.add_argument("--preset", action="append", metavar="[EXPERIMENT=]NAME",
+                   help="preset directory under runs/<experiment>/ (default cpu); EXPERIMENT=NAME overrides it "
+                        "for one experiment; repeatable")
+    p.add_argument("--out", default="results/REPORT.md", help="report path; figures go to figures/ beside it")
+    args = p.parse_args(argv)
+    if not os.path.isdir(args.runs):
+        raise UserError(f"{args.runs}: runs root not found (run runner.sh first, or pass --runs)")
+    out = build(args.runs, parse_presets(args.preset), args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""scripts/make_report.py: REPORT.md and its figures built from (tiny, hand-written) run directories."""
+import importlib.util
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from composed_ft.core import tables
+from composed_ft.core.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def make_report():
+    spec = importlib.util.spec_from_file_location("make_report", os.path.join(ROOT, "scripts", "make_report.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fake_run(path, config, results, metrics=(), samples=False):
+    """A finished run directory in the format composed_ft.core.runs.Run writes."""
+    os.makedirs(path)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump({"config": {"preset": "cpu", **config}, "git_commit": "0123456789abcdef" * 2 + "01234567",
+                   "argv": [], "created": "2026-01-01 00:00:00"}, f)
+    with open(os.path.join(path, "results.json"), "w") as f:
+        json.dump(results, f)
+    with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(m) + "\n" for m in metrics)
+    if samples:
+        Image.new("L", (8, 8), 128).save(os.path.join(path, "samples.png"))
+
+
+# imggen test MSE per (method, n_train, kind): one value per seed 0, 1
+MSE = {("direct", 200): {"test_mse_base": [0.30, 0.32], "test_mse_denoised": [0.35, 0.37]},
+       ("composed", 200): {"test_mse_base": [0.50, 0.52], "test_mse_denoised": [0.20, 0.22]},
+       ("direct", 100): {"test_mse_base": [0.40, 0.44], "test_mse_denoised": [0.45, 0.47]},
+       ("composed", 100): {"test_mse_base": [0.60, 0.62], "test_mse_denoised": [0.30, 0.34]}}
+# SansType accuracy per (stage, split, kind): one value per seed 0, 1
+ACC = {("direct", "test", "base"): [0.40, 0.44], ("direct", "test", "denoised"): [0.41, 0.45],
+       ("direct", "ood", "base"): [0.10, 0.12], ("direct", "ood", "denoised"): [0.11, 0.13],
+       ("pretrain", "test", "base"): [0.50, 0.52], ("pretrain", "test", "denoised"): [0.53, 0.55],
+       ("pretrain", "ood", "base"): [0.20, 0.22], ("pretrain", "ood", "denoised"): [0.25, 0.25],
+       ("compose", "test", "base"): [0.30, 0.30], ("compose", "test", "denoised"): [0.56, 0.58],
+       ("compose", "ood", "base"): [0.05, 0.07], ("compose", "ood", "denoised"): [0.30, 0.34]}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    img = tmp_path / "runs" / "imggen" / "cpu"
+    fake_run(img / "denoisers" / "blur2", {"stage": "denoise", "seed": 0}, {"wall_s": 100.0, "n_unlabeled": 10})
+    for (method, n), vals in MSE.items():
+        for seed in (0, 1):
+            curve = [{"epoch": e, "val_mse": 1 / e, "val_mse_base": 1 / e, "val_mse_denoised": 0.5 / e}
+                     for e in (1, 2, 3)]
+            fake_run(img / "main" / f"{method}-n{n}-s{seed}",
+                     {"stage": "train", "tag": "main", "method": method, "n_train": n, "seed": seed},
+                     {"method": method, "n_train": n, "n_test": 50, "wall_s": 10.0,
+                      **{k: v[seed] for k, v in vals.items()}}, curve, samples=True)
+    st = tmp_path / "runs" / "sanstype" / "cpu"
+    fake_run(st / "denoisers" / "main", {"stage": "denoise", "seed": 0}, {"method": "denoise", "wall_s": 50.0})
+    for stage, name in (("direct", "direct"), ("pretrain", "pretrain"), ("compose", "composed")):
+        for seed in (0, 1):
+            ev = {split: {"n": 10, **{kind: {"accuracy": ACC[(stage, split, kind)][seed], "compile_error_rate": 0.1}
+                                      for kind in ("base", "denoised")}} for split in ("test", "ood")}
+            extra = {"init_stage": "pretrain"} if stage == "compose" else {}
+            fake_run(st / "main" / f"{name}-s{seed}", {"stage": stage, "tag": "main", "seed": seed},
+                     {"stage": stage, "method": stage, "eval": ev, "wall_s": 20.0, **extra})
+    return tmp_path / "runs"
+
+
+def claims_of(text, heading):
+    """The claims subsection of the experiment section that starts with `heading`."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return section.split("### The paper's claims", 1)[1].split("\n### ", 1)[0]
+
+
+def test_report_tables_claims_figures_and_provenance(make_report, runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(make_report, "describe", lambda: "test machine")  # skip importing torch
+    out = tmp_path / "results" / "REPORT.md"
+    assert make_report.main(["--runs", str(runs), "--out", str(out)]) == 0
+    text = out.read_text()
+
+    # imggen: mean ± std per labeled size and model, and the 95% CI from core.tables
+    assert "| 200 | Direct f(x) | 0.3100 ± 0.0141 |" in text
+    assert "| 200 | Composed Π(f(x)) | 0.2100 ± 0.0141 |" in text
+    assert "| 100 | Composed Π(f(x)) | 0.3200 ± 0.0283 |" in text
+    h = tables.ci95([0.20, 0.22])
+    assert f"| 0.2100 ± 0.0141 | [{0.21 - h:.4f}, {0.21 + h:.4f}] | 0 1 |" in text
+    # SansType: accuracy in %, both splits
+    assert "| Direct | 42.0 ± 2.8 |" in text
+    assert "| Pretrained + Π | 54.0 ± 1.4 |" in text
+    assert "| Composed (from Pretrained) Π(f(x)) | 57.0 ± 1.4 |" in text
+    assert "| Composed (from Pretrained) f(x) | 30.0 ± 0.0 |" in text
+    # SPoC has no runs: one line, no section
+    assert "no finished runs under" in text and "SPoC" in text and "## SPoC" not in text
+
+    # claims, inside each experiment's section: composed beats direct / pretrained by the right relative amounts
+    assert text.count("### The paper's claims beside our measurements") == 2
+    claims = claims_of(text, "## Font image generation")
+    row = next(line for line in claims.splitlines() if "200 labeled" in line)
+    assert "0.3100 → 0.2100" in row and "-32.3% rel." in row and row.rstrip(" |").endswith("yes")
+    claims = claims_of(text, "## SansType")
+    row = next(line for line in claims.splitlines() if "ID test: Composed" in line)
+    assert "51.0 → 57.0 (+6.0 pts, +11.8% rel." in row and "| yes" in row
+    row = next(line for line in claims.splitlines() if "OOD vs ID" in line)
+    assert "+52.4%" in row and row.rstrip(" |").endswith("yes")
+    assert sum("Pretrained > Direct" in line for line in claims.splitlines()) == 2
+    assert sum("Pretrained + Π > Pretrained" in line for line in claims.splitlines()) == 2
+
+    # figures: PNGs beside the report, linked relatively
+    figs = out.parent / "figures"
+    for name in ("imggen_samples_direct.png", "imggen_samples_composed.png", "imggen_val_curves.png",
+                 "sanstype_accuracy.png"):
+        assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"](figures/{name})" in text
+
+    # provenance: machine, versions, seeds, commits, wall time per stage and in total
+    assert "test machine" in text and "sentencepiece" in text and "transformers" in text
+    assert "seeds 0 1" in text and "0123456789ab" in text
+    assert "| imggen | main | composed | 4 | 0.7 min | 0123456789ab |" in text
+    assert "| sanstype | — | denoiser Π | 1 | 0.8 min | 0123456789ab |" in text
+    assert "Total: 5.8 min over 16 runs." in text
+    assert not [f for f in os.listdir(out.parent) if f.endswith(".tmp")]  # atomic writes leave nothing behind
+
+
+def test_missing_runs_root_is_one_clear_error(make_report, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        make_report.main(["--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "R.md")])
+    assert e.value.code == 2
+    assert "runs root not found" in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()
+
+
+def test_preset_overrides(make_report):
+    assert make_report.parse_presets(["paper", "imggen=cpu-300ep"]) == {"*": "paper", "imggen": "cpu-300ep"}
+    with pytest.raises(UserError):
+        make_report.parse_presets(["images=cpu"])
+
+
+def test_spoc_uses_testw_testp_and_reports_the_data_note(make_report, tmp_path, monkeypatch):
+    monkeypatch.setattr(make_report, "describe", lambda: "test machine")
+    root = tmp_path / "runs" / "spoc" / "paper"
+    acc = {"direct": (0.30, 0.10), "pretrain": (0.40, 0.20), "compose": (0.42, 0.25)}
+    for stage, (w, p) in acc.items():
+        ev = {"testw": {"n": 5, "base": {"accuracy": w}, "denoised": {"accuracy": w + 0.01}},
+              "testp": {"n": 7, "base": {"accuracy": p}, "denoised": {"accuracy": p + 0.01}}}
+        fake_run(root / "main" / f"{stage}-s0", {"stage": stage, "tag": "main", "seed": 0},
+                 {"stage": stage, "method": stage, "eval": ev, "wall_s": 1.0, "note": "fallback split mapping",
+                  **({"init_stage": "pretrain"} if stage == "compose" else {})})
+    out = tmp_path / "R.md"
+    make_report.main(["--runs", str(tmp_path / "runs"), "--preset", "spoc=paper", "--out", str(out)])
+    text = out.read_text()
+    assert "| Pretrained | 40.0 | — (1 seed) | 20.0 | — (1 seed) | 0 |" in text
+    assert "TestW (ID) accuracy %" in text and "TestP (OOD) accuracy %" in text
+    assert "Data: fallback split mapping." in text and "Gold ceiling: not measured" in text
+    row = next(line for line in claims_of(text, "## SPoC").splitlines() if "TestP (OOD): Composed" in line)
+    assert "20.0 → 26.0 (+6.0 pts, +30.0% rel.)" in row and row.rstrip(" |").endswith("yes (1 seed, no CI)")
+    assert "Pretrained > Direct" not in text  # a SansType-only claim
+    assert text.count("no finished runs under") == 2  # imggen and sanstype skipped
+    assert (tmp_path / "figures" / "spoc_accuracy.png").exists()
