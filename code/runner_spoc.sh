@@ -26,13 +26,13 @@ SPOC_DIR=${SPOC_DIR:-}             # SPoC release (empty: data/spoc, falling bac
 
 # ---- per-preset defaults; every variable can be set from the environment ------------------
 case $PRESET in
-  smoke) d_copies=1; d_ntrain=24; d_nunl=24; d_neval=4; d_vocab=300; d_arch=smoke; d_den_ep=1; d_dir_ep=1; d_pre_ep=1
+  smoke) d_copies=1; d_ntrain=24; d_nval=12; d_nunl=24; d_neval=4; d_vocab=300; d_arch=smoke; d_den_ep=1; d_dir_ep=1; d_pre_ep=1
          d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.4; d_drop=0.1; d_comp_lr=1e-4; d_comp_warm=5
          d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1 ;;
-  cpu)   d_copies=2; d_ntrain=0; d_nunl=0; d_neval=300; d_vocab=4000; d_arch=cpu; d_den_ep=6; d_dir_ep=25; d_pre_ep=15
+  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=300; d_vocab=4000; d_arch=cpu; d_den_ep=6; d_dir_ep=25; d_pre_ep=15
          d_comp_ep=2; d_ls=0.1; d_ls_switch=0; d_den_drop=0.3; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
          d_lr=1e-3; d_warm=400; d_den_lr=1e-3; d_den_warm=1000; d_tokens=6000; d_freq=1 ;;
-  paper) d_copies=100; d_ntrain=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
+  paper) d_copies=100; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
          d_pre_ep=300; d_comp_ep=20; d_ls=0.2; d_ls_switch=150; d_den_drop=0.4; d_drop=0.4; d_comp_lr=1e-4
          d_comp_warm=2000; d_lr=1e-3; d_warm=4000; d_den_lr=1e-3; d_den_warm=4000; d_tokens=4000; d_freq=4 ;;
   *) echo "runner_spoc.sh: unknown PRESET '$PRESET' (smoke, cpu, paper)" >&2; exit 2 ;;
@@ -42,6 +42,7 @@ esac
 DATA=${DATA:-data/spoc_ft/$PRESET}
 COPIES=${COPIES:-$d_copies}        # failing corrupted copies per unlabeled program (paper 100)
 N_TRAIN=${N_TRAIN:-$d_ntrain}      # labeled programs (0: all)
+N_VAL=${N_VAL:-$d_nval}            # validation programs (0: all)
 N_UNLABELED=${N_UNLABELED:-$d_nunl}  # unlabeled programs to corrupt (0: all)
 N_EVAL=${N_EVAL:-$d_neval}         # programs evaluated per test split (0: all TestP/TestW)
 VOCAB_SIZE=${VOCAB_SIZE:-$d_vocab} # SentencePiece BPE shared by pseudocode and code (paper 10,000)
@@ -72,7 +73,7 @@ COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE 
 LS="--label-smoothing $LABEL_SMOOTHING --ls-switch-epoch $LS_SWITCH_EPOCH --ls-after $LS_AFTER"
 
 if [[ ! -f "$DATA/dataset.json" ]]; then
-    $CODE make-spoc --out "$DATA" --copies "$COPIES" --n-train "$N_TRAIN" --n-unlabeled "$N_UNLABELED" \
+    $CODE make-spoc --out "$DATA" --copies "$COPIES" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-unlabeled "$N_UNLABELED" \
         $([[ -n "$SPOC_DIR" ]] && echo --spoc-dir "$SPOC_DIR")
 fi
 # the gold ceiling beside every table (the gold programs through the same judge)

@@ -177,6 +177,7 @@ def add_args_make_spoc(p):
                    help="up to this many distinct failing one-line corruptions per unlabeled program "
                         "(paper: 100; each candidate costs one g++ -fsyntax-only)")
     p.add_argument("--n-train", type=int, default=0, help="use only the first N labeled training programs (0: all)")
+    p.add_argument("--n-val", type=int, default=0, help="use only the first N validation programs (0: all)")
     p.add_argument("--n-unlabeled", type=int, default=0,
                    help="corrupt only the first N unlabeled programs (0: all training code + Codeforces extras)")
     p.add_argument("--n-eval", type=int, default=0, help="keep only the first N programs of each test split (0: all)")
@@ -200,7 +201,11 @@ def run_make_spoc(args):
     print(data["note"])
     s = data["splits"]
     first = lambda xs, n: xs[:n] if n else xs  # noqa: E731
-    train, valid = first(s["train"], args.n_train), s["valid"]
+    test_all = s["testp"] + s["testw"]
+    train, n_drop_train = spoc.without_test_programs(s["train"], test_all)
+    valid, n_drop_val = spoc.without_test_programs(s["valid"], test_all)
+    print(f"dropped programs identical to a test program: {n_drop_train} train, {n_drop_val} validation")
+    train, valid = first(train, args.n_train), first(valid, args.n_val)
     tests = {k: first(s[k], args.n_eval) for k in ("testp", "testw")}
     test_probs = spoc.test_problem_ids(data["dir"])
     os.makedirs(args.out, exist_ok=True)
@@ -216,6 +221,7 @@ def run_make_spoc(args):
     extra = [] if args.no_extra else [e["tgt"] for e in spoc.load_codeforces_extra(exclude_probids=test_probs)]
     test_code = {e["tgt"] for k in ("testp", "testw") for e in s[k]}
     unl = [t for t in dict.fromkeys([e["tgt"] for e in s["train"]] + extra) if t not in test_code]
+    n_drop_unl = len(dict.fromkeys([e["tgt"] for e in s["train"]] + extra)) - len(unl)
     unl = first(unl, args.n_unlabeled)
     # a few reconstructed Codeforces programs do not compile; a denoiser's clean target must
     own = {e["tgt"] for e in s["train"]}
@@ -235,6 +241,7 @@ def run_make_spoc(args):
     manifest = {"dataset": "spoc", "spoc_dir": os.path.abspath(data["dir"]), "official": data["official"],
                 "note": data["note"], "judge_std": std, "eval_splits": ["testw", "testp"],
                 "sizes": {"train": len(train), "val": len(valid), **{k: len(v) for k, v in tests.items()}, **sizes},
+                "dropped_identical_to_test": {"train": n_drop_train, "val": n_drop_val, "unlabeled": n_drop_unl},
                 "codeforces_extra": n_extra, "copies": args.copies, "seed": args.seed}
     write_json(os.path.join(args.out, SPOC_MANIFEST), manifest)
     print(f"SPoC written to {args.out}: " + json.dumps(manifest["sizes"]))

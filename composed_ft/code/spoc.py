@@ -231,3 +231,12 @@ def test_problem_ids(data_dir=None):
     for rel in TESTS.values():
         ids.update(p["probid"] for p in read_tsv_programs(os.path.join(d, rel)))
     return ids
+
+
+def without_test_programs(examples, test_examples):
+    """`examples` minus those whose code is identical to a test program's (SPoC holds a few: the
+    same accepted code submitted for related problems or by several users). Returns (kept,
+    number dropped); make-spoc applies it to every training, validation and unlabeled set."""
+    test_code = {e["tgt"] for e in test_examples}
+    kept = [e for e in examples if e["tgt"] not in test_code]
+    return kept, len(examples) - len(kept)
