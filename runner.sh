@@ -34,3 +34,5 @@ for exp in $EXPERIMENTS; do
     fi
     echo "runner.sh: $exp finished in $(( ($(date +%s) - start) / 60 )) min"
 done
+# the report: every experiment's tables, claims vs our gains, figures, provenance (from run directories)
+"$PY" scripts/make_report.py --preset "$PRESET" --out results/REPORT.md
