@@ -67,13 +67,13 @@ def count_parameters(model):
 
 # ---------------------------------------------------------------- batching
 
-def token_batches(src_lens, tgt_lens, max_tokens, shuffle=True, max_sentences=0):
+def token_batches(src_lens, tgt_lens, max_tokens, shuffle=True, max_sentences=0, generator=None):
     """Index lists whose size in fairseq's sense, n x max(longest source, longest target), stays
-    under max_tokens: examples sorted by length (ties broken randomly with the torch RNG when
-    shuffling), cut greedily, then the batch order shuffled."""
+    under max_tokens: examples sorted by length (ties broken randomly with the torch RNG, or
+    `generator`, when shuffling), cut greedily, then the batch order shuffled."""
     n = len(src_lens)
     if shuffle:
-        noise = torch.rand(n).tolist()
+        noise = torch.rand(n, generator=generator).tolist()
         order = sorted(range(n), key=lambda i: (src_lens[i] + tgt_lens[i], noise[i]))
     else:
         order = sorted(range(n), key=lambda i: (src_lens[i] + tgt_lens[i], i))
@@ -88,7 +88,7 @@ def token_batches(src_lens, tgt_lens, max_tokens, shuffle=True, max_sentences=0)
     if cur:
         batches.append(cur)
     if shuffle:
-        perm = torch.randperm(len(batches)).tolist()
+        perm = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[j] for j in perm]
     return batches
 

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from composed_ft.core import checkpoint
+from composed_ft.core import checkpoint, distributed
 from composed_ft.core.compose import Composed, freeze
 from composed_ft.core.device import get_device
 from composed_ft.core.errors import UserError
@@ -291,13 +291,28 @@ def _optimizer(params, args):
     return opt, inverse_sqrt(opt, args.warmup_updates)
 
 
-def _batches(src_ids, tgt_ids, args):
+def _batches(src_ids, tgt_ids, args, ctx):
     sl, tl = [len(s) for s in src_ids], [len(t) for t in tgt_ids]
 
     def make(epoch):
         args.epoch_now = epoch  # read by _label_smoothing
-        return seq2seq.token_batches(sl, tl, args.max_tokens, shuffle=True)
+        return _shard(seq2seq.token_batches(sl, tl, args.max_tokens, shuffle=True, generator=_epoch_rng(args, ctx, epoch)),
+                      ctx)
     return make
+
+
+def _epoch_rng(args, ctx, epoch):
+    """Under torchrun every process must draw the same batches: a generator seeded by (seed, epoch)
+    instead of the global RNG (which dropout and sampling advance differently on each process)."""
+    return torch.Generator().manual_seed(args.seed * 1_000_003 + epoch) if ctx.enabled else None
+
+
+def _shard(batches, ctx):
+    """This process's slice of every global batch (a batch smaller than the number of processes
+    is repeated so that every process gets at least one example)."""
+    if not ctx.enabled:
+        return batches
+    return [ctx.shard(b if len(b) >= ctx.world_size else b * ctx.world_size) for b in batches]
 
 
 def _label_smoothing(args):
@@ -339,29 +354,44 @@ def _init_arch(args, path, key="init_stage"):
     setattr(args, key, cfg.get("init_stage") if cfg.get("stage") == "compose" else cfg.get("stage"))
 
 
-def _fit(run, model, trainable, srcs, tgts, step, validate, args, device, best_metric):
+def _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, best_metric):
     opt, sched = _optimizer(trainable, args)
     n_params = sum(p.numel() for p in trainable)
-    return fit(run, model, opt, _batches(srcs, tgts, args), step, validate, max_epoch=args.max_epoch,
+    return fit(run, model, opt, _batches(srcs, tgts, args, ctx), step, validate, max_epoch=args.max_epoch,
                scheduler=sched, update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric=best_metric,
                best_mode="min", save_interval=args.save_interval, log_interval=args.log_interval,
-               flops_per_item=6 * n_params, device=device, max_updates=args.max_update)
+               flops_per_item=6 * n_params, device=ctx.device, max_updates=args.max_update, ddp=ctx)
 
 
 def _prepare(args, init=None):
+    """(run, data, ctx) of a training stage; ctx is the torchrun context (one process without
+    torchrun). Rank 0 builds the vocabulary and writes the run directory; the others wait."""
     run = Run(args.run_dir)
     if run.finished:
         log.info("%s: finished already, nothing to do", run.path)
         return run, None, None
-    data = Data(args)
+    ctx = distributed.setup(args.device)
+    data = Data(args) if ctx.is_main else None
+    ctx.barrier()
+    data = data or Data(args)
     args.vocab_md5 = data.vocab_md5
     args.vocab_n = len(data.tok)
     if init:
         _init_arch(args, init)
     run.config = config_of(args)
-    run.start()
+    if ctx.is_main:
+        run.start()
+    ctx.barrier()
     seed_everything(args.seed)
-    return run, data, get_device(args.device)
+    return run, data, ctx
+
+
+def _rank0_only(ctx):
+    """After training, only rank 0 evaluates and writes results; True for the others (closed)."""
+    if ctx.is_main:
+        return False
+    ctx.close()
+    return True
 
 
 # ---------------------------------------------------------------- evaluation
@@ -456,9 +486,10 @@ def method_name(args):
 def run_denoise(args):
     from composed_ft.code.corruptions import corrupt_sanstype, delete_tokens
     fill_preset(args, "denoise")
-    run, data, device = _prepare(args)
+    run, data, ctx = _prepare(args)
     if data is None:
         return run.results()
+    device = ctx.device
     t0 = time.time()
     unl, unl_val = data.split("unlabeled", args.n_unlabeled), data.split("unlabeled_val", args.n_valid)
     clean, val_clean = [e["tgt"] for e in unl], [e["tgt"] for e in unl_val]
@@ -493,7 +524,8 @@ def run_denoise(args):
 
     def batches(epoch):
         srcs = corrupted(epoch)
-        return seq2seq.token_batches([len(s) for s in srcs], tl, args.max_tokens, shuffle=True)
+        return _shard(seq2seq.token_batches([len(s) for s in srcs], tl, args.max_tokens, shuffle=True,
+                                            generator=_epoch_rng(args, ctx, epoch)), ctx)
 
     def step(idx):
         b = seq2seq.collate([state["srcs"][i] for i in idx], [tgts[i] for i in idx], device)
@@ -509,7 +541,9 @@ def run_denoise(args):
     summary = fit(run, model, opt, batches, step, validate, max_epoch=args.max_epoch, scheduler=sched,
                   update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric="val_nll", best_mode="min",
                   save_interval=args.save_interval, log_interval=args.log_interval, flops_per_item=6 * n_params,
-                  device=device, max_updates=args.max_update)
+                  device=device, max_updates=args.max_update, ddp=ctx)
+    if _rank0_only(ctx):
+        return None
     load_best(run, model)
     from composed_ft.code.decode import generate
     max_len = _max_len(args, data, vt)
@@ -522,6 +556,7 @@ def run_denoise(args):
     log.info("denoiser: validation exact match %.3f (inputs already clean %.3f)", res["val_exact_match"],
              res["val_input_already_clean"])
     run.finish(res)
+    ctx.close()
     return res
 
 
@@ -534,15 +569,16 @@ def _labeled(data, args, reverse=False):
 
 def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
     """Shared body of direct / reverse / pretrain / backtranslate: CE training then evaluation."""
-    run, data, device = _prepare(args, init)
+    run, data, ctx = _prepare(args, init)
     if data is None:
         return run.results()
+    device = ctx.device
     t0 = time.time()
     reverse = getattr(args, "reverse", False)
     srcs, tgts, vs, vt = _labeled(data, args, reverse)
     n_real = len(srcs)
     if extra_pairs is not None:
-        ps, pt = extra_pairs(data, device)
+        ps, pt = extra_pairs(data, ctx)
         srcs, tgts = srcs + ps, tgts + pt
     if init is not None:
         f, _ = load_run_model(init, device, ("denoise",), data.vocab_md5,
@@ -556,14 +592,18 @@ def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
         return {"val_nll": _val_nll(f, vs, vt, device, args.max_tokens)}
 
     summary = _fit(run, f, list(f.parameters()), srcs, tgts, _ce_step(f, srcs, tgts, args, device), validate,
-                   args, device, "val_nll")
+                   args, ctx, "val_nll")
+    if _rank0_only(ctx):
+        return None
     extra = {"n_train_pairs": len(srcs), "n_labeled": n_real, **(extra_res or {})}
     if reverse:  # the reverse model is not a program predictor: no program evaluation
         load_best(run, f)
         res = {"stage": "direct", "method": "reverse", **summary, **extra, "wall_s": time.time() - t0}
         run.finish(res)
-        return res
-    return _finish_predictor(run, f, data, args, device, summary, t0, extra)
+    else:
+        res = _finish_predictor(run, f, data, args, device, summary, t0, extra)
+    ctx.close()
+    return res
 
 
 def run_direct(args):
@@ -582,13 +622,11 @@ def run_backtranslate(args):
     fill_preset(args, "backtranslate")
     from composed_ft.code.decode import generate
 
-    def pseudo(data, device):
+    def pseudo(data, ctx):
+        device = ctx.device
         path = os.path.join(args.run_dir, "pseudo.src")
         programs = [e["tgt"] for e in data.split("unlabeled", args.n_unlabeled)]
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                texts = fh.read().split("\n")[:-1]
-        else:
+        if ctx.is_main and not os.path.exists(path):  # rank 0 labels, the others read its file
             rev, _ = load_run_model(args.reverse_model, device, ("direct",), data.vocab_md5)
             t = time.time()
             tgt_ids = data.encode(programs)
@@ -600,6 +638,9 @@ def run_backtranslate(args):
             write_text(path, "".join(s.replace("\n", " ") + "\n" for s in texts))
             log.info("backtranslation: %d pseudo-sources in %.0f s (%d hit the length limit)", len(texts),
                      time.time() - t, sum(hit))
+        ctx.barrier()
+        with open(path, encoding="utf-8") as fh:
+            texts = fh.read().split("\n")[:-1]
         if len(texts) != len(programs):
             raise UserError(f"{path}: {len(texts)} pseudo-sources for {len(programs)} programs; delete it to relabel")
         return data.encode(texts), data.encode(programs)
@@ -613,9 +654,10 @@ def run_compose(args):
     fill_preset(args, "compose")
     if not args.denoiser:
         raise UserError("compose: --denoiser (the frozen Π) is required")
-    run, data, device = _prepare(args, args.init)
+    run, data, ctx = _prepare(args, args.init)
     if data is None:
         return run.results()
+    device = ctx.device
     t0 = time.time()
     f, _ = load_run_model(args.init, device, ("direct", "pretrain", "backtranslate", "compose"), data.vocab_md5,
                           dropout=(args.dropout, args.attention_dropout, args.activation_dropout))
@@ -644,9 +686,13 @@ def run_compose(args):
                 "val_hit_limit": int(sum(hit))}
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    summary = _fit(run, model, trainable, srcs, tgts, step, validate, args, device, "val_pi_nll")
-    return _finish_predictor(run, f, data, args, device, summary, t0, {"lam": args.lam, "init_stage": args.init_stage},
-                             trained=model)
+    summary = _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, "val_pi_nll")
+    if _rank0_only(ctx):
+        return None
+    res = _finish_predictor(run, f, data, args, device, summary, t0, {"lam": args.lam, "init_stage": args.init_stage},
+                            trained=model)
+    ctx.close()
+    return res
 
 
 def run_evaluate(args):

@@ -38,6 +38,18 @@ class Context:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def average_gradients(self, params):
+        """All-reduce and average the gradients of `params` across processes: what DDP's hooks do,
+        for models whose training step does not go through a wrapped module's forward (the
+        seq2seq stages call the model's parts directly). A missing gradient counts as zero."""
+        if not self.enabled:
+            return
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad.div_(self.world_size)
+
     def barrier(self):
         if self.enabled:
             dist.barrier()

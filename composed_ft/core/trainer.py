@@ -67,6 +67,8 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
             for k, v in {"loss": loss.detach(), **extra}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             if (i + 1) % update_freq == 0 or i + 1 == len(batch_list):
+                if ddp is not None and ddp.enabled and unwrap(model) is model:
+                    ddp.average_gradients(params)  # not DDP-wrapped: average here, as DDP would
                 if clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(params, clip_norm)
                 optimizer.step()
