@@ -207,7 +207,7 @@ def run_make_spoc(args):
     print(f"dropped programs identical to a test program: {n_drop_train} train, {n_drop_val} validation")
     train, valid = first(train, args.n_train), first(valid, args.n_val)
     tests = {k: first(s[k], args.n_eval) for k in ("testp", "testw")}
-    test_probs = spoc.test_problem_ids(data["dir"])
+    test_probs = {e["probid"] for e in test_all}
     os.makedirs(args.out, exist_ok=True)
     dataset.write_split(args.out, "train", [{"src": e["src"], "tgt": e["tgt"]} for e in train])
     dataset.write_split(args.out, "val", [{"src": e["src"], "tgt": e["tgt"]} for e in valid])
@@ -219,9 +219,10 @@ def run_make_spoc(args):
     # design -- TestW is "unseen annotators" -- but no test *program* does: tests/code check it)
     std = spoc.JUDGE_STD
     extra = [] if args.no_extra else [e["tgt"] for e in spoc.load_codeforces_extra(exclude_probids=test_probs)]
-    test_code = {e["tgt"] for k in ("testp", "testw") for e in s[k]}
-    unl = [t for t in dict.fromkeys([e["tgt"] for e in s["train"]] + extra) if t not in test_code]
-    n_drop_unl = len(dict.fromkeys([e["tgt"] for e in s["train"]] + extra)) - len(unl)
+    candidates = list(dict.fromkeys([e["tgt"] for e in s["train"]] + extra))
+    test_code = {e["tgt"] for e in test_all}
+    unl = [t for t in candidates if t not in test_code]
+    n_drop_unl = len(candidates) - len(unl)
     unl = first(unl, args.n_unlabeled)
     # a few reconstructed Codeforces programs do not compile; a denoiser's clean target must
     own = {e["tgt"] for e in s["train"]}
