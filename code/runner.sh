@@ -38,10 +38,10 @@ LABEL_SMOOTHING=${LABEL_SMOOTHING:-0}
 DROPOUT=${DROPOUT:-0.1}            # predictors; attention/activation dropout 0.2 (stage defaults)
 BEAM=${BEAM:-0}                    # 0: greedy evaluation
 # denoiser Π
-DEN_DROPOUT=${DEN_DROPOUT:-0.4}
+DEN_DROPOUT=${DEN_DROPOUT:-}       # paper 0.4 (+ attention/activation 0.2); cpu 0.1 (+ 0), see code/README.md
 DEN_LR=${DEN_LR:-}                 # paper 1e-3
 DEN_WARMUP=${DEN_WARMUP:-}         # paper 4000
-DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50, cpu 3
+DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50, cpu 6
 DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all 20,000)
 # Direct
 DIRECT_LR=${DIRECT_LR:-}           # paper 2e-3
@@ -77,7 +77,7 @@ fi
 # denoiser NAME [flags]: runs/.../denoisers/NAME, seed 0, shared by every predictor seed
 denoiser() {
     local name=$1; shift
-    $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" --dropout "$DEN_DROPOUT" \
+    $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" $(opt --dropout "$DEN_DROPOUT") \
         $(opt --lr "$DEN_LR") $(opt --warmup-updates "$DEN_WARMUP") $(opt --max-epoch "$DEN_EPOCHS") \
         $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@"
 }

@@ -190,3 +190,23 @@ def test_learns_to_copy_and_greedy_decodes_it():
     xs = sample(20)
     outs, hit = generate(m, xs, max_len=12)
     assert sum(o == x[:-1] for o, x in zip(outs, xs)) >= 18 and not any(hit)
+
+
+def test_fairseq_embedding_init_and_cpu_denoiser_preset():
+    m = seq2seq.build_model(50, layers=1, d_model=64, ffn=128, heads=4, embed_init="fairseq")
+    pos = m.model.encoder.embed_positions.weight
+    assert torch.allclose(pos[2:], seq2seq.sinusoidal_positions(pos.shape[0] - 2, 64))  # offset 2 in MBart
+    assert torch.equal(m.model.decoder.embed_positions.weight, pos)
+    w = m.model.shared.weight
+    assert float(w[1:].std()) == pytest.approx(64 ** -0.5, rel=0.1) and float(w[PAD].abs().sum()) == 0
+    h = seq2seq.build_model(50, layers=1, d_model=64, ffn=128, heads=4)
+    assert float(h.model.shared.weight.std()) == pytest.approx(0.02, rel=0.2)
+    with pytest.raises(ValueError):
+        seq2seq.build_model(50, layers=1, d_model=64, ffn=128, heads=4, embed_init="xavier")
+    from composed_ft.code.__main__ import build_parser
+    from composed_ft.code.stages import fill_preset
+    p = build_parser()
+    a = fill_preset(p.parse_args(["denoise", "--preset", "cpu", "--run-dir", "x"]), "denoise")
+    assert (a.embed_init, a.dropout, a.attention_dropout, a.activation_dropout) == ("fairseq", 0.1, 0.0, 0.0)
+    a = fill_preset(p.parse_args(["denoise", "--preset", "paper", "--run-dir", "x"]), "denoise")
+    assert (a.embed_init, a.dropout, a.attention_dropout, a.activation_dropout) == ("hf", 0.4, 0.2, 0.2)
