@@ -48,14 +48,44 @@ def test_token_batches_respect_max_tokens():
         assert len(b) == 1 or len(b) * max(max(sl[i] for i in b), max(tl[i] for i in b)) <= 400
 
 
+def randomized(seed=0):
+    """A tiny model with every parameter random (biases and LayerNorms included: HF initializes
+    biases to zero, which would hide a bias bug in the incremental decoder)."""
+    m = tiny(seed).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5 + (1.0 if p.dim() == 1 and p.shape[0] == 32 else 0.0))
+        m.final_logits_bias.copy_(torch.randn(m.final_logits_bias.shape, generator=g))
+    return m
+
+
+@pytest.mark.parametrize("cache", ["fast", "hf"])
 @pytest.mark.parametrize("mode", ["greedy", "beam", "sample"])
-def test_decode_with_cache_equals_without(mode):
-    m = tiny().eval()
-    torch.manual_seed(3)
-    a = generate(m, SRCS, max_len=25, mode=mode, beam=3)
-    torch.manual_seed(3)
-    b = generate(m, SRCS, max_len=25, mode=mode, beam=3, use_cache=False)
-    assert a == b
+def test_decode_with_cache_equals_without(mode, cache):
+    for m in (tiny().eval(), randomized()):
+        torch.manual_seed(3)
+        a = generate(m, SRCS, max_len=25, mode=mode, beam=3, cache=cache)
+        torch.manual_seed(3)
+        b = generate(m, SRCS, max_len=25, mode=mode, beam=3, cache="none")
+        assert a == b
+
+
+def test_incremental_decoder_logits_equal_transformers():
+    """Our one-token step over MBart's weights gives transformers' logits at every position,
+    with padded sources (cross-attention mask) and embedding scaling."""
+    from composed_ft.code.decode import _Stepper
+    from composed_ft.code.seq2seq import pad
+    m = randomized(1)
+    src = pad(SRCS)
+    mask = src.ne(PAD).long()
+    ys = torch.tensor([[BOS, 5, 9, 7, 30, 2, 11, 12]] * len(SRCS))
+    with torch.no_grad():
+        full = m(input_ids=src, attention_mask=mask, decoder_input_ids=ys).logits.float()
+        fast = _Stepper(m, src, mask, 10, "fast")
+        steps = torch.stack([fast(ys[:, :t + 1]) for t in range(ys.size(1))], dim=1)
+    assert full.abs().max() > 1.0  # a model whose logits are far from uniform
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
 
 
 def test_greedy_matches_teacher_forced_argmax_and_counts_limit():
