@@ -35,7 +35,7 @@ MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (4000)
 UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (paper 4, cpu 1)
 WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
 LABEL_SMOOTHING=${LABEL_SMOOTHING:-0}
-DROPOUT=${DROPOUT:-0.1}            # predictors; attention/activation dropout 0.2 (stage defaults)
+DROPOUT=${DROPOUT:-0.1}            # predictors; attention/activation dropout: paper 0.2, cpu 0 (stage defaults)
 BEAM=${BEAM:-0}                    # 0: greedy evaluation
 # denoiser Π
 DEN_DROPOUT=${DEN_DROPOUT:-}       # paper 0.4 (+ attention/activation 0.2); cpu 0.1 (+ 0), see code/README.md

@@ -54,6 +54,8 @@ def evaluator_section(quick):
     lines = ["## Sandboxed evaluator (SansType programs)", "",
              "| | programs/s | programs |", "|---|---|---|",
              f"| ours: PCH, {r['jobs']} parallel jobs, cache by program text | {r['fast_programs_per_s']:.2f} | {r['n']} |",
+             *([f"| ours with GNU ld instead of gold (no caching) | {r['fast_bfd_programs_per_s']:.2f} | {r['n']} |"]
+               if "fast_bfd_programs_per_s" in r else []),
              f"| plain: one g++ compile + run at a time, no PCH | {r['plain_programs_per_s']:.2f} | {r['plain_n']} |",
              "", f"ratio: **{r['ratio']:.1f}x**" + (f" ({r['ratio_nodedup']:.1f}x without duplicate caching)"
                                                    if "ratio_nodedup" in r else "")]

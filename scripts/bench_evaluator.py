@@ -56,6 +56,15 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
         evaluate_programs(programs, tests, jobs=jobs, dedup=False, desc="fast, no dedup")
         out["fast_nodedup_programs_per_s"] = n / (time.perf_counter() - t)
 
+    if sandbox.link_flags()[-1] == "-fuse-ld=gold":  # what the gold linker buys: the same run with GNU ld
+        os.environ["CFT_LINKER"] = "bfd"
+        try:
+            t = time.perf_counter()
+            evaluate_programs(programs, tests, jobs=jobs, dedup=False, desc="fast, GNU ld")
+            out["fast_bfd_programs_per_s"] = n / (time.perf_counter() - t)
+        finally:
+            del os.environ["CFT_LINKER"]
+
     k = min(baseline_n, n)
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
@@ -66,6 +75,8 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     out["ratio"] = out["fast_programs_per_s"] / out["plain_programs_per_s"]
     # other work on the machine eats into the parallel evaluator first: report how busy it was
     out["loadavg_1min"] = os.getloadavg()[0]
+    if "fast_bfd_programs_per_s" in out:
+        out["gold_vs_bfd"] = out["fast_programs_per_s"] / out["fast_bfd_programs_per_s"]
     if "fast_nodedup_programs_per_s" in out:
         out["ratio_nodedup"] = out["fast_nodedup_programs_per_s"] / out["plain_programs_per_s"]
     return out
@@ -80,6 +91,8 @@ def main(argv=None):
     r = bench(a.n, a.baseline_n, a.jobs)
     print(f"fast evaluator : {r['fast_programs_per_s']:.2f} programs/s ({r['n']} programs, "
           f"{r['unique_programs']} distinct, {r['jobs']} jobs, accuracy {r['fast_accuracy']:.3f})")
+    if "gold_vs_bfd" in r:
+        print(f"same, GNU ld   : {r['fast_bfd_programs_per_s']:.2f} programs/s (gold linker: {r['gold_vs_bfd']:.2f}x)")
     print(f"plain g++      : {r['plain_programs_per_s']:.2f} programs/s ({r['plain_n']} programs, one at a "
           f"time, no PCH, accuracy {r['plain_accuracy']:.3f})")
     print(f"ratio          : {r['ratio']:.1f}x" + (f" ({r['ratio_nodedup']:.1f}x without duplicate caching)"
