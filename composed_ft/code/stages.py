@@ -65,12 +65,12 @@ PRESETS = {
                         warmup_updates=500, max_epoch=6),
         # predictors: the same init and no attention/activation dropout; with the paper's (0.2, 0.2) and HF's
         # init, Direct reached val NLL 0.61 after 30 epochs against 0.21 this way, at 1.3x the time per
-        # epoch (code/README.md)
-        "direct": dict(_CPU_F, lr=1e-3, warmup_updates=400, max_epoch=60),
-        "reverse": dict(_CPU_F, lr=1e-3, warmup_updates=400, max_epoch=40),
-        "pretrain": dict(_CPU_F, lr=1e-3, warmup_updates=150, max_epoch=40),
+        # epoch; lr 2e-3 (the paper's) instead of 1e-3: val NLL 0.22 instead of 0.34 after 21 epochs (code/README.md)
+        "direct": dict(_CPU_F, lr=2e-3, warmup_updates=400, max_epoch=60),
+        "reverse": dict(_CPU_F, lr=2e-3, warmup_updates=400, max_epoch=40),
+        "pretrain": dict(_CPU_F, lr=2e-3, warmup_updates=150, max_epoch=40),
         "compose": dict(_CPU_F, lr=2e-4, warmup_updates=90, max_epoch=10, n_valid=100),
-        "backtranslate": dict(_CPU_F, lr=1e-3, warmup_updates=400, max_epoch=8, n_unlabeled=4000),
+        "backtranslate": dict(_CPU_F, lr=2e-3, warmup_updates=400, max_epoch=8, n_unlabeled=4000),
     },
     "smoke": {
         "denoise": dict(_SMOKE, dropout=0.4, lr=2e-3, warmup_updates=5, max_epoch=1),
