@@ -240,3 +240,7 @@ def test_fairseq_embedding_init_and_cpu_denoiser_preset():
     assert (a.embed_init, a.dropout, a.attention_dropout, a.activation_dropout) == ("fairseq", 0.1, 0.0, 0.0)
     a = fill_preset(p.parse_args(["denoise", "--preset", "paper", "--run-dir", "x"]), "denoise")
     assert (a.embed_init, a.dropout, a.attention_dropout, a.activation_dropout) == ("hf", 0.4, 0.2, 0.2)
+    a = fill_preset(p.parse_args(["direct", "--preset", "cpu", "--run-dir", "x"]), "direct")
+    assert (a.embed_init, a.attention_dropout, a.activation_dropout, a.lr) == ("fairseq", 0.0, 0.0, 2e-3)
+    a = fill_preset(p.parse_args(["direct", "--preset", "paper", "--run-dir", "x"]), "direct")
+    assert (a.embed_init, a.attention_dropout, a.activation_dropout, a.lr) == ("hf", 0.2, 0.2, 2e-3)
