@@ -61,8 +61,7 @@ PRESETS = {
         # denoiser dropout and HF's init the small cpu model had learned no copying after 3 epochs (val
         # exact match 0%, NLL 0.69/token); this reached NLL 0.107 and copies after 2 epochs, twice as
         # fast per epoch (code/README.md)
-        "denoise": dict(_CPU, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, embed_init="fairseq", lr=1e-3,
-                        warmup_updates=500, max_epoch=6),
+        "denoise": dict(_CPU_F, lr=1e-3, warmup_updates=500, max_epoch=6),
         # predictors: the same init and no attention/activation dropout; with the paper's (0.2, 0.2) and HF's
         # init, Direct reached val NLL 0.61 after 30 epochs against 0.21 this way, at 1.3x the time per
         # epoch; lr 2e-3 (the paper's) instead of 1e-3: val NLL 0.22 instead of 0.34 after 21 epochs (code/README.md)
