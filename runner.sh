@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the paper's experiments end to end: environment, data, training, tables.
 #
-#   bash runner.sh                                        # cpu preset, imggen main table, seed 0
+#   bash runner.sh                                        # cpu preset, imggen + SansType main tables, seed 0
 #   PRESET=paper SEEDS="0 1 2" bash runner.sh             # the paper's settings (GPU)
 #   EXPERIMENTS="imggen" TARGETS=all bash runner.sh       # every imggen ablation too
 #
@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PRESET=${PRESET:-cpu}            # smoke | cpu | paper
 SEEDS=${SEEDS:-0}                # predictor seeds (denoisers are trained once and shared)
-EXPERIMENTS=${EXPERIMENTS:-imggen}
+EXPERIMENTS=${EXPERIMENTS:-"imggen sanstype"}   # + spoc
 DEVICE=${DEVICE:-auto}           # auto | cpu | cuda
 THREADS=${THREADS:-}             # torch/OpenMP threads; 1 on a CPU shared with other jobs
 
@@ -34,5 +34,8 @@ for exp in $EXPERIMENTS; do
     fi
     echo "runner.sh: $exp finished in $(( ($(date +%s) - start) / 60 )) min"
 done
-# the report: every experiment's tables, claims vs our gains, figures, provenance (from run directories)
-"$PY" scripts/make_report.py --preset "$PRESET" --out results/REPORT.md
+# the report: every experiment's tables, claims vs our gains, figures, provenance. runs/ (checkpoints) is
+# not committed, so the small records of every finished run are first copied to results/runs/ (committed),
+# and the report is built from there: it keeps runs of earlier sessions and can be rebuilt anywhere.
+"$PY" scripts/archive_runs.py --runs runs --out results/runs
+"$PY" scripts/make_report.py --runs results/runs --preset "$PRESET" --out results/REPORT.md

@@ -9,7 +9,8 @@
 # Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained; target `bt`:
 # Backtranslation and Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
-# the denoiser sees), `init` (Composed from Direct vs from Pretrained).
+# the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper:
+# the REINFORCE weights with and without a leave-one-out batch-mean baseline).
 # Finished runs are skipped, killed runs resume from their last checkpoint; the denoisers are
 # trained once (seed 0) and shared by every predictor seed. The table is regenerated at the end:
 # results/sanstype.md (or $TABLE).
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 # ---- what to run --------------------------------------------------------------------------
 PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of every stage
 SEEDS=${SEEDS:-0}                  # predictor seeds
-TARGETS=${TARGETS:-main}           # main bt noise lam unlabeled init | all
+TARGETS=${TARGETS:-main}           # main bt noise lam unlabeled init baseline | all
 DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/sanstype/$PRESET}
 TABLE=${TABLE:-results/sanstype.md}
@@ -102,7 +103,7 @@ denoiser main --noise structured
 
 for seed in $SEEDS; do
     M="$RUNS/main"
-    if want main || want init || want lam; then
+    if want main || want init || want lam || want baseline; then
         pretrain main pretrain "$seed" main
     fi
     if want main; then
@@ -120,6 +121,9 @@ for seed in $SEEDS; do
         direct ablation-init "$seed"
         compose ablation-init composed-from-direct "$seed" "$RUNS/ablation-init/direct-s$seed" main
         compose ablation-init composed-from-pretrained "$seed" "$M/pretrain-s$seed" main
+    fi
+    if want baseline; then  # beyond the paper: REINFORCE weights minus the leave-one-out batch mean (vs main Composed)
+        compose ablation-baseline composed-loo "$seed" "$M/pretrain-s$seed" main --reinforce-baseline loo
     fi
     if want lam; then     # λ of the CE term
         for lam in $ABL_LAM $LAM; do

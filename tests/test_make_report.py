@@ -162,3 +162,38 @@ def test_spoc_uses_testw_testp_and_reports_the_data_note(make_report, tmp_path, 
     assert "Pretrained > Direct" not in text  # a SansType-only claim
     assert text.count("no finished runs under") == 2  # imggen and sanstype skipped
     assert (tmp_path / "figures" / "spoc_accuracy.png").exists()
+
+
+def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, monkeypatch):
+    """scripts/archive_runs.py keeps only small files, yet the report built from them is the same."""
+    spec = importlib.util.spec_from_file_location("archive_runs", os.path.join(ROOT, "scripts", "archive_runs.py"))
+    archive_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(archive_runs)
+    monkeypatch.setattr(make_report, "describe", lambda: "test machine")
+    monkeypatch.setattr(make_report.time, "strftime", lambda *a: "2026-01-01 00:00")
+    # a checkpoint and a per-program output file must not be archived; an unfinished run neither
+    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "checkpoint_best.pt").write_bytes(b"x" * 1000)
+    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text("{}\n")
+    unfinished = runs / "sanstype" / "cpu" / "main" / "direct-s9"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    archive = tmp_path / "archive"
+    done = archive_runs.archive(str(runs), str(archive))
+    assert len(done) == 16 and "sanstype/cpu/main/direct-s9" not in done
+    kept = {os.path.relpath(os.path.join(d, f), archive) for d, _, fs in os.walk(archive) for f in fs}
+    assert "sanstype/cpu/main/direct-s0/results.json" in kept
+    assert "imggen/cpu/main/composed-n200-s1/samples.png" in kept
+    assert not [k for k in kept if k.endswith((".pt", "eval_test.jsonl")) or "direct-s9" in k]
+
+    out_runs, out_arch = tmp_path / "a" / "REPORT.md", tmp_path / "b" / "REPORT.md"
+    make_report.main(["--runs", str(runs), "--out", str(out_runs)])
+    make_report.main(["--runs", str(archive), "--out", str(out_arch)])
+    def strip(p):  # the same text up to the roots and output paths named in it
+        return (p.read_text().replace(str(runs), "ROOT").replace(str(archive), "ROOT")
+                .replace(str(p), "OUT"))
+    assert strip(out_runs) == strip(out_arch)
+    # archiving again after the run directory is gone keeps the records
+    import shutil
+    shutil.rmtree(runs / "imggen")
+    archive_runs.archive(str(runs), str(archive))
+    assert (archive / "imggen" / "cpu" / "main" / "composed-n200-s1" / "results.json").exists()

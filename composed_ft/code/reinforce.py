@@ -11,7 +11,13 @@ the clamp's flat region). Minimizing it lowers the probability of samples in pro
 badly Π recovers y from them: samples Π can repair are lowered least. Only f receives gradients.
 
 A batch's loss is the sum over its examples divided by the number of gold target tokens
-(fairseq's normalization, so the learning rate means the same as for plain CE training)."""
+(fairseq's normalization, so the learning rate means the same as for plain CE training).
+
+Beyond the paper (`baseline="loo"`): the weight becomes w_i − mean_{j≠i} w_j, the leave-one-out
+batch mean of the other examples' weights. The estimator stays unbiased (the baseline does not
+depend on ŷ_i) but samples better than their batch mates are now raised instead of lowered. Without
+it every weight is positive, so every sample with log p above the clamp is pushed down; at the cpu
+preset that spread f's probability mass until its samples ran to the length limit (code/README.md)."""
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +35,19 @@ def denoiser_nll(pi, yhats, tgts, device):
     _, nll = batch_nll(pi, collate(yhats, tgts, device), 0.0)
     pi.train(was)
     return nll
+
+
+BASELINES = ("none", "loo")
+
+
+def baseline_weights(weight, baseline="none"):
+    """The REINFORCE weights: w itself (the paper) or w minus the leave-one-out batch mean ("loo")."""
+    w = weight.detach()
+    if baseline == "none" or len(w) < 2:
+        return w
+    if baseline == "loo":
+        return w - (w.sum() - w) / (len(w) - 1)
+    raise ValueError(f"unknown REINFORCE baseline {baseline!r} (choose from {', '.join(BASELINES)})")
 
 
 def reinforce_term(logp, weight, clamp_min=-50.0, scale=10.0):
@@ -57,7 +76,7 @@ def _ce_and_logprob(f, srcs, tgts, yhats, epsilon, device):
 
 
 def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
-                  device=torch.device("cpu"), yhats=None):
+                  baseline="none", device=torch.device("cpu"), yhats=None):
     """The batch loss and its parts. srcs, tgts: id lists ending with EOS. yhats (optional): the
     samples to use instead of drawing them from f (tests)."""
     if yhats is None:
@@ -67,7 +86,7 @@ def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp
         hit = [False] * len(yhats)
     w = denoiser_nll(pi, yhats, tgts, device)
     ce, nll, logp, ntok = _ce_and_logprob(f, srcs, tgts, yhats, epsilon, device)
-    rl = reinforce_term(logp, w, clamp_min, scale)
+    rl = reinforce_term(logp, baseline_weights(w, baseline), clamp_min, scale)
     loss = (lam * ce + rl).sum() / ntok
     extra = {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
              "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),

@@ -13,9 +13,9 @@ from composed_ft.core.errors import UserError
 from composed_ft.core.machine import describe
 
 LABELS = {"direct": "Direct", "pretrain": "Pretrained", "backtranslate": "Backtranslation"}
-WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "bt"}
+WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "ablation-baseline", "bt"}
 TITLES = {"bt": "Backtranslation (target bt), main runs as reference"}
-VARIED = ["lam", "denoiser.noise", "denoiser.n_unlabeled", "n_train", "beam"]
+VARIED = ["lam", "reinforce_baseline", "denoiser.noise", "denoiser.n_unlabeled", "n_train", "beam"]
 
 
 def add_args(p):

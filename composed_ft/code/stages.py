@@ -81,7 +81,7 @@ PRESETS = {
     },
 }
 DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
-                embed_init="hf")
+                embed_init="hf", reinforce_baseline="none")
 
 
 # ---------------------------------------------------------------- command line
@@ -162,6 +162,9 @@ def add_args_compose(p):
     p.add_argument("--lam", type=float, default=1.0, help="λ, weight of the plain CE term")
     p.add_argument("--clamp-min", type=float, default=-50.0, help="clamp of log p_f(ŷ|x)")
     p.add_argument("--reinforce-scale", type=float, default=10.0, help="the REINFORCE term is divided by this")
+    p.add_argument("--reinforce-baseline", choices=["none", "loo"], default=None,
+                   help="none: the paper's weights NLL_Π(y|ŷ); loo: minus the leave-one-out batch mean "
+                        "(variance reduction, beyond the paper; composed_ft/code/reinforce.py). Default: none")
     p.add_argument("--sample-len-factor", type=float, default=1.5,
                    help="training samples ŷ stop at this factor x the batch's longest gold target + 10 tokens "
                         "(samples that long are garbage whose log p is far below the clamp; the share that "
@@ -686,7 +689,7 @@ def run_compose(args):
         limit = min(max_len, int(args.sample_len_factor * max(len(tgts[i]) for i in idx)) + 10)
         return composed_loss(f, pi, [srcs[i] for i in idx], [tgts[i] for i in idx], lam=args.lam,
                              epsilon=args.label_smoothing, max_len=limit, clamp_min=args.clamp_min,
-                             scale=args.reinforce_scale, device=device)
+                             scale=args.reinforce_scale, baseline=args.reinforce_baseline, device=device)
 
     def validate():
         outs, hit = generate(f, vs, max_len=max_len, device=device)

@@ -111,21 +111,25 @@ def _independent_logp(model, src, y):
     return -out.loss * len(y)
 
 
-def test_reinforce_gradient_equals_definition():
+@pytest.mark.parametrize("baseline", ["none", "loo"])
+def test_reinforce_gradient_equals_definition(baseline):
     f, pi = tiny(0), freeze(tiny(1))
     f.train()
     tgts = [[7, 8, 9, EOS], [10, 11, EOS], [12, 13, 14, 15, EOS]]
     # the third sample is long: log p < -50, in the clamp's flat region (no gradient)
     yhats = [[7, 9, EOS], [10, 11, 12, 13, EOS], [20] * 30 + [EOS]]
-    loss, ntok, _ = composed_loss(f, pi, SRCS, tgts, lam=0.0, yhats=yhats)
+    loss, ntok, _ = composed_loss(f, pi, SRCS, tgts, lam=0.0, yhats=yhats, baseline=baseline)
     assert ntok == sum(len(t) for t in tgts)
     got = torch.autograd.grad(loss, list(f.parameters()), allow_unused=True)
 
     params = list(f.parameters())
     expect = [torch.zeros_like(p) for p in params]
-    for src, y, yh in zip(SRCS, tgts, yhats):
-        with torch.no_grad():
-            w = -_independent_logp(pi, yh, y)  # NLL_Π(y | ŷ), a constant
+    with torch.no_grad():  # NLL_Π(y | ŷ), constants
+        ws = [-_independent_logp(pi, yh, y) for y, yh in zip(tgts, yhats)]
+    if baseline == "loo":  # minus the mean of the other examples' weights (the clamped one's included)
+        ws = [w - (sum(ws) - w) / (len(ws) - 1) for w in ws]
+    assert baseline == "none" or any(w < 0 for w in ws)  # with a baseline some samples are raised
+    for src, yh, w in zip(SRCS, yhats, ws):
         logp = _independent_logp(f, src, yh)
         if logp.item() < -50:
             assert yh == yhats[2]
