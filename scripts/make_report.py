@@ -301,6 +301,11 @@ def code_section(exp, runs, root, out, figdir):
     plot_accuracy_bars(vals, splits, TITLES[exp], dst)
     figures = ["### Figures\n", f"Accuracy per method (error bars: std over seeds):\n\n"
                                  f"![{exp} accuracy]({rel_link(dst, out)})\n"]
+    curves = os.path.join(figdir, f"{exp}_val_curves.png")
+    if plot_code_curves(preds, curves):
+        figures.append("Learning curves: validation NLL per target token of f (left) and, for Composed, the "
+                       "selection metric NLL_Π(y | ŷ) with ŷ = f's greedy output (right); one line per seed:\n\n"
+                       f"![{exp} learning curves]({rel_link(curves, out)})\n")
     return text, code_claims(exp, vals, splits), figures
 
 
@@ -321,6 +326,37 @@ def spoc_notes(runs, root):
     else:
         text.append("Gold ceiling: not measured in this run directory.\n")
     return text
+
+
+def plot_code_curves(preds, path):
+    """Validation curves of the predictor runs (from metrics.jsonl); False when no run logged any."""
+    plt = pyplot()
+    fig, (ax, ax_pi) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    colors, labelled, drawn = {}, set(), False
+    for r in sorted(preds, key=lambda r: (method_label(r), r["config"]["seed"])):
+        label = method_label(r)
+        color = colors.setdefault(label, f"C{len(colors)}")
+        rows = [m for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m]
+        for a, key in ((ax, "val_nll"), (ax_pi, "val_pi_nll")):
+            pts = [(m["epoch"], m[key]) for m in rows if m.get(key) is not None]
+            if pts:
+                a.plot(*zip(*pts), color=color, alpha=0.8, lw=1.2,
+                       label=label if (label, key) not in labelled else None)
+                labelled.add((label, key))
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    for a, ylabel in ((ax, "validation NLL of f (per token)"), (ax_pi, "validation NLL_Π(y | f's output)")):
+        a.set_xlabel("epoch")
+        a.set_ylabel(ylabel)
+        a.set_yscale("log")
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    fig.tight_layout()
+    save_fig(fig, path)
+    return True
 
 
 def plot_accuracy_bars(vals, splits, title, path):

@@ -67,8 +67,10 @@ def runs(tmp_path):
             ev = {split: {"n": 10, **{kind: {"accuracy": ACC[(stage, split, kind)][seed], "compile_error_rate": 0.1}
                                       for kind in ("base", "denoised")}} for split in ("test", "ood")}
             extra = {"init_stage": "pretrain"} if stage == "compose" else {}
+            curve = [{"epoch": e, "val_nll": 1 / e, **({"val_pi_nll": 2 / e} if stage == "compose" else {})}
+                     for e in (1, 2)]
             fake_run(st / "main" / f"{name}-s{seed}", {"stage": stage, "tag": "main", "seed": seed},
-                     {"stage": stage, "method": stage, "eval": ev, "wall_s": 20.0, **extra})
+                     {"stage": stage, "method": stage, "eval": ev, "wall_s": 20.0, **extra}, curve)
     return tmp_path / "runs"
 
 
@@ -114,7 +116,7 @@ def test_report_tables_claims_figures_and_provenance(make_report, runs, tmp_path
     # figures: PNGs beside the report, linked relatively
     figs = out.parent / "figures"
     for name in ("imggen_samples_direct.png", "imggen_samples_composed.png", "imggen_val_curves.png",
-                 "sanstype_accuracy.png"):
+                 "sanstype_accuracy.png", "sanstype_val_curves.png"):
         assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"](figures/{name})" in text
 
