@@ -11,6 +11,7 @@ Usage: python scripts/bench_evaluator.py [--n 500] [--baseline-n 30] [--jobs N]
 """
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from composed_ft.code import sandbox  # noqa: E402
+from composed_ft.code.corruptions import corrupt_sanstype  # noqa: E402
 from composed_ft.code.cpp_tokenize import detokenize_program  # noqa: E402
 from composed_ft.code.evaluate import evaluate_programs, summarize, with_header  # noqa: E402
 from composed_ft.code.sanstype import generate_split  # noqa: E402
@@ -56,6 +58,22 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
         evaluate_programs(programs, tests, jobs=jobs, dedup=False, desc="fast, no dedup")
         out["fast_nodedup_programs_per_s"] = n / (time.perf_counter() - t)
 
+    # what batching buys: the same programs, one g++ process each
+    t = time.perf_counter()
+    evaluate_programs(programs, tests, jobs=jobs, dedup=False, batch=0, desc="fast, one program per g++")
+    out["fast_nobatch_programs_per_s"] = n / (time.perf_counter() - t)
+    # model outputs are not all gold: the same programs with SansType's structured corruptions
+    # (p 0.9 per program, 1-3 lines), most of which no longer compile
+    rng = random.Random(seed)
+    corrupted = [detokenize_program(corrupt_sanstype(e["tgt"], rng)) for e in exs]
+    t = time.perf_counter()
+    mixed = evaluate_programs(corrupted, tests, jobs=jobs, dedup=False, desc="fast, corrupted")
+    out["mixed_programs_per_s"] = n / (time.perf_counter() - t)
+    out["mixed_compile_error_rate"] = summarize(mixed)["compile_error_rate"]
+    t = time.perf_counter()
+    evaluate_programs(corrupted, tests, jobs=jobs, dedup=False, batch=0, desc="fast, corrupted, no batching")
+    out["mixed_nobatch_programs_per_s"] = n / (time.perf_counter() - t)
+
     if sandbox.link_flags()[-1] == "-fuse-ld=gold":  # what the gold linker buys: the same run with GNU ld
         os.environ["CFT_LINKER"] = "bfd"
         try:
@@ -73,6 +91,8 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     out.update({"plain_n": k, "plain_seconds": plain_s, "plain_programs_per_s": k / plain_s,
                 "plain_accuracy": plain.count("correct") / k})
     out["ratio"] = out["fast_programs_per_s"] / out["plain_programs_per_s"]
+    out["batching_gain"] = out["fast_programs_per_s"] / out["fast_nobatch_programs_per_s"]
+    out["mixed_batching_gain"] = out["mixed_programs_per_s"] / out["mixed_nobatch_programs_per_s"]
     # other work on the machine eats into the parallel evaluator first: report how busy it was
     out["loadavg_1min"] = os.getloadavg()[0]
     if "fast_bfd_programs_per_s" in out:
@@ -93,6 +113,9 @@ def main(argv=None):
           f"{r['unique_programs']} distinct, {r['jobs']} jobs, accuracy {r['fast_accuracy']:.3f})")
     if "gold_vs_bfd" in r:
         print(f"same, GNU ld   : {r['fast_bfd_programs_per_s']:.2f} programs/s (gold linker: {r['gold_vs_bfd']:.2f}x)")
+    print(f"no batching    : {r['fast_nobatch_programs_per_s']:.2f} programs/s (batching: {r['batching_gain']:.2f}x)")
+    print(f"corrupted      : {r['mixed_programs_per_s']:.2f} programs/s batched vs {r['mixed_nobatch_programs_per_s']:.2f} "
+          f"not ({r['mixed_compile_error_rate']:.0%} compile errors; batching: {r['mixed_batching_gain']:.2f}x)")
     print(f"plain g++      : {r['plain_programs_per_s']:.2f} programs/s ({r['plain_n']} programs, one at a "
           f"time, no PCH, accuracy {r['plain_accuracy']:.3f})")
     print(f"ratio          : {r['ratio']:.1f}x" + (f" ({r['ratio_nodedup']:.1f}x without duplicate caching)"

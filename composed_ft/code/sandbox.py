@@ -283,11 +283,14 @@ def _read_head(path, limit):
         return b""
 
 
-def compile_source(source, wd, std=None, use_pch=True, syntax_only=False):
+def compile_source(source, wd, std=None, use_pch=True, syntax_only=False, max_errors=None,
+                   stderr_keep=STDERR_KEEP):
     """Compile `source` inside `wd` as the sandbox user. Returns (exe path or None, stderr text).
 
     syntax_only: run g++ -fsyntax-only (about twice as fast; enough to tell whether code compiles,
-    except for link errors); returns (True, stderr) on success then."""
+    except for link errors); returns (True, stderr) on success then. max_errors overrides
+    -fmax-errors (0: all; the batched judge needs every program's errors) without invalidating the
+    PCH; stderr_keep: how many bytes of the diagnostics to return."""
     src = os.path.join(wd, "prog.cpp")
     exe = os.path.join(wd, "prog")
     with open(src, "w") as f:
@@ -297,6 +300,8 @@ def compile_source(source, wd, std=None, use_pch=True, syntax_only=False):
     pch = ensure_pch(std) if use_pch else None
     if pch:
         cmd.append(f"-I{pch}")
+    if max_errors is not None:
+        cmd.append(f"-fmax-errors={max_errors}")
     cmd += [src, "-fsyntax-only"] if syntax_only else [*link_flags(), src, "-o", exe]
     err_path = os.path.join(wd, "compile.err")
     with open(err_path, "wb") as err:
@@ -304,7 +309,7 @@ def compile_source(source, wd, std=None, use_pch=True, syntax_only=False):
             _limited(cmd, COMPILE_TIME_S, COMPILE_ADDRESS_SPACE, 256 << 20, 4096, 256),
             stdin=subprocess.DEVNULL, stdout=err, stderr=err, **_popen_kwargs(wd))
         rc, timed_out, _ = _wait(proc, COMPILE_TIME_S * 2)
-    text = _read_head(err_path, STDERR_KEEP).decode("utf-8", "replace")
+    text = _read_head(err_path, stderr_keep).decode("utf-8", "replace")
     if timed_out:
         text += "\n[compile timed out]"
     if rc != 0 or timed_out:
@@ -316,8 +321,9 @@ def compile_source(source, wd, std=None, use_pch=True, syntax_only=False):
     return exe, text
 
 
-def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_CAP_BYTES):
-    """Run a compiled program on one input. Returns dict(status, stdout, returncode, seconds).
+def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_CAP_BYTES, args=()):
+    """Run a compiled program on one input (`args`: its command-line arguments). Returns
+    dict(status, stdout, returncode, seconds).
 
     status: ok / runtime_error / timeout / output_limit. Timeout means over `time_limit` CPU seconds
     (RLIMIT_CPU) or over a generous wall limit (sleepers); CPU time, not wall time, decides so a
@@ -332,7 +338,7 @@ def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_
     t0 = time.monotonic()
     with open(in_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
         proc = subprocess.Popen(
-            _limited([exe], cpu, RUN_ADDRESS_SPACE, output_cap, 1, 64),
+            _limited([exe, *args], cpu, RUN_ADDRESS_SPACE, output_cap, 1, 64),
             stdin=fin, stdout=fout, stderr=ferr, **_popen_kwargs(wd))
         rc, wall_out, cpu_used = _wait(proc, max(10.0, 5 * time_limit))
     seconds = time.monotonic() - t0

@@ -13,3 +13,4 @@ def test_bench_tiny():
     r = mod.bench(n=4, baseline_n=1, jobs=2)
     assert r["fast_accuracy"] == 1.0 and r["plain_accuracy"] == 1.0
     assert r["ratio"] > 0 and r["n"] == 4
+    assert r["batching_gain"] > 0 and 0 <= r["mixed_compile_error_rate"] <= 1

@@ -98,3 +98,50 @@ def test_run_programs_captures_output(sbx_base):
 def test_pch_is_built_and_used():
     d = sandbox.ensure_pch(None)
     assert d and os.path.exists(os.path.join(d, "bits", "stdc++.h.gch"))
+
+
+def test_batchable_programs():
+    from composed_ft.code.evaluate import batchable
+    yes = ["int main() { int a; cin >> a; cout << a + 1 << endl; }",
+           'int main ( ) {\n  string s = "a}{" ;\n  char c = \'}\' ;\n  cout << s << c << endl ;\n}\n',
+           'int main() { string s = "\\"}"; cout << s; }']
+    no = ["int main() { } int x;",                 # something after main
+          "int main() { if (1) { }",               # unbalanced
+          "int main() { } }",                      # main closed early
+          "#include <cstdio>\nint main() { }",     # preprocessor
+          "int main() { cout << __LINE__; }",      # reveals the file
+          "int main() { main(); }",                # main named twice
+          "int main() { int cft_p0 = 1; }",        # our names
+          'int main() { string s = "abc; }',       # unterminated literal
+          "int main() { // hi\n }",                # comment
+          "void f() {} int main() { f(); }"]       # not main-only
+    assert [batchable(p) for p in yes] == [True] * len(yes)
+    assert [batchable(p) for p in no] == [False] * len(no)
+
+
+def test_batched_judging_equals_one_program_at_a_time(sbx_base):
+    """Every outcome (and tests passed) is the same whether programs share a g++ process or not,
+    with compile errors of several kinds in the same batch as good programs."""
+    progs = [
+        "int main() { int a; cin >> a; cout << a + 1 << endl; }",            # correct
+        "int main() { int a; cin >> a; cout << a + 2 << endl; }",            # wrong output
+        "int main() { string s = 5; cout << s; }",                           # type error
+        "int main() { int a cin >> a; }",                                    # syntax error
+        "int main() { cout << undeclared << endl; }",                        # undeclared name
+        "int main() { int a; cin >> a; if (a == 3) return 3; cout << a; }",  # nonzero exit: runtime error
+        "int main() { int a; cin >> a; cout << a + 1 << endl; return 0; }",  # correct, explicit return
+        "int main() { volatile long x = 0; while (true) x++; }",             # timeout
+        "int main() { vector<int> v; cout << v.at(3); }",                    # exception: runtime error
+        "int main() { int a; cin >> a; cout << a + 1 << endl; } int y;",     # not batchable, correct
+        'int main() { string s = "}"; int a; cin >> a; cout << a + 1 << endl; }',  # correct, brace in a literal
+    ]
+    tests = [[("3\n", "4\n"), ("5\n", "6\n")]] * len(progs)
+    batched = evaluate_programs(progs, tests, jobs=2, batch=16, dedup=False, tmp_base=sbx_base)
+    single = evaluate_programs(progs, tests, jobs=2, batch=0, dedup=False, tmp_base=sbx_base)
+    got = [(r["outcome"], r["tests_passed"]) for r in batched]
+    assert got == [(r["outcome"], r["tests_passed"]) for r in single]
+    assert [o for o, _ in got] == ["correct", "wrong_output", "compile_error", "compile_error", "compile_error",
+                                   "runtime_error", "correct", "timeout", "runtime_error", "correct", "correct"]
+    assert "undeclared" in batched[4]["compile_error"] and "prog.cpp" in batched[4]["compile_error"]
+    assert "cft_" not in batched[4]["compile_error"]
+    assert os.listdir(sbx_base) == []
