@@ -13,11 +13,16 @@ badly Π recovers y from them: samples Π can repair are lowered least. Only f r
 A batch's loss is the sum over its examples divided by the number of gold target tokens
 (fairseq's normalization, so the learning rate means the same as for plain CE training).
 
-Beyond the paper (`baseline="loo"`): the weight becomes w_i − mean_{j≠i} w_j, the leave-one-out
-batch mean of the other examples' weights. The estimator stays unbiased (the baseline does not
-depend on ŷ_i) but samples better than their batch mates are now raised instead of lowered. Without
-it every weight is positive, so every sample with log p above the clamp is pushed down; at the cpu
-preset that spread f's probability mass until its samples ran to the length limit (code/README.md)."""
+Beyond the paper, a baseline b_i is subtracted from each weight (the estimator stays unbiased as
+long as b_i does not depend on ŷ_i). Without one every weight is positive, so every sample with log p
+above the clamp is pushed down; at the cpu preset that spread f's probability mass until its samples
+ran to the length limit (code/README.md).
+  - `baseline="greedy"` (self-critical): b_i = NLL_Π(y_i | greedy output of f for x_i). A sample
+    is raised exactly when Π recovers y better from it than from f's own greedy output. Costs one
+    greedy decode and one more forward pass of Π per step.
+  - `baseline="loo"`: b_i = mean_{j≠i} w_j over the other examples of the batch. Cheap, but the
+    examples differ in length and difficulty, so the sign of w_i − b_i mostly says whether example
+    i is harder than its batch mates, not whether its sample is good."""
 import torch
 import torch.nn.functional as F
 
@@ -37,16 +42,21 @@ def denoiser_nll(pi, yhats, tgts, device):
     return nll
 
 
-BASELINES = ("none", "loo")
+BASELINES = ("none", "greedy", "loo")
 
 
-def baseline_weights(weight, baseline="none"):
-    """The REINFORCE weights: w itself (the paper) or w minus the leave-one-out batch mean ("loo")."""
+def baseline_weights(weight, baseline="none", greedy_weight=None):
+    """The REINFORCE weights: w itself (the paper), w minus NLL_Π of f's greedy output ("greedy"),
+    or w minus the leave-one-out batch mean ("loo")."""
     w = weight.detach()
-    if baseline == "none" or len(w) < 2:
+    if baseline == "none":
         return w
+    if baseline == "greedy":
+        if greedy_weight is None:
+            raise ValueError("baseline 'greedy' needs greedy_weight (NLL_Π of y given f's greedy output)")
+        return w - greedy_weight.detach()
     if baseline == "loo":
-        return w - (w.sum() - w) / (len(w) - 1)
+        return w - (w.sum() - w) / (len(w) - 1) if len(w) > 1 else w
     raise ValueError(f"unknown REINFORCE baseline {baseline!r} (choose from {', '.join(BASELINES)})")
 
 
@@ -85,8 +95,12 @@ def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp
     else:
         hit = [False] * len(yhats)
     w = denoiser_nll(pi, yhats, tgts, device)
+    greedy_w = None
+    if baseline == "greedy":
+        outs_g, _ = generate(f, srcs, max_len=max_len, mode="greedy", device=device)
+        greedy_w = denoiser_nll(pi, [o + [EOS] for o in outs_g], tgts, device)
     ce, nll, logp, ntok = _ce_and_logprob(f, srcs, tgts, yhats, epsilon, device)
-    rl = reinforce_term(logp, baseline_weights(w, baseline), clamp_min, scale)
+    rl = reinforce_term(logp, baseline_weights(w, baseline, greedy_w), clamp_min, scale)
     loss = (lam * ce + rl).sum() / ntok
     extra = {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
              "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),

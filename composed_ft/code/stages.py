@@ -162,9 +162,10 @@ def add_args_compose(p):
     p.add_argument("--lam", type=float, default=1.0, help="λ, weight of the plain CE term")
     p.add_argument("--clamp-min", type=float, default=-50.0, help="clamp of log p_f(ŷ|x)")
     p.add_argument("--reinforce-scale", type=float, default=10.0, help="the REINFORCE term is divided by this")
-    p.add_argument("--reinforce-baseline", choices=["none", "loo"], default=None,
-                   help="none: the paper's weights NLL_Π(y|ŷ); loo: minus the leave-one-out batch mean "
-                        "(variance reduction, beyond the paper; composed_ft/code/reinforce.py). Default: none")
+    p.add_argument("--reinforce-baseline", choices=["none", "greedy", "loo"], default=None,
+                   help="none: the paper's weights NLL_Π(y|ŷ); greedy: minus NLL_Π(y|f's greedy output) "
+                        "(self-critical); loo: minus the leave-one-out batch mean. Beyond the paper; "
+                        "composed_ft/code/reinforce.py. Default: none")
     p.add_argument("--sample-len-factor", type=float, default=1.5,
                    help="training samples ŷ stop at this factor x the batch's longest gold target + 10 tokens "
                         "(samples that long are garbage whose log p is far below the clamp; the share that "

@@ -111,14 +111,14 @@ def _independent_logp(model, src, y):
     return -out.loss * len(y)
 
 
-@pytest.mark.parametrize("baseline", ["none", "loo"])
+@pytest.mark.parametrize("baseline", ["none", "greedy", "loo"])
 def test_reinforce_gradient_equals_definition(baseline):
     f, pi = tiny(0), freeze(tiny(1))
     f.train()
     tgts = [[7, 8, 9, EOS], [10, 11, EOS], [12, 13, 14, 15, EOS]]
     # the third sample is long: log p < -50, in the clamp's flat region (no gradient)
     yhats = [[7, 9, EOS], [10, 11, 12, 13, EOS], [20] * 30 + [EOS]]
-    loss, ntok, _ = composed_loss(f, pi, SRCS, tgts, lam=0.0, yhats=yhats, baseline=baseline)
+    loss, ntok, _ = composed_loss(f, pi, SRCS, tgts, lam=0.0, yhats=yhats, baseline=baseline, max_len=12)
     assert ntok == sum(len(t) for t in tgts)
     got = torch.autograd.grad(loss, list(f.parameters()), allow_unused=True)
 
@@ -128,6 +128,10 @@ def test_reinforce_gradient_equals_definition(baseline):
         ws = [-_independent_logp(pi, yh, y) for y, yh in zip(tgts, yhats)]
     if baseline == "loo":  # minus the mean of the other examples' weights (the clamped one's included)
         ws = [w - (sum(ws) - w) / (len(ws) - 1) for w in ws]
+    if baseline == "greedy":  # minus NLL_Π(y | f's greedy output), f's greedy output decoded independently
+        greedy, _ = generate(f, SRCS, max_len=12, mode="greedy", cache="none")
+        with torch.no_grad():
+            ws = [w + _independent_logp(pi, g + [EOS], y) for w, g, y in zip(ws, greedy, tgts)]
     assert baseline == "none" or any(w < 0 for w in ws)  # with a baseline some samples are raised
     for src, yh, w in zip(SRCS, yhats, ws):
         logp = _independent_logp(f, src, yh)
