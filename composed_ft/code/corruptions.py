@@ -231,19 +231,31 @@ def drrepair_corruptions(programs, copies, rng, jobs=None, attempts_per_copy=3, 
 
     cands = []
     for g, tgt in enumerate(programs):
-        seen = set()
+        seen, mine = set(), []
         for _ in range(copies * attempts_per_copy):
             r = corrupt_one_line(tgt, rng)
             if r and r[0] not in seen and r[0] != tgt:
                 seen.add(r[0])
-                cands.append((g, r[0]))
-    ok = compile_check([detokenize_program(c) for _, c in cands], jobs=jobs, std=std)
-    kept = {}
-    out = []
-    for (g, c), compiles in zip(cands, ok):
-        if not compiles and kept.get(g, 0) < copies:
-            kept[g] = kept.get(g, 0) + 1
-            out.append((c, programs[g]))
-    log.info("DrRepair corruptions: %d failing copies of %d programs (%d candidates compiled)",
-             len(out), len(programs), len(cands))
+                mine.append(r[0])
+        cands.append(mine)
+    # Keep each program's first `copies` failing candidates, in order. Compiling in rounds — each
+    # round only as many next candidates as a program still lacks — selects exactly those while
+    # compiling far fewer candidates than all of them (most corruptions fail to compile).
+    kept, pos, n_compiled = [[] for _ in programs], [0] * len(programs), 0
+    while True:
+        batch = []
+        for g, mine in enumerate(cands):
+            need = copies - len(kept[g])
+            batch += [(g, c) for c in mine[pos[g]:pos[g] + need]]
+            pos[g] += max(need, 0)
+        if not batch:
+            break
+        ok = compile_check([detokenize_program(c) for _, c in batch], jobs=jobs, std=std)
+        n_compiled += len(batch)
+        for (g, c), compiles in zip(batch, ok):
+            if not compiles:
+                kept[g].append(c)
+    out = [(c, programs[g]) for g in range(len(programs)) for c in kept[g]]
+    log.info("DrRepair corruptions: %d failing copies of %d programs (%d of %d candidates compiled)",
+             len(out), len(programs), n_compiled, sum(map(len, cands)))
     return out

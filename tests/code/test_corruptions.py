@@ -93,3 +93,34 @@ def test_drrepair_keeps_only_failing_distinct_copies():
 
     assert compile_check([detokenize_program(PROG)])[0]
     assert not any(compile_check([detokenize_program(c) for c, _ in out]))
+
+
+def test_drrepair_rounds_select_what_compiling_everything_selects(monkeypatch):
+    """Compiling candidates in rounds keeps, per program, exactly its first `copies` failing
+    candidates — what compiling all of them and filtering would keep — with fewer compiles."""
+    import composed_ft.code.evaluate as E
+    import zlib
+    fails = lambda text: zlib.crc32(text.encode()) % 3 != 0  # noqa: E731  (a deterministic stand-in for g++)
+    calls = []
+
+    def fake_check(texts, jobs=None, std=None):
+        calls.append(len(texts))
+        return [not fails(t) for t in texts]
+
+    monkeypatch.setattr(E, "compile_check", fake_check)
+    progs = [PROG, PROG.replace("a", "b"), PROG.replace("0", "7")]
+    got = C.drrepair_corruptions(progs, copies=2, rng=random.Random(1))
+    # brute force with the same candidates (same rng stream)
+    from composed_ft.code.cpp_tokenize import detokenize_program
+    rng, want = random.Random(1), []
+    for tgt in progs:
+        seen, mine = set(), []
+        for _ in range(2 * 3):
+            r = C.corrupt_one_line(tgt, rng)
+            if r and r[0] not in seen and r[0] != tgt:
+                seen.add(r[0])
+                mine.append(r[0])
+        want += [(c, tgt) for c in [c for c in mine if fails(detokenize_program(c))][:2]]
+    assert got == want and len(got) > 0
+    n_cands = len(progs) * 6  # at most; at least one program needs fewer than all of its candidates
+    assert sum(calls) < n_cands
