@@ -30,7 +30,7 @@ case $PRESET in
          d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.4; d_drop=0.1; d_comp_lr=1e-4; d_comp_warm=5
          d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1; d_den_nval=0 ;;
   # cpu: sized to finish in ~2 h on 2 cores (code/README.md: measured times); lr 2e-3 as SansType's cpu preset
-  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=200; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=20; d_pre_ep=12
+  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=200; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=12; d_pre_ep=8
          d_comp_ep=2; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
          d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500 ;;
   paper) d_copies=100; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
