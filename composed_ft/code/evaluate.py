@@ -55,28 +55,35 @@ def judge(source, tests, std=None, time_limit=sandbox.TIME_LIMIT_S, compare="exa
           use_pch=True, tmp_base=None):
     """Compile `source` (full C++ text) and run every (input, expected_output) test in order,
     stopping at the first failure. Returns a JSON-able dict."""
-    res = {"outcome": None, "tests_passed": 0, "tests_total": len(tests), "compile_error": None,
-           "failure": None}
     with sandbox.workdir(tmp_base) as wd:
         exe, err = sandbox.compile_source(source, wd, std=std, use_pch=use_pch)
         if exe is None:
-            res["outcome"] = "compile_error"
-            res["compile_error"] = err
-            return res
-        for i, (inp, expected) in enumerate(tests):
-            r = sandbox.run_binary(exe, inp.encode("utf-8"), wd, time_limit=time_limit)
-            if r["status"] == "ok" and outputs_match(r["stdout"], expected, compare):
-                res["tests_passed"] += 1
-                continue
-            status = {"ok": "wrong_output", "output_limit": "wrong_output"}.get(r["status"], r["status"])
-            res["outcome"] = status
-            res["failure"] = {
-                "test": i, "status": r["status"], "returncode": r["returncode"],
-                "input": inp[:SHOW], "expected": expected[:SHOW],
-                "got": r["stdout"][:SHOW].decode("utf-8", "replace"),
-                "stderr": r["stderr"][:SHOW].decode("utf-8", "replace"),
-            }
-            return res
+            return _compile_error(tests, err)
+        return _run_tests(exe, tests, wd, (), time_limit, compare)
+
+
+def _compile_error(tests, err):
+    return {"outcome": "compile_error", "tests_passed": 0, "tests_total": len(tests), "compile_error": err,
+            "failure": None}
+
+
+def _run_tests(exe, tests, wd, args, time_limit, compare):
+    """Run the compiled program (with command-line `args`) on each test in order, stopping at the
+    first failure."""
+    res = {"outcome": None, "tests_passed": 0, "tests_total": len(tests), "compile_error": None, "failure": None}
+    for i, (inp, expected) in enumerate(tests):
+        r = sandbox.run_binary(exe, inp.encode("utf-8"), wd, time_limit=time_limit, args=args)
+        if r["status"] == "ok" and outputs_match(r["stdout"], expected, compare):
+            res["tests_passed"] += 1
+            continue
+        res["outcome"] = {"ok": "wrong_output", "output_limit": "wrong_output"}.get(r["status"], r["status"])
+        res["failure"] = {
+            "test": i, "status": r["status"], "returncode": r["returncode"],
+            "input": inp[:SHOW], "expected": expected[:SHOW],
+            "got": r["stdout"][:SHOW].decode("utf-8", "replace"),
+            "stderr": r["stderr"][:SHOW].decode("utf-8", "replace"),
+        }
+        return res
     res["outcome"] = "correct"
     return res
 
@@ -161,25 +168,6 @@ def _errors_of(err, k):
     return "\n".join(lines)[:sandbox.STDERR_KEEP]
 
 
-def _run_tests(exe, tests, wd, args, time_limit, compare):
-    res = {"outcome": None, "tests_passed": 0, "tests_total": len(tests), "compile_error": None, "failure": None}
-    for i, (inp, expected) in enumerate(tests):
-        r = sandbox.run_binary(exe, inp.encode("utf-8"), wd, time_limit=time_limit, args=args)
-        if r["status"] == "ok" and outputs_match(r["stdout"], expected, compare):
-            res["tests_passed"] += 1
-            continue
-        res["outcome"] = {"ok": "wrong_output", "output_limit": "wrong_output"}.get(r["status"], r["status"])
-        res["failure"] = {
-            "test": i, "status": r["status"], "returncode": r["returncode"],
-            "input": inp[:SHOW], "expected": expected[:SHOW],
-            "got": r["stdout"][:SHOW].decode("utf-8", "replace"),
-            "stderr": r["stderr"][:SHOW].decode("utf-8", "replace"),
-        }
-        return res
-    res["outcome"] = "correct"
-    return res
-
-
 def judge_batch(programs, tests, header=sandbox.DEFAULT_HEADER, std=None, time_limit=sandbox.TIME_LIMIT_S,
                 compare="exact", use_pch=True, tmp_base=None):
     """Judge batchable programs (without header) in as few g++ processes as the compile errors allow;
@@ -198,8 +186,7 @@ def judge_batch(programs, tests, header=sandbox.DEFAULT_HEADER, std=None, time_l
             if not bad:
                 break  # not attributable to a program (time or memory limit, link error): one at a time
             for k in bad:
-                out[pending[k]] = {"outcome": "compile_error", "tests_passed": 0, "tests_total": len(tests[pending[k]]),
-                                   "compile_error": _errors_of(err, k), "failure": None}
+                out[pending[k]] = _compile_error(tests[pending[k]], _errors_of(err, k))
             pending = [i for k, i in enumerate(pending) if k not in bad]
     for i in pending:
         out[i] = judge(with_header(programs[i], header), tests[i], std=std, time_limit=time_limit,
