@@ -429,6 +429,10 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     for split in splits or args.eval_splits:
         exs = data.split(split, args.n_eval)
         srcs = data.encode([e["src"] for e in exs])
+        n_cut = sum(len(s) > seq2seq.MAX_POSITIONS - 1 for s in srcs)
+        if n_cut:  # the encoder holds MAX_POSITIONS tokens: longer pseudocode is cut (counted in results)
+            log.info("%s: %d of %d sources cut to %d tokens", split, n_cut, len(srcs), seq2seq.MAX_POSITIONS - 1)
+            srcs = [s[:seq2seq.MAX_POSITIONS - 2] + [EOS] if len(s) > seq2seq.MAX_POSITIONS - 1 else s for s in srcs]
         tests = data.tests(split, exs)
         t0 = time.time()
         outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=args.beam or 5, device=device)
@@ -438,7 +442,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
                                      beam=args.beam or 5, device=device)
             rows["denoised"] = (d_outs, d_hit)
         t_dec = time.time() - t0
-        res[split] = {"n": len(exs), "decode_s": t_dec}
+        res[split] = {"n": len(exs), "decode_s": t_dec, "sources_cut": n_cut}
         per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
         for kind, (o, h) in rows.items():
             texts, progs = _programs(data.tok, o)
@@ -577,11 +581,21 @@ def run_denoise(args):
     return res
 
 
+def _within_positions(srcs, tgts, what):
+    """Drop pairs the model cannot hold (a side longer than its learned positions, less BOS/EOS)."""
+    keep = [i for i, (s, t) in enumerate(zip(srcs, tgts)) if max(len(s), len(t)) <= seq2seq.MAX_POSITIONS - 2]
+    if len(keep) < len(srcs):
+        log.info("%s: %d of %d pairs longer than %d tokens dropped", what, len(srcs) - len(keep), len(srcs),
+                 seq2seq.MAX_POSITIONS - 2)
+    return [srcs[i] for i in keep], [tgts[i] for i in keep]
+
+
 def _labeled(data, args, reverse=False):
     tr, va = data.split("train", args.n_train), data.split("val", args.n_valid)
     a, b = ("tgt", "src") if reverse else ("src", "tgt")
-    return (data.encode([e[a] for e in tr]), data.encode([e[b] for e in tr]),
-            data.encode([e[a] for e in va]), data.encode([e[b] for e in va]))
+    srcs, tgts = _within_positions(data.encode([e[a] for e in tr]), data.encode([e[b] for e in tr]), "train")
+    vs, vt = _within_positions(data.encode([e[a] for e in va]), data.encode([e[b] for e in va]), "validation")
+    return srcs, tgts, vs, vt
 
 
 def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
