@@ -131,3 +131,12 @@ def test_table_from_run_directories(tmp_path):
     assert "| Composed (from Pretrained) Π(f(x)) | 40.0 ± 14.1 | 40.0 ± 14.1 | 0 1 |" in md
     assert "Ablation: ablation-lam" in md and "| main | structured | 20000 | cpu | 3 | 90.0 | 10.0 | 10.0 |" in md
     assert os.path.exists(str(tmp_path / "t.tsv"))
+
+
+def test_pairs_longer_than_the_positions_are_dropped():
+    from composed_ft.code import seq2seq, stages
+    n = seq2seq.MAX_POSITIONS
+    srcs = [[5] * 10, [5] * (n - 2), [5] * (n - 1), [5] * 3]
+    tgts = [[6] * 10, [6] * 4, [6] * 4, [6] * (n + 5)]
+    s, t = stages._within_positions(srcs, tgts, "test")
+    assert s == srcs[:2] and t == tgts[:2]
