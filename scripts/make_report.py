@@ -97,7 +97,8 @@ def compare(new, ref, lower_is_better, digits, unit=""):
     better = diff < 0 if lower_is_better else diff > 0
     paired = [new[s] - ref[s] for s in new if s in ref]
     _, _, n, h = stats(paired)
-    text = f"{mr:.{digits}f} → {mn:.{digits}f} ({diff:+.{digits}f}{unit}, {100 * rel:+.1f}% rel."
+    rel_text = f"{100 * rel:+.1f}% rel." if mr else "no relative change from 0"
+    text = f"{mr:.{digits}f} → {mn:.{digits}f} ({diff:+.{digits}f}{unit}, {rel_text}"
     if n >= 2:
         lo, hi = stats(paired)[0] - h, stats(paired)[0] + h
         text += f"; paired 95% CI [{lo:+.{digits}f}, {hi:+.{digits}f}]"
@@ -105,7 +106,7 @@ def compare(new, ref, lower_is_better, digits, unit=""):
     else:
         resolved = None
     text += ")"
-    verdict = "yes" if better else "no"
+    verdict = "yes" if better else ("tie" if diff == 0 else "no")
     if resolved is None:
         verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
     elif not resolved:
