@@ -31,6 +31,8 @@ def archive(runs_root, out_root):
     """Copy records; returns the list of run directories archived (relative to runs_root)."""
     if not os.path.isdir(runs_root):
         raise UserError(f"{runs_root}: no such run directory")
+    from composed_ft.code.report import backfill
+    backfill(runs_root)  # summaries derived from the per-example records (the gated + Π row)
     done = []
     for d, _, files in sorted(os.walk(runs_root)):
         wanted = RUN_FILES if "results.json" in files else EXTRA_FILES

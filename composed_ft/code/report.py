@@ -72,7 +72,8 @@ def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     for k in keys:
         rs = groups[k]
         composed = k[0].startswith("Composed")
-        for kind, label in (("base", "f(x)" if composed else "base"), ("denoised", "Π(f(x))" if composed else "+ Π")):
+        for kind, label in (("base", "f(x)" if composed else "base"), ("denoised", "Π(f(x))" if composed else "+ Π"),
+                            ("gated", "Π(f(x)) gated" if composed else "+ Π gated")):
             if not all(kind in r["results"]["eval"].get(splits[0][0], {}) for r in rs):
                 continue
             name = f"{k[0]} {label}"
@@ -118,7 +119,17 @@ def _spoc_notes(runs_root, preds):
     return out
 
 
+def backfill(runs_root):
+    """Runs evaluated before the gated + Π row existed get it from their per-example records."""
+    import glob
+    from composed_ft.code.stages import backfill_gated
+    for d in sorted({os.path.dirname(p) for p in glob.glob(os.path.join(runs_root, "**", "eval_*.jsonl"),
+                                                           recursive=True)}):
+        backfill_gated(d)
+
+
 def write_tables(runs_root, out):
+    backfill(runs_root)
     runs = tables.collect(os.path.join(runs_root, "*", "*")) + tables.collect(os.path.join(runs_root, "*"))
     preds = [r for r in runs if r["config"].get("stage") in ("direct", "pretrain", "compose", "backtranslate")
              and "eval" in r["results"]]
@@ -149,6 +160,8 @@ def write_tables(runs_root, out):
         ("every test case of its problem" if ds == "spoc" else "the example's test input") +
         " (sandboxed g++). `base` is the model's greedy output, `+ Π` the frozen denoiser applied to it at test "
         "time; for Composed runs the two rows are the base predictor f(x) and the composed predictor Π(f(x)). "
+        "`gated`: Π's output is used only where f's program fails to compile (the compiler as the gate that "
+        "decides whether an output is broken; computed from the same judgements). "
         "Mean ± std over predictor seeds; the denoiser is trained once and shared by the seeds.\n")
     if main:
         h, rows, eh, erows = predictor_rows(main, splits=splits)

@@ -55,7 +55,7 @@ def test_every_stage_end_to_end(data, tmp_path):
     for name in ("direct", "pre", "comp", "comp_d", "bt"):
         res = json.load(open(f"{r}/{name}/results.json"))
         for split in ("test", "ood"):
-            for kind in ("base", "denoised"):
+            for kind in ("base", "denoised", "gated"):
                 s = res["eval"][split][kind]
                 assert s["n"] == 3 and 0 <= s["accuracy"] <= 1 and "hit_limit" in s
             lines = open(f"{r}/{name}/eval_{split}.jsonl").read().splitlines()
@@ -131,6 +131,33 @@ def test_table_from_run_directories(tmp_path):
     assert "| Composed (from Pretrained) Π(f(x)) | 40.0 ± 14.1 | 40.0 ± 14.1 | 0 1 |" in md
     assert "Ablation: ablation-lam" in md and "| main | structured | 20000 | cpu | 3 | 90.0 | 10.0 | 10.0 |" in md
     assert os.path.exists(str(tmp_path / "t.tsv"))
+
+
+def test_gated_denoiser_row_and_its_backfill(tmp_path):
+    """+ Π gated: Π's program replaces f's only where f's fails to compile; the same summary is
+    rebuilt from the per-example records of a run evaluated before the gate existed."""
+    from composed_ft.code.evaluate import summarize
+    from composed_ft.code.stages import backfill_gated, gated_summary
+
+    def rec(o, pred):
+        return {"outcome": o, "pred": pred, "hit_limit": o == "compile_error"}
+    per = [{"index": 0, "gold": "g0", "base": rec("compile_error", "x"), "denoised": rec("correct", "g0")},
+           {"index": 1, "gold": "g1", "base": rec("wrong_output", "y"), "denoised": rec("correct", "g1")},
+           {"index": 2, "gold": "g2", "base": rec("correct", "g2"), "denoised": rec("wrong_output", "z")},
+           {"index": 3, "gold": "g3", "base": rec("compile_error", "w"), "denoised": rec("compile_error", "v")}]
+    s = gated_summary(per)
+    # example 0 takes Π's fix, 1 keeps f's wrong output (it compiles), 2 keeps f's correct one, 3 Π's failure
+    assert s["counts"]["correct"] == 2 and s["counts"]["wrong_output"] == 1 and s["counts"]["compile_error"] == 1
+    assert s["applied"] == 2 and s["hit_limit"] == 1 and s["exact_match"] == 0.5
+    run = tmp_path / "run"
+    run.mkdir()
+    res = {"eval": {"test": {"n": 4, "base": summarize([p["base"] for p in per]),
+                             "denoised": summarize([p["denoised"] for p in per])}}}
+    (run / "results.json").write_text(json.dumps(res))
+    (run / "eval_test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in per))
+    assert backfill_gated(str(run))
+    assert json.load(open(run / "results.json"))["eval"]["test"]["gated"] == s
+    assert not backfill_gated(str(run))  # already there: untouched
 
 
 def test_pairs_longer_than_the_positions_are_dropped():
