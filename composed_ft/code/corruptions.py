@@ -259,3 +259,23 @@ def drrepair_corruptions(programs, copies, rng, jobs=None, attempts_per_copy=3, 
     log.info("DrRepair corruptions: %d failing copies of %d programs (%d of %d candidates compiled)",
              len(out), len(programs), n_compiled, sum(map(len, cands)))
     return out
+
+
+# ---- line-level pairs for the denoiser's optional line-wise pre-training ---------------------
+
+def changed_line_windows(corrupted, clean, context=1):
+    """(corrupted window, clean window) pairs around the lines where two versions of a program
+    differ, `context` unchanged lines on each side. A DrRepair-style copy differs in one line (or
+    lacks it), so each copy gives one short pair: the denoiser's line-wise pre-training stage
+    (`denoise --noise given-lines`) learns the local repairs on these before seeing whole programs."""
+    import difflib
+    a, b = corrupted.split(f" {LINE_SEP} "), clean.split(f" {LINE_SEP} ")
+    pairs = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        lo_a, lo_b = max(i1 - context, 0), max(j1 - context, 0)
+        k = min(i1 - lo_a, j1 - lo_b)  # the same number of context lines on both sides
+        m = min(len(a) - i2, len(b) - j2, context)
+        pairs.append((f" {LINE_SEP} ".join(a[i1 - k:i2 + m]), f" {LINE_SEP} ".join(b[j1 - k:j2 + m])))
+    return pairs

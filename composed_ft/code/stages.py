@@ -139,9 +139,14 @@ def common_args(p, stage):
 
 def add_args_denoise(p):
     common_args(p, "denoise")
-    p.add_argument("--noise", choices=["structured", "delete", "given"], default="structured",
-                   help="structured SansType corruptions, random token deletion (ablation), or the corrupted "
-                        "inputs given in unlabeled.src (SPoC's DrRepair-style copies from make-spoc)")
+    p.add_argument("--noise", choices=["structured", "delete", "given", "given-lines"], default="structured",
+                   help="structured SansType corruptions, random token deletion (ablation), the corrupted "
+                        "inputs given in unlabeled.src (SPoC's DrRepair-style copies from make-spoc), or "
+                        "given-lines: only the changed lines of those copies (± --line-context lines), the "
+                        "optional line-wise pre-training stage")
+    p.add_argument("--line-context", type=int, default=1, help="unchanged lines on each side (--noise given-lines)")
+    p.add_argument("--init", default=None, help="denoiser run directory whose weights initialize this one "
+                                                "(the full-program stage after a given-lines stage)")
     p.add_argument("--delete-p", type=float, default=0.15, help="token deletion probability (--noise delete)")
     p.add_argument("--n-unlabeled", type=int, default=None, help="use only the first N unlabeled programs (0: all)")
 
@@ -548,16 +553,21 @@ def method_name(args):
 def run_denoise(args):
     from composed_ft.code.corruptions import corrupt_sanstype, delete_tokens
     fill_preset(args, "denoise")
-    run, data, ctx = _prepare(args)
+    run, data, ctx = _prepare(args, args.init)
     if data is None:
         return run.results()
     device = ctx.device
     t0 = time.time()
     unl, unl_val = data.split("unlabeled", args.n_unlabeled), data.split("unlabeled_val", args.n_valid)
     clean, val_clean = [e["tgt"] for e in unl], [e["tgt"] for e in unl_val]
-    if args.noise == "given":  # fixed corrupted copies (make-spoc): the same pairs every epoch
+    if args.noise in ("given", "given-lines"):  # fixed corrupted copies (make-spoc): the same pairs every epoch
         if any(e["src"] is None for e in unl + unl_val):
-            raise UserError(f"{data.dir}/unlabeled.src: missing; --noise given needs corrupted inputs")
+            raise UserError(f"{data.dir}/unlabeled.src: missing; --noise {args.noise} needs corrupted inputs")
+        if args.noise == "given-lines":
+            from composed_ft.code.corruptions import changed_line_windows
+            unl, unl_val = ([{"src": a, "tgt": b} for e in es for a, b in
+                             changed_line_windows(e["src"], e["tgt"], args.line_context)] for es in (unl, unl_val))
+            clean, val_clean = [e["tgt"] for e in unl], [e["tgt"] for e in unl_val]
         given_srcs = [e["src"] for e in unl]
         corrupt = None
     elif args.noise == "structured":
@@ -568,8 +578,13 @@ def run_denoise(args):
     vrng = seq2seq.seeded_rng(args.seed, 999_999)
     val_noisy = [e["src"] for e in unl_val] if corrupt is None else [corrupt(t, vrng) for t in val_clean]
     vs, vt = data.encode(val_noisy), data.encode(val_clean)
-    log.info("denoiser: %d unlabeled programs (+%d validation), noise %s", len(clean), len(val_clean), args.noise)
-    model = _build(vars(args), len(data.tok)).to(device)
+    log.info("denoiser: %d unlabeled %s (+%d validation), noise %s", len(clean),
+             "line windows" if args.noise == "given-lines" else "programs", len(val_clean), args.noise)
+    if args.init:  # continue from another denoiser (the line-wise stage); its architecture is taken
+        model, _ = load_run_model(args.init, device, ("denoise",), data.vocab_md5,
+                                   dropout=(args.dropout, args.attention_dropout, args.activation_dropout))
+    else:
+        model = _build(vars(args), len(data.tok)).to(device)
     state = {"epoch": None, "srcs": None}
 
     def corrupted(epoch):  # fresh corruptions every epoch, replayed identically on resume

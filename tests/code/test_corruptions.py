@@ -124,3 +124,28 @@ def test_drrepair_rounds_select_what_compiling_everything_selects(monkeypatch):
     assert got == want and len(got) > 0
     n_cands = len(progs) * 6  # at most; at least one program needs fewer than all of its candidates
     assert sum(calls) < n_cands
+
+
+def test_changed_line_windows_for_line_wise_pretraining():
+    """Each one-line DrRepair copy gives one window: the changed line with up to `context`
+    unchanged lines on each side, the same lines on both sides of the pair."""
+    clean = "int main ( ) { $ ~ int a ; $ ~ cin >> a ; $ ~ a += 2 ; $ ~ cout << a << endl ; $ }"
+    edited = clean.replace("~ a += 2 ;", "~ a += 2")
+    assert C.changed_line_windows(edited, clean, context=1) == [
+        ("~ cin >> a ; $ ~ a += 2 $ ~ cout << a << endl ;", "~ cin >> a ; $ ~ a += 2 ; $ ~ cout << a << endl ;")]
+    assert C.changed_line_windows(edited, clean, context=0) == [("~ a += 2", "~ a += 2 ;")]
+    # a deleted line: the window holds its neighbours, the clean side the line itself
+    dropped = clean.replace(" $ ~ int a ;", "")
+    assert C.changed_line_windows(dropped, clean, context=1) == [
+        ("int main ( ) { $ ~ cin >> a ;", "int main ( ) { $ ~ int a ; $ ~ cin >> a ;")]
+    # an edit in the first line: no context before it exists
+    first = clean.replace("int main ( ) {", "int main ( {")
+    assert C.changed_line_windows(first, clean, context=2)[0] == (
+        "int main ( { $ ~ int a ; $ ~ cin >> a ;", "int main ( ) { $ ~ int a ; $ ~ cin >> a ;")
+    assert C.changed_line_windows(clean, clean) == []
+    rng = random.Random(0)
+    for _ in range(30):  # real corruptions: exactly one window each, and it differs
+        out = C.corrupt_one_line(clean, rng)
+        if out:
+            (a, b), = C.changed_line_windows(out[0], clean)
+            assert a != b and len(b.split(" $ ")) <= 3

@@ -74,6 +74,13 @@ def test_runner_smoke_every_stage(smoke):
     assert row["base"]["outcome"] in ("correct", "compile_error", "runtime_error", "timeout", "wrong_output")
     den = json.load(open(runs / "denoisers" / "main" / "results.json"))
     assert den["noise"] == "given"
+    # the smoke preset runs the optional line-wise stage first and starts the full-program Π from it
+    lines = json.load(open(runs / "denoisers" / "lines" / "results.json"))
+    assert lines["noise"] == "given-lines" and lines["n_unlabeled"] > 0
+    cfg = json.load(open(runs / "denoisers" / "main" / "config.json"))["config"]
+    assert cfg["init"].endswith("denoisers/lines") and cfg["init_stage"] == "denoise"
+    for split in ("testw", "testp"):
+        assert res["eval"][split]["gated"]["n"] == 4
     table = open(smoke / "spoc.md").read()
     assert "TestW (ID) accuracy" in table and "TestP (OOD) accuracy" in table and "Gold ceiling" in table
     assert "spoc-train-eval" in table  # which split mapping trained the models
