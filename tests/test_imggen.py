@@ -217,6 +217,9 @@ def test_resume_after_kill_equals_uninterrupted(tiny_fonts, denoiser_run, tmp_pa
 
     for k in ("test_mse_base", "test_mse_denoised", "best_epoch", "updates", "weight_norm"):
         assert res_full[k] == res_resumed[k], k
+    # the resumed run's wall time includes the two epochs trained before the kill
+    assert res_full["resumed_train_s"] == 0 and res_resumed["resumed_train_s"] > 0
+    assert res_resumed["wall_s"] > res_resumed["train_s"] > res_resumed["resumed_train_s"]
     a = checkpoint.load(os.path.join(full, "checkpoint_last.pt"))["model"]
     b = checkpoint.load(os.path.join(killed, "checkpoint_last.pt"))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

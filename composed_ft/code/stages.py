@@ -537,7 +537,7 @@ def _finish_predictor(run, f, data, args, device, summary, t0, extra=None, train
            "denoiser": _denoiser_info(dcfg, args.denoiser), "n_params": seq2seq.count_parameters(f),
            "data_note": data.manifest.get("note")}
     res["eval"] = evaluate(run, f, pi, data, args, device, max_len)
-    res["wall_s"] = time.time() - t0
+    res["wall_s"] = time.time() - t0 + summary.get("resumed_train_s", 0.0)
     run.finish(res)
     return res
 
@@ -629,7 +629,8 @@ def run_denoise(args):
     res = {"stage": "denoise", "method": "denoise", "noise": args.noise, "n_unlabeled": len(clean), **summary,
            "val_exact_match": sum(a == b for a, b in zip(texts, val_clean)) / len(val_clean),
            "val_input_already_clean": sum(a == b for a, b in zip(val_noisy, val_clean)) / len(val_clean),
-           "val_hit_limit": int(sum(hit)), "n_params": n_params, "wall_s": time.time() - t0}
+           "val_hit_limit": int(sum(hit)), "n_params": n_params,
+           "wall_s": time.time() - t0 + summary["resumed_train_s"]}
     log.info("denoiser: validation exact match %.3f (inputs already clean %.3f)", res["val_exact_match"],
              res["val_input_already_clean"])
     run.finish(res)
@@ -685,7 +686,8 @@ def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
     extra = {"n_train_pairs": len(srcs), "n_labeled": n_real, **(extra_res or {})}
     if reverse:  # the reverse model is not a program predictor: no program evaluation
         load_best(run, f)
-        res = {"stage": "direct", "method": "reverse", **summary, **extra, "wall_s": time.time() - t0}
+        res = {"stage": "direct", "method": "reverse", **summary, **extra,
+               "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         run.finish(res)
     else:
         res = _finish_predictor(run, f, data, args, device, summary, t0, extra)

@@ -50,6 +50,9 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         log.info("%s: resumed from epoch %d (best %s %.5g at epoch %d)", run.path, state["epoch"],
                  best_metric, sign * state["best"], state["best_epoch"])
 
+    # training + validation seconds of the processes before this one (a resumed run's wall time
+    # counts them too: results' wall_s = this process's time + resumed_train_s)
+    resumed_train_s = state.setdefault("train_s", 0.0)
     peak = gemm_peak_flops(device.type) if flops_per_item else None
     params = [p for p in model.parameters() if p.requires_grad]
     t_run = time.perf_counter()
@@ -96,6 +99,7 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         if improved:
             state["best"], state["best_epoch"] = sign * val[best_metric], epoch
         state["epoch"] = epoch
+        state["train_s"] += time.perf_counter() - t0
         if is_main:
             run.log_metrics(**row)
             state["n_metrics"] = run.n_metrics()
@@ -119,7 +123,7 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     log.info("%s: done, %d epochs in %.0f s, best %s %.5g at epoch %d", run.path, state["epoch"],
              time.perf_counter() - t_run, best_metric, sign * state["best"], state["best_epoch"])
     return {"best": sign * state["best"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
-            "updates": state["updates"]}
+            "updates": state["updates"], "train_s": state["train_s"], "resumed_train_s": resumed_train_s}
 
 
 def load_best(run, model):

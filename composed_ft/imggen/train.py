@@ -98,7 +98,7 @@ def denoise(args):
         res = {"val_mse_denoised": F.mse_loss(model(val_in), holdout).item(),
                "val_mse_perturbed": F.mse_loss(val_in, holdout).item(),
                "n_unlabeled": len(clean), "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
-               "wall_s": time.time() - t0}
+               "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         n_show = min(200, len(holdout)) // 20 * 20
         pos = torch.arange(n_show).view(-1, 20).numpy()
         plots.save_grids(run.file("samples.png"), [("clean", holdout.cpu().numpy()),
@@ -185,7 +185,7 @@ def train_predictor(args):
                "weight_norm": l2_penalty(l2_params).sqrt().item(), **splits["info"], **summary,
                "denoiser": {k: dcfg.get(k) for k in ("run_dir", "perturb", "blur_max", "contrast",
                                                      "unlabeled_fonts", "unet_width")},
-               "wall_s": time.time() - t0}
+               "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         pos = plots.grid_pairs(te.font.cpu().numpy(), te.char.cpu().numpy())
         plots.save_grids(run.file("samples.png"), [
             ("ground truth (test pairs)", te.image.cpu().numpy()),
