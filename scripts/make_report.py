@@ -438,7 +438,9 @@ def provenance(found):
     for exp, (_, runs) in found.items():
         for r in runs:
             groups[(exp, r["config"].get("tag") or "—", stage_of(exp, r))].append(r)
-    wall = lambda rs: sum(float(r["results"].get("wall_s") or 0) for r in rs)  # noqa: E731
+    wall = lambda rs: sum(run_wall_s(r)[0] for r in rs)  # noqa: E731
+    resumed = sorted(os.path.relpath(r["path"], root) for _, (root, runs) in found.items() for r in runs
+                     if run_wall_s(r)[1])
     # In pipeline order: the denoiser first, then the main comparison, then the other tags.
     order = lambda key: (key[2] != "denoiser Π", key[1] != "main", key[1], key[2])  # noqa: E731
     rows = []
@@ -453,7 +455,24 @@ def provenance(found):
     text += ["", "### Wall time (sum of `wall_s` in results.json)\n",
              md_table(["experiment", "tag", "stage", "runs", "wall time", "commits"], rows),
              f"Total: {minutes(wall(every))} over {len(every)} runs.\n"]
+    if resumed:
+        text.append("Resumed before the trainer recorded its training time, so their `wall_s` covers only "
+                    "the last process; their training time is added from the epoch times in metrics.jsonl "
+                    f"(validation excluded): {', '.join(resumed)}.\n")
     return text
+
+
+def run_wall_s(r):
+    """(seconds, patched): a run's wall time. Runs resumed before the trainer carried its training
+    seconds in the checkpoint (no `train_s` in results.json) recorded only their last process in
+    wall_s; when metrics.jsonl's epoch times exceed that, they are added and patched is True."""
+    res = r["results"]
+    w = float(res.get("wall_s") or 0)
+    if "train_s" in res or "epochs" not in res:
+        return w, False
+    path = os.path.join(r["path"], "metrics.jsonl")
+    epoch_s = sum(float(m.get("epoch_s") or 0) for m in read_jsonl(path) if "epoch" in m) if os.path.exists(path) else 0
+    return (w + epoch_s, True) if epoch_s > w else (w, False)
 
 
 # ---------------------------------------------------------------- assembling the report

@@ -199,3 +199,17 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     shutil.rmtree(runs / "imggen")
     archive_runs.archive(str(runs), str(archive))
     assert (archive / "imggen" / "cpu" / "main" / "composed-n200-s1" / "results.json").exists()
+
+
+def test_wall_time_of_a_run_resumed_before_train_s_existed(make_report, tmp_path):
+    """A run killed after training and resumed for evaluation (older trainer: no train_s) recorded
+    only its last process in wall_s; the report adds the epochs' times from metrics.jsonl."""
+    ep = [{"epoch": i, "epoch_s": 100.0} for i in (1, 2, 3)]
+    fake_run(str(tmp_path / "old"), {"stage": "direct", "seed": 0}, {"epochs": 3, "wall_s": 50.0}, metrics=ep)
+    fake_run(str(tmp_path / "whole"), {"stage": "direct", "seed": 0}, {"epochs": 3, "wall_s": 400.0}, metrics=ep)
+    fake_run(str(tmp_path / "new"), {"stage": "direct", "seed": 0},
+             {"epochs": 3, "wall_s": 350.0, "train_s": 310.0, "resumed_train_s": 200.0}, metrics=ep)
+    runs = {os.path.basename(r["path"]): r for r in tables.collect(str(tmp_path / "*"))}
+    assert make_report.run_wall_s(runs["old"]) == (350.0, True)
+    assert make_report.run_wall_s(runs["whole"]) == (400.0, False)
+    assert make_report.run_wall_s(runs["new"]) == (350.0, False)
