@@ -28,14 +28,15 @@ SPOC_DIR=${SPOC_DIR:-}             # SPoC release (empty: data/spoc, falling bac
 case $PRESET in
   smoke) d_copies=1; d_ntrain=24; d_nval=12; d_nunl=24; d_neval=4; d_vocab=300; d_arch=smoke; d_den_ep=1; d_dir_ep=1; d_pre_ep=1
          d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.4; d_drop=0.1; d_comp_lr=1e-4; d_comp_warm=5
-         d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1; d_den_nval=0 ;;
+         d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1; d_den_nval=0; d_line_ep=1 ;;
   # cpu: sized to finish in ~2 h on 2 cores (code/README.md: measured times); lr 2e-3 as SansType's cpu preset
   cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=200; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=12; d_pre_ep=8
          d_comp_ep=2; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
-         d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500 ;;
+         d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500; d_line_ep=0 ;;
   paper) d_copies=100; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
          d_pre_ep=300; d_comp_ep=20; d_ls=0.2; d_ls_switch=150; d_den_drop=0.4; d_drop=0.4; d_comp_lr=1e-4
-         d_comp_warm=2000; d_lr=1e-3; d_warm=4000; d_den_lr=1e-3; d_den_warm=4000; d_tokens=4000; d_freq=4; d_den_nval=0 ;;
+         d_comp_warm=2000; d_lr=1e-3; d_warm=4000; d_den_lr=1e-3; d_den_warm=4000; d_tokens=4000; d_freq=4; d_den_nval=0
+         d_line_ep=0 ;;
   *) echo "runner_spoc.sh: unknown PRESET '$PRESET' (smoke, cpu, paper)" >&2; exit 2 ;;
 esac
 
@@ -60,6 +61,8 @@ LS_SWITCH_EPOCH=${LS_SWITCH_EPOCH:-$d_ls_switch}  # 0: one stage
 LS_AFTER=${LS_AFTER:-0.1}
 DEN_LR=${DEN_LR:-$d_den_lr}; DEN_WARMUP=${DEN_WARMUP:-$d_den_warm}; DEN_EPOCHS=${DEN_EPOCHS:-$d_den_ep}
 DEN_N_VALID=${DEN_N_VALID:-$d_den_nval}  # corrupted validation pairs of the denoiser (0: all)
+LINE_EPOCHS=${LINE_EPOCHS:-$d_line_ep}   # optional line-wise pre-training of Π (0: off): changed lines ± LINE_CONTEXT
+LINE_CONTEXT=${LINE_CONTEXT:-1}
 LR=${LR:-$d_lr}; WARMUP=${WARMUP:-$d_warm}
 DIRECT_EPOCHS=${DIRECT_EPOCHS:-$d_dir_ep}
 PRE_EPOCHS=${PRE_EPOCHS:-$d_pre_ep}
@@ -85,7 +88,14 @@ if [[ ! -f "$RUNS/gold_ceiling/spoc_summary.json" ]]; then
 fi
 
 DEN="$RUNS/denoisers/main"
-$CODE denoise $COMMON --seed 0 --run-dir "$DEN" --noise given --dropout "$DEN_DROPOUT" \
+DEN_INIT=""
+if [[ "$LINE_EPOCHS" != 0 ]]; then   # line-wise stage first: short windows around each corrupted line
+    $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/lines" --noise given-lines --line-context "$LINE_CONTEXT" \
+        --dropout "$DEN_DROPOUT" --lr "$DEN_LR" --warmup-updates "$DEN_WARMUP" --max-epoch "$LINE_EPOCHS" \
+        --n-valid "$DEN_N_VALID"
+    DEN_INIT="--init $RUNS/denoisers/lines"
+fi
+$CODE denoise $COMMON --seed 0 --run-dir "$DEN" --noise given --dropout "$DEN_DROPOUT" $DEN_INIT \
     --lr "$DEN_LR" --warmup-updates "$DEN_WARMUP" --max-epoch "$DEN_EPOCHS" --n-valid "$DEN_N_VALID"
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
