@@ -226,14 +226,16 @@ def table_runs(runs):
 
 def code_values(preds, splits):
     """{row name: {split: {seed: accuracy %}}} in table order. Non-composed methods give `X` and `X + Π`
-    (post hoc); composed ones `X f(x)` (the base predictor) and `X Π(f(x))` (the composed predictor)."""
+    (post hoc); composed ones `X f(x)` (the base predictor) and `X Π(f(x))` (the composed predictor); and,
+    where recorded, the gated rows (Π only where f's program fails to compile)."""
     groups = defaultdict(list)
     for r in preds:
         groups[method_label(r)].append(r)
     out = {}
     for label in sorted(groups, key=lambda k: (ORDER.index(k) if k in ORDER else 99, k)):
         composed = label.startswith("Composed")
-        for kind, suffix in (("base", " f(x)" if composed else ""), ("denoised", " Π(f(x))" if composed else " + Π")):
+        for kind, suffix in (("base", " f(x)" if composed else ""), ("denoised", " Π(f(x))" if composed else " + Π"),
+                             ("gated", " Π(f(x)) gated" if composed else " + Π gated")):
             row = {}
             for split, _ in splits:
                 have = [r for r in groups[label] if kind in r["results"]["eval"].get(split, {})]
@@ -296,7 +298,8 @@ def code_section(exp, runs, root, out, figdir):
     text += ["### Accuracy (% of programs that compile and pass their tests)\n",
              "Examples per split: " + ", ".join(f"{k} {', '.join(map(str, v)) or '?'}" for k, v in n_eval.items())
              + ". `+ Π`: the frozen denoiser applied at test time to the model's output; for Composed, "
-             "f(x) is the base predictor alone and Π(f(x)) the composed predictor.\n",
+             "f(x) is the base predictor alone and Π(f(x)) the composed predictor. `gated`: Π's output only where "
+             "f's program fails to compile (the compiler as the gate), from the same judgements.\n",
              md_table(header + ["seeds"], rows)]
     dst = os.path.join(figdir, f"{exp}_accuracy.png")
     plot_accuracy_bars(vals, splits, TITLES[exp], dst)
