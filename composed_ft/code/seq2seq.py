@@ -93,6 +93,11 @@ def set_dropout(model, dropout, attention_dropout, activation_dropout):
     return model
 
 
+def positions(model):
+    """The longest sequence (incl. BOS/EOS) the model's learned position tables hold."""
+    return model.config.max_position_embeddings
+
+
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -109,6 +109,10 @@ def common_args(p, stage):
                         "positions from the sinusoidal table (default hf; cpu denoiser fairseq)")
     g.add_argument("--attention-dropout", type=float, default=None, help="(0.2; cpu denoiser 0)")
     g.add_argument("--activation-dropout", type=float, default=None, help="(0.2; cpu denoiser 0)")
+    g.add_argument("--max-positions", type=int, default=None,
+                   help=f"learned positions of encoder and decoder, the longest sequence the model holds "
+                        f"(default {seq2seq.MAX_POSITIONS}; SPoC's longest gold program has 1,626 BPE tokens at "
+                        f"vocabulary 4,000). Stages initialized from another run take its value")
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--warmup-updates", type=int, default=None, help="inverse-sqrt schedule warmup")
@@ -270,11 +274,19 @@ class Data:
         return [t for s in ("train", "val", *eval_splits) for t in self.encode([e["tgt"] for e in self.split(s)])]
 
 
+def _positions(cfg):
+    """Learned positions of a config (argparse namespace or dict); runs older than
+    --max-positions have the default."""
+    v = cfg.get("max_positions") if isinstance(cfg, dict) else getattr(cfg, "max_positions", None)
+    return v or seq2seq.MAX_POSITIONS
+
+
 def _max_len(args, data, tgts):
-    """Generation limit: --max-len, or 1.5 x the longest gold target (BPE ids incl. EOS) + 10."""
+    """Generation limit: --max-len, or 1.5 x the longest gold target (BPE ids incl. EOS) + 10,
+    at most what the model's positions hold."""
     if args.max_len:
         return args.max_len
-    return min(int(1.5 * max(len(t) for t in tgts)) + 10, seq2seq.MAX_POSITIONS - 2)
+    return min(int(1.5 * max(len(t) for t in tgts)) + 10, _positions(args) - 2)
 
 
 # ---------------------------------------------------------------- models from run directories
@@ -283,7 +295,7 @@ def _build(cfg, vocab_size, dropout=None):
     m = seq2seq.build_model(vocab_size, **{k: cfg[k] for k in ("layers", "d_model", "ffn", "heads")},
                             dropout=cfg["dropout"], attention_dropout=cfg["attention_dropout"],
                             activation_dropout=cfg["activation_dropout"],
-                            embed_init=cfg.get("embed_init", "hf"))
+                            embed_init=cfg.get("embed_init", "hf"), max_positions=_positions(cfg))
     if dropout is not None:
         seq2seq.set_dropout(m, *dropout)
     return m
@@ -370,7 +382,7 @@ def _init_arch(args, path, key="init_stage"):
     """Take the architecture of the run f is initialized from (its weights must fit)."""
     ckpt_path = os.path.join(path, "checkpoint_best.pt") if os.path.isdir(path) else path
     cfg = checkpoint.load(ckpt_path).get("config") or {}
-    for k in ("layers", "d_model", "ffn", "heads", "arch"):
+    for k in ("layers", "d_model", "ffn", "heads", "arch", "max_positions"):
         if k in cfg:
             setattr(args, k, cfg[k])
     setattr(args, key, cfg.get("init_stage") if cfg.get("stage") == "compose" else cfg.get("stage"))
@@ -424,6 +436,13 @@ def _programs(tok, outs):
     return texts, [detokenize_program(t) for t in texts]
 
 
+def _fit_sources(srcs, positions):
+    """Sources cut to what an encoder of `positions` learned positions holds (EOS kept), and how
+    many were cut."""
+    n = positions - 1
+    return [s[:n - 1] + [EOS] if len(s) > n else s for s in srcs], sum(len(s) > n for s in srcs)
+
+
 def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     """Judge f's greedy (or beam) outputs and Π applied to them on each split. Returns results
     per split: {"base": summary, "denoised": summary}, and writes eval_<split><suffix>.jsonl."""
@@ -434,16 +453,16 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     for split in splits or args.eval_splits:
         exs = data.split(split, args.n_eval)
         srcs = data.encode([e["src"] for e in exs])
-        n_cut = sum(len(s) > seq2seq.MAX_POSITIONS - 1 for s in srcs)
-        if n_cut:  # the encoder holds MAX_POSITIONS tokens: longer pseudocode is cut (counted in results)
-            log.info("%s: %d of %d sources cut to %d tokens", split, n_cut, len(srcs), seq2seq.MAX_POSITIONS - 1)
-            srcs = [s[:seq2seq.MAX_POSITIONS - 2] + [EOS] if len(s) > seq2seq.MAX_POSITIONS - 1 else s for s in srcs]
+        srcs, n_cut = _fit_sources(srcs, seq2seq.positions(f))
+        if n_cut:  # longer pseudocode than the encoder's positions is cut (counted in results)
+            log.info("%s: %d of %d sources cut to %d tokens", split, n_cut, len(srcs), seq2seq.positions(f) - 1)
         tests = data.tests(split, exs)
         t0 = time.time()
         outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=args.beam or 5, device=device)
         rows = {"base": (outs, hit)}
-        if pi is not None:
-            d_outs, d_hit = generate(pi, [o + [EOS] for o in outs], max_len=max_len, mode=mode,
+        if pi is not None:  # Π's own positions bound its input and output
+            d_srcs, _ = _fit_sources([o + [EOS] for o in outs], seq2seq.positions(pi))
+            d_outs, d_hit = generate(pi, d_srcs, max_len=min(max_len, seq2seq.positions(pi) - 2), mode=mode,
                                      beam=args.beam or 5, device=device)
             rows["denoised"] = (d_outs, d_hit)
         t_dec = time.time() - t0
@@ -638,20 +657,21 @@ def run_denoise(args):
     return res
 
 
-def _within_positions(srcs, tgts, what):
+def _within_positions(srcs, tgts, what, positions=seq2seq.MAX_POSITIONS):
     """Drop pairs the model cannot hold (a side longer than its learned positions, less BOS/EOS)."""
-    keep = [i for i, (s, t) in enumerate(zip(srcs, tgts)) if max(len(s), len(t)) <= seq2seq.MAX_POSITIONS - 2]
+    keep = [i for i, (s, t) in enumerate(zip(srcs, tgts)) if max(len(s), len(t)) <= positions - 2]
     if len(keep) < len(srcs):
         log.info("%s: %d of %d pairs longer than %d tokens dropped", what, len(srcs) - len(keep), len(srcs),
-                 seq2seq.MAX_POSITIONS - 2)
+                 positions - 2)
     return [srcs[i] for i in keep], [tgts[i] for i in keep]
 
 
 def _labeled(data, args, reverse=False):
     tr, va = data.split("train", args.n_train), data.split("val", args.n_valid)
     a, b = ("tgt", "src") if reverse else ("src", "tgt")
-    srcs, tgts = _within_positions(data.encode([e[a] for e in tr]), data.encode([e[b] for e in tr]), "train")
-    vs, vt = _within_positions(data.encode([e[a] for e in va]), data.encode([e[b] for e in va]), "validation")
+    n = _positions(args)
+    srcs, tgts = _within_positions(data.encode([e[a] for e in tr]), data.encode([e[b] for e in tr]), "train", n)
+    vs, vt = _within_positions(data.encode([e[a] for e in va]), data.encode([e[b] for e in va]), "validation", n)
     return srcs, tgts, vs, vt
 
 
@@ -720,7 +740,7 @@ def run_backtranslate(args):
             t = time.time()
             tgt_ids = data.encode(programs)
             limit = args.max_len or min(int(1.5 * max(len(s) for s in data.encode(
-                [e["src"] for e in data.split("train")]))) + 10, seq2seq.MAX_POSITIONS - 2)
+                [e["src"] for e in data.split("train")]))) + 10, seq2seq.positions(rev) - 2)
             outs, hit = generate(rev, tgt_ids, max_len=limit, mode="sample" if args.bt_sampling else "greedy",
                                  device=device)
             texts = [data.tok.decode(o) or "none" for o in outs]
@@ -751,6 +771,9 @@ def run_compose(args):
     f, _ = load_run_model(args.init, device, ("direct", "pretrain", "backtranslate", "compose"), data.vocab_md5,
                           dropout=(args.dropout, args.attention_dropout, args.activation_dropout))
     pi, dcfg = _load_denoiser(args, device, data)
+    if seq2seq.positions(pi) < seq2seq.positions(f):  # Π reads f's samples, which may be as long as f allows
+        raise UserError(f"{args.denoiser}: Π holds {seq2seq.positions(pi)} positions, fewer than f's "
+                        f"{seq2seq.positions(f)} ({args.init}); train both with the same --max-positions")
     model = Composed(f, pi)  # train() keeps Π in eval mode; Π has requires_grad=False
     srcs, tgts, vs, vt = _labeled(data, args)
     all_tgts = data.gold_targets(args.eval_splits)

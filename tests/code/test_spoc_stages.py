@@ -79,6 +79,9 @@ def test_runner_smoke_every_stage(smoke):
     assert lines["noise"] == "given-lines" and lines["n_unlabeled"] > 0
     cfg = json.load(open(runs / "denoisers" / "main" / "config.json"))["config"]
     assert cfg["init"].endswith("denoisers/lines") and cfg["init_stage"] == "denoise"
+    # the smoke preset sets --max-positions 512; composed f takes it from Pretrained, Pretrained from Π
+    for name in ("denoisers/main", "main/direct-s0", "main/pretrain-s0", "main/composed-s0"):
+        assert json.load(open(runs / name / "config.json"))["config"]["max_positions"] == 512, name
     for split in ("testw", "testp"):
         assert res["eval"][split]["gated"]["n"] == 4
     table = open(smoke / "spoc.md").read()

@@ -167,3 +167,27 @@ def test_pairs_longer_than_the_positions_are_dropped():
     tgts = [[6] * 10, [6] * 4, [6] * 4, [6] * (n + 5)]
     s, t = stages._within_positions(srcs, tgts, "test")
     assert s == srcs[:2] and t == tgts[:2]
+
+
+def test_max_positions_sets_the_model_the_limits_and_the_cuts():
+    """--max-positions: the model's position tables, the generation limit, the pairs kept and the
+    evaluation sources cut all follow it; runs without the key keep the default of 1,024."""
+    from composed_ft.code import seq2seq, stages
+    from composed_ft.code.decode import generate
+    from composed_ft.code.tokens import EOS
+    cfg = dict(seq2seq.ARCHS["smoke"], dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    assert seq2seq.positions(stages._build(cfg, 50)) == seq2seq.MAX_POSITIONS  # an older run's config
+    m = stages._build(dict(cfg, max_positions=1500), 50).eval()
+    assert seq2seq.positions(m) == 1500
+    args = type("A", (), {"max_len": 0, "max_positions": 1500})()
+    assert stages._max_len(args, None, [[1] * 1626]) == 1498  # capped by the positions, not by 1,024
+    assert stages._max_len(type("A", (), {"max_len": 0})(), None, [[1] * 100]) == 160
+    torch.manual_seed(0)
+    with torch.no_grad():  # force the decoder never to stop: it runs past 1,024 positions up to the limit
+        m.final_logits_bias[0, EOS] = -1e9  # EOS never wins
+        outs, hit = generate(m, [[5, 6, EOS]], max_len=1200)
+    assert len(outs[0]) == 1200 and hit[0]
+    s, n_cut = stages._fit_sources([[5] * 10 + [EOS], [5] * 1600 + [EOS]], 1500)
+    assert n_cut == 1 and len(s[1]) == 1499 and s[1][-1] == EOS and s[0] == [5] * 10 + [EOS]
+    kept, _ = stages._within_positions([[5] * 1400, [5] * 1499], [[6] * 4, [6] * 4], "test", 1500)
+    assert kept == [[5] * 1400]
