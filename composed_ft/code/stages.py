@@ -480,7 +480,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
                            "compile_error": (j.get("compile_error") or "")[:500] or None,
                            "failure": j.get("failure")}
         if pi is not None:
-            res[split]["gated"] = gated_summary(per, exs)
+            res[split]["gated"] = gated_summary(per)
         write_text(run.file(f"eval_{split}{suffix}.jsonl"), "".join(json.dumps(p) + "\n" for p in per))
         msg = " | ".join(f"{k} acc {res[split][k]['accuracy']:.3f} (compile err {res[split][k]['compile_error_rate']:.3f}, "
                          f"hit limit {res[split][k]['hit_limit']})" for k in rows)
@@ -488,7 +488,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     return res
 
 
-def gated_summary(per, exs=None):
+def gated_summary(per):
     """+ Π behind a gate (the role of the authors' classifier that decides whether an input is
     broken; here the compiler decides): Π's output replaces f's only where f's program fails to
     compile. Computed from the per-example records of the base and + Π judgements, so it costs
@@ -498,8 +498,7 @@ def gated_summary(per, exs=None):
     s = summarize(pick)
     s["hit_limit"] = sum(bool(q["hit_limit"]) for q in pick)
     s["applied"] = sum(p["base"]["outcome"] == "compile_error" for p in per)
-    golds = [e["tgt"] for e in exs] if exs is not None else [p["gold"] for p in per]
-    s["exact_match"] = sum(q["pred"] == g for q, g in zip(pick, golds)) / max(len(per), 1)
+    s["exact_match"] = sum(q["pred"] == p["gold"] for q, p in zip(pick, per)) / max(len(per), 1)
     return s
 
 
