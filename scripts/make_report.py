@@ -23,7 +23,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from composed_ft.code.report import method_label  # noqa: E402
+from composed_ft.code.report import ROW_KINDS, method_label  # noqa: E402
 from composed_ft.core import tables  # noqa: E402
 from composed_ft.core.errors import UserError, cli_entry  # noqa: E402
 from composed_ft.core.io import atomic_path, write_text  # noqa: E402
@@ -234,8 +234,8 @@ def code_values(preds, splits):
     out = {}
     for label in sorted(groups, key=lambda k: (ORDER.index(k) if k in ORDER else 99, k)):
         composed = label.startswith("Composed")
-        for kind, suffix in (("base", " f(x)" if composed else ""), ("denoised", " Π(f(x))" if composed else " + Π"),
-                             ("gated", " Π(f(x)) gated" if composed else " + Π gated")):
+        for kind, composed_label, plain_label in ROW_KINDS:
+            suffix = " " + composed_label if composed else ("" if kind == "base" else " " + plain_label)
             row = {}
             for split, _ in splits:
                 have = [r for r in groups[label] if kind in r["results"]["eval"].get(split, {})]
@@ -441,9 +441,10 @@ def provenance(found):
     for exp, (_, runs) in found.items():
         for r in runs:
             groups[(exp, r["config"].get("tag") or "—", stage_of(exp, r))].append(r)
-    wall = lambda rs: sum(run_wall_s(r)[0] for r in rs)  # noqa: E731
-    resumed = sorted(os.path.relpath(r["path"], root) for _, (root, runs) in found.items() for r in runs
-                     if run_wall_s(r)[1])
+    walls = {r["path"]: run_wall_s(r) for _, runs in found.values() for r in runs}
+    wall = lambda rs: sum(walls[r["path"]][0] for r in rs)  # noqa: E731
+    resumed = sorted(os.path.relpath(r["path"], root) for root, runs in found.values() for r in runs
+                     if walls[r["path"]][1])
     # In pipeline order: the denoiser first, then the main comparison, then the other tags.
     order = lambda key: (key[2] != "denoiser Π", key[1] != "main", key[1], key[2])  # noqa: E731
     rows = []

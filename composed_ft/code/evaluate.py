@@ -27,7 +27,8 @@ import re
 import sys
 
 from composed_ft.code import sandbox
-from composed_ft.core.io import write_text
+from composed_ft.core.io import write_json, write_text
+from composed_ft.core.runs import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -335,3 +336,39 @@ def summarize(results):
     out.update({f"{o}_rate": (counts[o] / n if n else 0.0) for o in OUTCOMES})
     out["accuracy"] = out["correct_rate"]
     return out
+
+
+def gated_summary(per):
+    """+ Π behind a gate (the role of the authors' classifier that decides whether an input is
+    broken; here the compiler decides): Π's output replaces f's only where f's program fails to
+    compile. Computed from the per-example records of the base and + Π judgements, so it costs
+    nothing and can be rebuilt from eval_<split>.jsonl (backfill_gated)."""
+    pick = [p["denoised"] if p["base"]["outcome"] == "compile_error" else p["base"] for p in per]
+    s = summarize(pick)
+    s["hit_limit"] = sum(bool(q["hit_limit"]) for q in pick)
+    s["applied"] = sum(p["base"]["outcome"] == "compile_error" for p in per)
+    s["exact_match"] = sum(q["pred"] == p["gold"] for q, p in zip(pick, per)) / max(len(per), 1)
+    return s
+
+
+def backfill_gated(run_dir):
+    """Add the gated summary to a finished run's results.json from its eval_<split>.jsonl records
+    (runs evaluated before the gate existed). Returns True when results.json changed."""
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as fh:
+        res = json.load(fh)
+    changed = False
+    for split, e in (res.get("eval") or {}).items():
+        rec = os.path.join(run_dir, f"eval_{split}.jsonl")
+        if not isinstance(e, dict) or "denoised" not in e or "gated" in e or not os.path.exists(rec):
+            continue
+        per = read_jsonl(rec)
+        if len(per) != e.get("n") or not all("denoised" in p for p in per):
+            continue
+        e["gated"] = gated_summary(per)
+        changed = True
+    if changed:
+        write_json(path, res)
+    return changed

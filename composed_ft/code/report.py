@@ -15,6 +15,9 @@ from composed_ft.core.machine import describe
 LABELS = {"direct": "Direct", "pretrain": "Pretrained", "backtranslate": "Backtranslation"}
 WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "ablation-baseline", "bt"}
 TITLES = {"bt": "Backtranslation (target bt), main runs as reference"}
+# rows per evaluated model: (results key, label for a Composed run, label for the others); `gated`:
+# Π's output only where f's program fails to compile
+ROW_KINDS = (("base", "f(x)", "base"), ("denoised", "Π(f(x))", "+ Π"), ("gated", "Π(f(x)) gated", "+ Π gated"))
 VARIED = ["lam", "reinforce_baseline", "denoiser.noise", "denoiser.n_unlabeled", "n_train", "beam"]
 
 
@@ -72,8 +75,8 @@ def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     for k in keys:
         rs = groups[k]
         composed = k[0].startswith("Composed")
-        for kind, label in (("base", "f(x)" if composed else "base"), ("denoised", "Π(f(x))" if composed else "+ Π"),
-                            ("gated", "Π(f(x)) gated" if composed else "+ Π gated")):
+        for kind, composed_label, plain_label in ROW_KINDS:
+            label = composed_label if composed else plain_label
             if not all(kind in r["results"]["eval"].get(splits[0][0], {}) for r in rs):
                 continue
             name = f"{k[0]} {label}"
@@ -122,7 +125,7 @@ def _spoc_notes(runs_root, preds):
 def backfill(runs_root):
     """Runs evaluated before the gated + Π row existed get it from their per-example records."""
     import glob
-    from composed_ft.code.stages import backfill_gated
+    from composed_ft.code.evaluate import backfill_gated
     for d in sorted({os.path.dirname(p) for p in glob.glob(os.path.join(runs_root, "**", "eval_*.jsonl"),
                                                            recursive=True)}):
         backfill_gated(d)

@@ -447,7 +447,7 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
     """Judge f's greedy (or beam) outputs and Π applied to them on each split. Returns results
     per split: {"base": summary, "denoised": summary}, and writes eval_<split><suffix>.jsonl."""
     from composed_ft.code.decode import generate
-    from composed_ft.code.evaluate import evaluate_programs, summarize
+    from composed_ft.code.evaluate import evaluate_programs, gated_summary, summarize
     mode = "beam" if args.beam else "greedy"
     res = {}
     for split in splits or args.eval_splits:
@@ -486,44 +486,6 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
                          f"hit limit {res[split][k]['hit_limit']})" for k in rows)
         log.info("%s %s: %s", run.path, split, msg)
     return res
-
-
-def gated_summary(per):
-    """+ Π behind a gate (the role of the authors' classifier that decides whether an input is
-    broken; here the compiler decides): Π's output replaces f's only where f's program fails to
-    compile. Computed from the per-example records of the base and + Π judgements, so it costs
-    nothing and can be rebuilt from eval_<split>.jsonl (backfill_gated)."""
-    from composed_ft.code.evaluate import summarize
-    pick = [p["denoised"] if p["base"]["outcome"] == "compile_error" else p["base"] for p in per]
-    s = summarize(pick)
-    s["hit_limit"] = sum(bool(q["hit_limit"]) for q in pick)
-    s["applied"] = sum(p["base"]["outcome"] == "compile_error" for p in per)
-    s["exact_match"] = sum(q["pred"] == p["gold"] for q, p in zip(pick, per)) / max(len(per), 1)
-    return s
-
-
-def backfill_gated(run_dir):
-    """Add the gated summary to a finished run's results.json from its eval_<split>.jsonl records
-    (runs evaluated before the gate existed). Returns True when results.json changed."""
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.exists(path):
-        return False
-    with open(path) as fh:
-        res = json.load(fh)
-    changed = False
-    for split, e in (res.get("eval") or {}).items():
-        rec = os.path.join(run_dir, f"eval_{split}.jsonl")
-        if not isinstance(e, dict) or "denoised" not in e or "gated" in e or not os.path.exists(rec):
-            continue
-        with open(rec) as fh:
-            per = [json.loads(line) for line in fh if line.strip()]
-        if len(per) != e.get("n") or not all("denoised" in p for p in per):
-            continue
-        e["gated"] = gated_summary(per)
-        changed = True
-    if changed:
-        write_text(path, json.dumps(res, indent=2, sort_keys=True) + "\n")
-    return changed
 
 
 def _load_denoiser(args, device, data):

@@ -137,7 +137,7 @@ def test_gated_denoiser_row_and_its_backfill(tmp_path):
     """+ Π gated: Π's program replaces f's only where f's fails to compile; the same summary is
     rebuilt from the per-example records of a run evaluated before the gate existed."""
     from composed_ft.code.evaluate import summarize
-    from composed_ft.code.stages import backfill_gated, gated_summary
+    from composed_ft.code.evaluate import backfill_gated, gated_summary
 
     def rec(o, pred):
         return {"outcome": o, "pred": pred, "hit_limit": o == "compile_error"}
