@@ -9,10 +9,13 @@ through copies/swaps), a revealing operation is inserted.
 Deliberate differences from the authors' generator (see code/README.md):
 - seeded and deterministic: one --seed gives byte-identical files;
 - the bool branch does emit negation (`v = ! v ;`);
-- "minus" is always read left to right: "X minus Y" means X - Y, in ID and OOD phrasings alike
-  (`v -= k` is "v to v minus k", `v = k - v` is "v to k minus v"), matching the code;
+- the pseudocode of a subtraction says what the code computes: `v -= k` is "subtract k from v",
+  `v = k - v` is "set v to k - v" (the authors wrote "k minus v" for v - k);
 - gold outputs come from compiling and running the gold program in the sandbox.
-ID and OOD phrasings are disjoint template sets; OOD programs use only OOD phrasings.
+ID and OOD phrasings are disjoint template sets; OOD programs use only OOD phrasings. Every word
+of an OOD template also occurs in some ID template: OOD tests new *combinations* of known words
+(clauses reordered, "set" dropped, "and v with w" -> "v to v and w", as in the paper's examples),
+not words the model has never seen, which no amount of labeled or unlabeled data could teach.
 """
 import logging
 import os
@@ -31,34 +34,34 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # kind -> (code lines with {v} {w} {k} {lit} {T} {b} {x} {y}, ID templates, OOD templates)
 # Code lines may be indented by leading "~ " (one level relative to the body).
 STATEMENTS = {
-    "decl_lit": (["{T} {v} = {lit} ;"], ["{v} = {lit}", "set {v} to {lit}"], ["initialize {v} with {lit}"]),
-    "decl_copy": (["{T} {v} = {w} ;"], ["{v} = {w}", "set {v} to {w}"], ["initialize {v} with {w}"]),
-    "decl_read": (["{T} {v} ;", "cin >> {v} ;"], ["read {v}", "read {v} from input"], ["get {v} from stdin"]),
-    "int_add_k": (["{v} += {k} ;"], ["add {k} to {v}", "increase {v} by {k}"], ["{v} to {v} plus {k}"]),
-    "int_sub_k": (["{v} -= {k} ;"], ["subtract {k} from {v}", "decrease {v} by {k}"], ["{v} to {v} minus {k}"]),
-    "int_rsub": (["{v} = {k} - {v} ;"], ["set {v} to {k} - {v}", "{v} = {k} - {v}"], ["{v} to {k} minus {v}"]),
-    "int_assign_k": (["{v} = {k} ;"], ["set {v} to {k}", "{v} = {k}"], ["{v} becomes {k}"]),
-    "int_add_var": (["{v} += {w} ;"], ["add {w} to {v}", "increase {v} by {w}"], ["{v} to {v} plus {w}"]),
-    "int_sub_var": (["{v} -= {w} ;"], ["subtract {w} from {v}", "decrease {v} by {w}"], ["{v} to {v} minus {w}"]),
-    "int_assign": (["{v} = {w} ;"], ["set {v} to {w}", "{v} = {w}"], ["{v} becomes {w}"]),
+    "decl_lit": (["{T} {v} = {lit} ;"], ["{v} = {lit}", "set {v} to {lit}"], ["{v} is {lit}"]),
+    "decl_copy": (["{T} {v} = {w} ;"], ["{v} = {w}", "set {v} to {w}"], ["{v} is {w}"]),
+    "decl_read": (["{T} {v} ;", "cin >> {v} ;"], ["read {v}", "read {v} from input"], ["{v} from input"]),
+    "int_add_k": (["{v} += {k} ;"], ["add {k} to {v}", "increase {v} by {k}"], ["to {v} add {k}"]),
+    "int_sub_k": (["{v} -= {k} ;"], ["subtract {k} from {v}", "decrease {v} by {k}"], ["from {v} subtract {k}"]),
+    "int_rsub": (["{v} = {k} - {v} ;"], ["set {v} to {k} - {v}", "{v} = {k} - {v}"], ["{v} to {k} - {v}"]),
+    "int_assign_k": (["{v} = {k} ;"], ["set {v} to {k}", "{v} = {k}"], ["{v} to {k}"]),
+    "int_add_var": (["{v} += {w} ;"], ["add {w} to {v}", "increase {v} by {w}"], ["to {v} add {w}"]),
+    "int_sub_var": (["{v} -= {w} ;"], ["subtract {w} from {v}", "decrease {v} by {w}"], ["from {v} subtract {w}"]),
+    "int_assign": (["{v} = {w} ;"], ["set {v} to {w}", "{v} = {w}"], ["{v} to {w}"]),
     "int_max": (["{v} = max ( {v} , {w} ) ;"], ["set {v} to max of {v} and {w}", "{v} = max ( {v} , {w} )"],
-                ["{v} to the larger of {v} and {w}"]),
+                ["{v} to max of {v} and {w}"]),
     "int_min": (["{v} = min ( {v} , {w} ) ;"], ["set {v} to min of {v} and {w}", "{v} = min ( {v} , {w} )"],
-                ["{v} to the smaller of {v} and {w}"]),
-    "bool_and": (["{v} = {v} && {w} ;"], ["set {v} to {v} and {w}", "{v} = {v} && {w}"], ["and {v} with {w}"]),
-    "bool_not": (["{v} = ! {v} ;"], ["negate {v}", "set {v} to not {v}"], ["flip {v}"]),
+                ["{v} to min of {v} and {w}"]),
+    "bool_and": (["{v} = {v} && {w} ;"], ["set {v} to {v} and {w}", "{v} = {v} && {w}"], ["{v} to {v} and {w}"]),
+    "bool_not": (["{v} = ! {v} ;"], ["negate {v}", "set {v} to not {v}"], ["{v} to not {v}"]),
     "str_append_lit": (["{v} += {lit} ;"], ["append {lit} to {v}", "add {lit} to the end of {v}"],
-                       ["{v} to {v} followed by {lit}"]),
+                       ["to the end of {v} add {lit}"]),
     "str_prepend_lit": (["{v} = {lit} + {v} ;"], ["prepend {lit} to {v}", "add {lit} to the start of {v}"],
-                        ["{v} to {lit} followed by {v}"]),
+                        ["to the start of {v} add {lit}"]),
     "str_append_var": (["{v} += {w} ;"], ["append {w} to {v}", "add {w} to the end of {v}"],
-                       ["{v} to {v} followed by {w}"]),
+                       ["to the end of {v} add {w}"]),
     "str_prepend_var": (["{v} = {w} + {v} ;"], ["prepend {w} to {v}", "add {w} to the start of {v}"],
-                        ["{v} to {w} followed by {v}"]),
+                        ["to the start of {v} add {w}"]),
     "swap": (["if ( {b} ) {", "~ {T} temp = {x} ;", "~ {x} = {y} ;", "~ {y} = temp ;", "}"],
              ["if {b} , exchange {x} and {y}", "if {b} is true , exchange the values of {x} and {y}"],
-             ["if {b} , swap {x} and {y}"]),
-    "print": (["cout << {v} << endl ;"], ["print {v}", "output {v}"], ["print {v} to stdout"]),
+             ["exchange {x} and {y} if {b}"]),
+    "print": (["cout << {v} << endl ;"], ["print {v}", "output {v}"], ["print the values of {v}"]),
 }
 
 # operations on an existing variable of each type: (kind, needs another variable of that type)

@@ -73,12 +73,29 @@ def test_id_and_ood_phrasings_are_disjoint():
 def test_negation_and_minus_match_the_code():
     rng = random.Random(1)
     progs = [sanstype.generate_program(rng, ood=i % 2 == 1) for i in range(400)]
-    assert any("negate" in p["src"] or "flip" in p["src"] for p in progs)
+    assert any("negate" in p["src"] for p in progs) and any(" to not " in p["src"] for p in progs)
+    rsub = sub = 0
     for p in progs:
-        for m in re.finditer(r"(var_\d) to (\d+) minus (var_\d)", p["src"]):
+        assert "minus" not in p["src"]
+        for m in re.finditer(r"(var_\d) to (\d+) - (var_\d)", p["src"]):
             assert f"{m.group(1)} = {m.group(2)} - {m.group(3)} ;" in p["tgt"]
-        for m in re.finditer(r"(var_\d) to (var_\d) minus (\d+)", p["src"]):
-            assert f"{m.group(1)} -= {m.group(3)} ;" in p["tgt"]
+            rsub += 1
+        for m in re.finditer(r"(?:subtract (\d+) from (var_\d)|from (var_\d) subtract (\d+))", p["src"]):
+            k, v = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+            assert f"{v} -= {k} ;" in p["tgt"]
+            sub += 1
+    assert rsub > 10 and sub > 10
+
+
+def test_ood_templates_recombine_id_words():
+    """OOD phrasings are new templates made of words the labeled data contains, so OOD accuracy
+    measures compositional generalization rather than guessing unseen words."""
+    words = lambda t: set(re.sub(r"\{\w+\}", " ", t).split())
+    id_words = set().union(*(words(t) for _, ids, _ in sanstype.STATEMENTS.values() for t in ids))
+    for kind, (_, ids, oods) in sanstype.STATEMENTS.items():
+        for t in oods:
+            assert words(t) <= id_words, (kind, t, words(t) - id_words)
+            assert t not in ids
 
 
 def test_pseudocode_states_no_types_and_types_are_inferable():
