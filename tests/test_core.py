@@ -77,3 +77,24 @@ def test_inverse_sqrt_schedule():
         sched.step()
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[15] == pytest.approx((4 / 16) ** 0.5)
+
+
+def test_gemm_peak_is_the_best_recorded_on_this_machine(tmp_path, monkeypatch):
+    from composed_ft.core import perf
+    key = perf._peak_key("cpu")
+    monkeypatch.setattr(perf, "measure_gemm_flops", lambda device_type="cpu": 5e9)
+    # a higher peak recorded earlier (an idle machine) wins over a low measurement now (a loaded one)
+    high = tmp_path / "high.json"
+    write_json(high, {key: 7e9, "other|machine": 1.0})
+    assert perf.gemm_peak_flops("cpu", str(high)) == 7e9
+    assert json.loads(high.read_text())[key] == 7e9
+    # a lower record is raised to the new measurement; other machines' entries are kept
+    low = tmp_path / "low.json"
+    write_json(low, {key: 1e9, "other|machine": 1.0})
+    assert perf.gemm_peak_flops("cpu", str(low)) == 5e9
+    assert json.loads(low.read_text()) == {key: 5e9, "other|machine": 1.0}
+    # no file, or a corrupt one: the measurement, written for next time
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert perf.gemm_peak_flops("cpu", str(bad)) == 5e9
+    assert json.loads(bad.read_text()) == {key: 5e9}

@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from composed_ft.core.io import cache_root
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HEADER = "#include <bits/stdc++.h>\nusing namespace std;\n"
@@ -92,16 +94,6 @@ def sandbox_ids():
             ids = None
         _IDS.append(ids)
     return _IDS[0]
-
-
-def cache_root():
-    """Where the PCH lives. Root's home is not traversable by `nobody`, so root uses /var/cache."""
-    env = os.environ.get("COMPOSED_FT_CACHE")
-    if env:
-        return env
-    if _running_as_root():
-        return "/var/cache/composed_ft"
-    return os.path.join(os.path.expanduser("~"), ".cache", "composed_ft")
 
 
 def _real_header_path():

@@ -37,3 +37,15 @@ def write_text(path, text):
 
 def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def cache_root():
+    """The project's per-machine cache (the precompiled header, the measured GEMM peak):
+    $COMPOSED_FT_CACHE, else /var/cache/composed_ft as root (root's home is not traversable by the
+    sandbox's `nobody`, which must read the PCH), else ~/.cache/composed_ft."""
+    env = os.environ.get("COMPOSED_FT_CACHE")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/var/cache/composed_ft"
+    return os.path.join(os.path.expanduser("~"), ".cache", "composed_ft")
