@@ -1,0 +1,115 @@
+"""What a model gets wrong: its failed outputs classified by their first difference from the gold.
+
+`python -m composed_ft.code errors --run-dir R [--split test] [--kind base]` reads a predictor's
+`eval_<split>.jsonl` (written by every evaluation) and prints, per outcome (compile error, wrong
+output, ...), where each failed program first departs from the gold program:
+
+- `line missing` / `line added`: the output equals the gold with one line deleted / inserted;
+- otherwise, at the first line that differs, the first token that differs:
+  `type` (a declaration type: int / bool / string / ...), `string literal`, `number or bool`,
+  `variable` (an identifier), `structure` (anything else: an operator, a keyword, a bracket);
+- `length limit`: the output ran to the generation limit.
+
+Counts of this kind tell whether accuracy is lost to type inference, to copying literals, or to
+structure; they are computed from the records, so they cost nothing and can be rerun on any run."""
+import json
+import os
+import re
+from collections import Counter
+
+from composed_ft.core.errors import UserError
+
+TYPES = {"int", "bool", "string", "char", "double", "float", "long", "void", "auto", "unsigned", "short"}
+CATEGORIES = ("type", "string literal", "number or bool", "variable", "structure", "line missing", "line added",
+              "length limit")
+_NUMBER = re.compile(r"^-?\d[\w.]*$")
+_IDENT = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _lines(code):
+    return [ln.strip() for ln in code.split(" $ ")]
+
+
+def token_category(gold_tok, pred_tok):
+    """The kind of the first differing token (either side: one may be missing)."""
+    toks = [t for t in (gold_tok, pred_tok) if t]
+    if any(t in TYPES for t in toks):
+        return "type"
+    if any(t.startswith(("\"", "'")) for t in toks):
+        return "string literal"
+    if any(_NUMBER.match(t) or t in ("true", "false") for t in toks):
+        return "number or bool"
+    if any(_IDENT.match(t) and t not in ("cin", "cout", "endl", "if", "else", "for", "while", "return")
+           for t in toks):
+        return "variable"
+    return "structure"
+
+
+def first_difference(pred, gold):
+    """Category of where `pred` (tokenized code, lines joined by ' $ ') first departs from `gold`;
+    None when they are equal."""
+    p, g = _lines(pred), _lines(gold)
+    if p == g:
+        return None
+    i = next((k for k, (a, b) in enumerate(zip(p, g)) if a != b), min(len(p), len(g)))
+    if len(p) == len(g) - 1 and p[i:] == g[i + 1:]:
+        return "line missing"
+    if len(p) == len(g) + 1 and p[i + 1:] == g[i:]:
+        return "line added"
+    if i >= len(p) or i >= len(g):  # one is a prefix of the other (more than one line apart)
+        return "line missing" if len(p) < len(g) else "line added"
+    pt, gt = p[i].split(), g[i].split()
+    j = next((k for k, (a, b) in enumerate(zip(pt, gt)) if a != b), min(len(pt), len(gt)))
+    return token_category(gt[j] if j < len(gt) else None, pt[j] if j < len(pt) else None)
+
+
+def classify(records, kind="base"):
+    """{outcome: Counter(category)} over the failed records of one row kind (base / denoised)."""
+    out = {}
+    for r in records:
+        row = r.get(kind)
+        if not row or row["outcome"] == "correct":
+            continue
+        cat = "length limit" if row.get("hit_limit") else first_difference(row["pred"], r["gold"])
+        out.setdefault(row["outcome"], Counter())[cat or "structure"] += 1
+    return out
+
+
+def read_records(run_dir, split):
+    path = os.path.join(run_dir, f"eval_{split}.jsonl")
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no evaluation records (is {run_dir} a finished predictor run?)")
+    with open(path) as f:
+        try:
+            return [json.loads(line) for line in f if line.strip()]
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not JSON lines ({e})") from None
+
+
+def render(run_dir, split, kind, table):
+    n_fail = sum(sum(c.values()) for c in table.values())
+    head = ["outcome", "n"] + list(CATEGORIES)
+    lines = [f"{run_dir} — {split}, {kind}: {n_fail} failed programs by where they first differ from the gold", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for outcome in sorted(table):
+        c = table[outcome]
+        lines.append("| " + " | ".join([outcome, str(sum(c.values()))] + [str(c.get(k, 0)) for k in CATEGORIES]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def add_args(p):
+    p.add_argument("--run-dir", required=True, action="append", help="finished predictor run (repeatable)")
+    p.add_argument("--split", default="test", help="evaluation split (test, ood, testw, testp)")
+    p.add_argument("--kind", default="base", choices=["base", "denoised", "gated"],
+                   help="which row: f's output, Π applied to it, or the gated row")
+
+
+def run(args):
+    for rd in args.run_dir:
+        recs = read_records(rd, args.split)
+        kind = args.kind
+        if kind == "gated":  # Π's output only where f's fails to compile (as evaluate.gated_summary)
+            recs = [dict(r, gated=r["denoised"] if r["base"]["outcome"] == "compile_error" else r["base"])
+                    for r in recs]
+        print(render(rd, args.split, kind, classify(recs, kind)))
+    return 0

@@ -1,0 +1,51 @@
+"""The error breakdown: where a failed output first departs from the gold program."""
+import json
+
+import pytest
+
+from composed_ft.code import errors
+from composed_ft.code.__main__ import main as cli
+from composed_ft.core.errors import UserError
+
+GOLD = ('int main ( ) { $ ~ string var_1 ; $ ~ cin >> var_1 ; $ ~ int var_2 = 7 ; $ ~ var_1 += "ab" ; $ '
+        '~ cout << var_1 << endl ; $ ~ cout << var_2 << endl ; $ }')
+
+
+@pytest.mark.parametrize("pred,cat", [
+    (GOLD, None),
+    (GOLD.replace("~ string var_1 ;", "~ int var_1 ;"), "type"),
+    (GOLD.replace('"ab"', '"ba"'), "string literal"),
+    (GOLD.replace("= 7", "= 8"), "number or bool"),
+    (GOLD.replace("cin >> var_1", "cin >> var_2"), "variable"),
+    (GOLD.replace("var_1 += ", "var_1 -= "), "structure"),
+    (GOLD.replace(" $ ~ cout << var_2 << endl ;", ""), "line missing"),
+    (GOLD.replace(" $ }", " $ ~ cout << var_2 << endl ; $ }"), "line added"),
+    ("int main ( ) {", "line missing"),
+])
+def test_first_difference(pred, cat):
+    assert errors.first_difference(pred, GOLD) == cat
+
+
+def test_cli_counts_failures_by_outcome(tmp_path, capsys):
+    def rec(pred, outcome, hit=False):
+        return {"gold": GOLD, "base": {"pred": pred, "outcome": outcome, "hit_limit": hit},
+                "denoised": {"pred": GOLD, "outcome": "correct", "hit_limit": False}}
+    recs = [rec(GOLD, "correct"), rec(GOLD.replace("~ string var_1 ;", "~ int var_1 ;"), "compile_error"),
+            rec(GOLD.replace("~ string var_1 ;", "~ bool var_1 ;"), "compile_error"),
+            rec(GOLD.replace('"ab"', '"ba"'), "wrong_output"), rec(GOLD + " x", "compile_error", hit=True)]
+    (tmp_path / "eval_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    table = errors.classify(recs)
+    assert table["compile_error"] == {"type": 2, "length limit": 1}
+    assert table["wrong_output"] == {"string literal": 1}
+    assert cli(["errors", "--run-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 failed programs" in out
+    assert "| compile_error | 3 | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in out
+    # the gated row takes Π's (correct) output where f's failed to compile: one failure left
+    assert cli(["errors", "--run-dir", str(tmp_path), "--kind", "gated"]) == 0
+    assert "1 failed programs" in capsys.readouterr().out
+
+
+def test_missing_records_name_the_file(tmp_path):
+    with pytest.raises(UserError, match="eval_ood.jsonl"):
+        errors.read_records(str(tmp_path), "ood")
