@@ -26,7 +26,7 @@ MAX_POSITIONS = 1024
 
 
 def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_dropout=0.2,
-                activation_dropout=0.2, max_positions=MAX_POSITIONS, embed_init="hf", **_):
+                activation_dropout=0.2, max_positions=MAX_POSITIONS, embed_init="hf", positions="learned", **_):
     from transformers import MBartConfig, MBartForConditionalGeneration
     cfg = MBartConfig(
         vocab_size=vocab_size, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
@@ -42,6 +42,10 @@ def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_
         _fairseq_embeddings(model, d_model)
     elif embed_init != "hf":
         raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
+    if positions == "sinusoidal":
+        _fixed_sinusoidal_positions(model, d_model)
+    elif positions != "learned":
+        raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
     return model
 
 
@@ -69,6 +73,17 @@ def _fairseq_embeddings(model, d_model):
     for side in (model.model.encoder, model.model.decoder):
         pos = side.embed_positions  # MBart's learned positions, offset by 2
         pos.weight.copy_(torch.cat([torch.zeros(2, d_model), sinusoidal_positions(pos.weight.shape[0] - 2, d_model)]))
+
+
+@torch.no_grad()
+def _fixed_sinusoidal_positions(model, d_model):
+    """The position tables set to the sinusoidal table and frozen (the original Transformer's and
+    fairseq's default): positions the training data never reaches still carry a meaningful signal,
+    where a learned table keeps its initialization there."""
+    for side in (model.model.encoder, model.model.decoder):
+        pos = side.embed_positions  # MBart's learned positions, offset by 2
+        pos.weight.copy_(torch.cat([torch.zeros(2, d_model), sinusoidal_positions(pos.weight.shape[0] - 2, d_model)]))
+        pos.weight.requires_grad_(False)
 
 
 def arch_config(args):

@@ -81,7 +81,7 @@ PRESETS = {
     },
 }
 DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
-                embed_init="hf", reinforce_baseline="none")
+                embed_init="hf", reinforce_baseline="none", positions="learned")
 
 
 # ---------------------------------------------------------------- command line
@@ -113,6 +113,8 @@ def common_args(p, stage):
                    help=f"learned positions of encoder and decoder, the longest sequence the model holds "
                         f"(default {seq2seq.MAX_POSITIONS}; SPoC's longest gold program has 1,626 BPE tokens at "
                         f"vocabulary 4,000). Stages initialized from another run take its value")
+    g.add_argument("--positions", choices=["learned", "sinusoidal"], default=None,
+                   help="learned position tables (MBart's, the default) or the fixed sinusoidal table")
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--warmup-updates", type=int, default=None, help="inverse-sqrt schedule warmup")
@@ -295,7 +297,8 @@ def _build(cfg, vocab_size, dropout=None):
     m = seq2seq.build_model(vocab_size, **{k: cfg[k] for k in ("layers", "d_model", "ffn", "heads")},
                             dropout=cfg["dropout"], attention_dropout=cfg["attention_dropout"],
                             activation_dropout=cfg["activation_dropout"],
-                            embed_init=cfg.get("embed_init", "hf"), max_positions=_positions(cfg))
+                            embed_init=cfg.get("embed_init", "hf"), max_positions=_positions(cfg),
+                            positions=cfg.get("positions") or "learned")
     if dropout is not None:
         seq2seq.set_dropout(m, *dropout)
     return m
@@ -382,7 +385,7 @@ def _init_arch(args, path, key="init_stage"):
     """Take the architecture of the run f is initialized from (its weights must fit)."""
     ckpt_path = os.path.join(path, "checkpoint_best.pt") if os.path.isdir(path) else path
     cfg = checkpoint.load(ckpt_path).get("config") or {}
-    for k in ("layers", "d_model", "ffn", "heads", "arch", "max_positions"):
+    for k in ("layers", "d_model", "ffn", "heads", "arch", "max_positions", "positions"):
         if k in cfg:
             setattr(args, k, cfg[k])
     setattr(args, key, cfg.get("init_stage") if cfg.get("stage") == "compose" else cfg.get("stage"))

@@ -252,3 +252,34 @@ def test_fairseq_embedding_init_and_cpu_denoiser_preset():
     assert (a.embed_init, a.attention_dropout, a.activation_dropout, a.lr) == ("fairseq", 0.0, 0.0, 2e-3)
     a = fill_preset(p.parse_args(["direct", "--preset", "paper", "--run-dir", "x"]), "direct")
     assert (a.embed_init, a.attention_dropout, a.activation_dropout, a.lr) == ("hf", 0.2, 0.2, 2e-3)
+
+
+def test_fixed_sinusoidal_positions_stay_fixed_through_training():
+    torch.manual_seed(0)
+    m = seq2seq.build_model(V, **seq2seq.ARCHS["smoke"], positions="sinusoidal")
+    d = seq2seq.ARCHS["smoke"]["d_model"]
+    tables = [side.embed_positions.weight for side in (m.model.encoder, m.model.decoder)]
+    for t in tables:
+        assert not t.requires_grad
+        assert torch.allclose(t[2:], seq2seq.sinusoidal_positions(t.shape[0] - 2, d))
+    before = [t.clone() for t in tables]
+    other = m.model.shared.weight.clone()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    b = seq2seq.collate(SRCS, SRCS, torch.device("cpu"))
+    for _ in range(3):
+        loss, _ = seq2seq.batch_nll(m, b)
+        loss.sum().backward()
+        opt.step()
+        opt.zero_grad()
+    assert all(torch.equal(t, t0) for t, t0 in zip(tables, before))
+    assert not torch.equal(m.model.shared.weight, other)  # the rest trains
+    # the learned default keeps trainable tables; the flag reaches a stage's config
+    assert seq2seq.build_model(V, **seq2seq.ARCHS["smoke"]).model.encoder.embed_positions.weight.requires_grad
+    from composed_ft.code.__main__ import build_parser
+    from composed_ft.code.stages import fill_preset
+    p = build_parser()
+    assert fill_preset(p.parse_args(["direct", "--run-dir", "x"]), "direct").positions == "learned"
+    assert fill_preset(p.parse_args(["direct", "--run-dir", "x", "--positions", "sinusoidal"]), "direct").positions \
+        == "sinusoidal"
+    with pytest.raises(ValueError):
+        seq2seq.build_model(V, **seq2seq.ARCHS["smoke"], positions="rotary")
