@@ -63,6 +63,21 @@ def first_difference(pred, gold):
     return token_category(gt[j] if j < len(gt) else None, pt[j] if j < len(pt) else None)
 
 
+def type_detail(pred, gold):
+    """For a `type` difference: what the gold line is — a declaration without initializer (`T v ;`,
+    its type known only from later uses: global type inference), one with an initializer, or no
+    declaration at all (an assignment that f wrongly declared) — and whether f's line declares."""
+    p, g = _lines(pred), _lines(gold)
+    i = next((k for k, (a, b) in enumerate(zip(p, g)) if a != b), min(len(p), len(g)))
+    gl = [t for t in (g[i] if i < len(g) else "").split() if t != "~"]
+    pl = [t for t in (p[i] if i < len(p) else "").split() if t != "~"]
+    if gl and gl[0] in TYPES:
+        what = "declaration without initializer" if "=" not in gl else "declaration with initializer"
+    else:
+        what = "not a declaration"
+    return what, "f declares" if pl and pl[0] in TYPES else "f does not declare"
+
+
 def classify(records, kind="base"):
     """{outcome: Counter(category)} over the failed records of one row kind (base / denoised)."""
     out = {}
@@ -86,7 +101,18 @@ def read_records(run_dir, split):
             raise UserError(f"{path}: not JSON lines ({e})") from None
 
 
-def render(run_dir, split, kind, table):
+def type_details(records, kind="base"):
+    """Counter of type_detail over the failed records whose first difference is a `type`."""
+    c = Counter()
+    for r in records:
+        row = r.get(kind)
+        if row and row["outcome"] != "correct" and not row.get("hit_limit") \
+                and first_difference(row["pred"], r["gold"]) == "type":
+            c[type_detail(row["pred"], r["gold"])] += 1
+    return c
+
+
+def render(run_dir, split, kind, table, details=None):
     n_fail = sum(sum(c.values()) for c in table.values())
     head = ["outcome", "n"] + list(CATEGORIES)
     lines = [f"{run_dir} — {split}, {kind}: {n_fail} failed programs by where they first differ from the gold", "",
@@ -94,6 +120,10 @@ def render(run_dir, split, kind, table):
     for outcome in sorted(table):
         c = table[outcome]
         lines.append("| " + " | ".join([outcome, str(sum(c.values()))] + [str(c.get(k, 0)) for k in CATEGORIES]) + " |")
+    if details:
+        lines += ["", "`type` differences: the gold line, and f's line", "", "| gold line | f's line | n |",
+                  "|---|---|---|"]
+        lines += [f"| {what} | {f_side} | {n} |" for (what, f_side), n in details.most_common()]
     return "\n".join(lines) + "\n"
 
 
@@ -111,5 +141,5 @@ def run(args):
         if kind == "gated":  # Π's output only where f's fails to compile (as evaluate.gated_summary)
             recs = [dict(r, gated=r["denoised"] if r["base"]["outcome"] == "compile_error" else r["base"])
                     for r in recs]
-        print(render(rd, args.split, kind, classify(recs, kind)))
+        print(render(rd, args.split, kind, classify(recs, kind), type_details(recs, kind)))
     return 0

@@ -40,6 +40,7 @@ def test_cli_counts_failures_by_outcome(tmp_path, capsys):
     assert cli(["errors", "--run-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "4 failed programs" in out
+    assert "| declaration without initializer | f declares | 2 |" in out
     assert "| compile_error | 3 | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in out
     # the gated row takes Π's (correct) output where f's failed to compile: one failure left
     assert cli(["errors", "--run-dir", str(tmp_path), "--kind", "gated"]) == 0
@@ -49,3 +50,12 @@ def test_cli_counts_failures_by_outcome(tmp_path, capsys):
 def test_missing_records_name_the_file(tmp_path):
     with pytest.raises(UserError, match="eval_ood.jsonl"):
         errors.read_records(str(tmp_path), "ood")
+
+
+def test_type_detail():
+    assert errors.type_detail(GOLD.replace("~ string var_1 ;", "~ int var_1 ;"), GOLD) == \
+        ("declaration without initializer", "f declares")
+    assert errors.type_detail(GOLD.replace("~ int var_2 = 7 ;", "~ var_2 = 7 ;"), GOLD) == \
+        ("declaration with initializer", "f does not declare")
+    assert errors.type_detail(GOLD.replace('~ var_1 += "ab" ;', '~ string var_1 += "ab" ;'), GOLD) == \
+        ("not a declaration", "f declares")
