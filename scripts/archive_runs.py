@@ -1,9 +1,12 @@
-"""Copy the small records of every finished run (config, results, metrics, sample grid) out of runs/.
+"""Copy the small records of every finished run (config, results, metrics, sample grid, per-program
+evaluation records) out of runs/.
 
 runs/ holds checkpoints (megabytes per run) and is not committed, so a report built from it cannot be
 rebuilt on another machine. This copies, for each run directory that has a results.json, the files
 the tables and the report read — a few kilobytes per run — into a mirror of the same layout
-(default results/runs/), which is committed. `scripts/make_report.py --runs results/runs` then
+(default results/runs/), which is committed. The code experiments' per-program records
+(`eval_<split>.jsonl`: source, gold, outputs, outcomes, diagnostics; ~1 MB per split) are kept
+gzip-compressed (~10x smaller) so that `python -m composed_ft.code errors` can reread any archived run. `scripts/make_report.py --runs results/runs` then
 rebuilds results/REPORT.md anywhere, and runs from earlier sessions stay in it.
 
     python scripts/archive_runs.py [--runs runs] [--out results/runs]
@@ -12,6 +15,7 @@ A run in the archive is replaced only by a finished run at the same path; record
 directory has since been deleted are kept.
 """
 import argparse
+import gzip
 import os
 import shutil
 import sys
@@ -43,6 +47,12 @@ def archive(runs_root, out_root):
         for f in keep:
             with atomic_path(os.path.join(out_root, rel, f)) as tmp:
                 shutil.copyfile(os.path.join(d, f), tmp)
+        if wanted is RUN_FILES:
+            for f in sorted(f for f in files if f.startswith("eval_") and f.endswith(".jsonl")):
+                # mtime 0 and no file name in the header: the same records give the same bytes
+                with open(os.path.join(d, f), "rb") as src, atomic_path(os.path.join(out_root, rel, f + ".gz")) as tmp:
+                    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                        shutil.copyfileobj(src, gz)
         if wanted is RUN_FILES:
             done.append(rel)
     return done

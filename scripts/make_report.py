@@ -86,10 +86,12 @@ def rel_link(path, out):
 
 # ---------------------------------------------------------------- claims
 
-def compare(new, ref, lower_is_better, digits, unit=""):
+def compare(new, ref, lower_is_better, digits, unit="", per_example=None):
     """Paired comparison of two {seed: value} dicts (new vs reference). The difference is taken per
     seed because both methods of one seed share data and initialization; its 95% CI says whether
-    the sign is resolved by the seeds we have. Returns (measured text, relative change, verdict)."""
+    the sign is resolved by the seeds we have. With fewer than two seeds, `per_example` (new, ref:
+    {seed: [correct per example]}) gives an exact McNemar test on the examples both were judged on.
+    Returns (measured text, relative change, verdict)."""
     if not new or not ref:
         return "missing runs", math.nan, "n/a"
     mn, mr = stats(list(new.values()))[0], stats(list(ref.values()))[0]
@@ -107,11 +109,31 @@ def compare(new, ref, lower_is_better, digits, unit=""):
         resolved = None
     text += ")"
     verdict = "yes" if better else ("tie" if diff == 0 else "no")
-    if resolved is None:
+    mc = _mcnemar(per_example, [s for s in new if s in ref]) if resolved is None else None
+    if mc is not None:
+        p, b, c = mc
+        text = text[:-1] + f"; McNemar p = {p:.2g}: {c} programs right only with the new, {b} only with the reference)"
+        verdict += f" (1 seed; {'within noise: ' if p >= 0.05 else ''}McNemar p = {p:.2g})"
+    elif resolved is None:
         verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
     elif not resolved:
         verdict += " (within noise: CI contains 0)"
     return text, rel, verdict
+
+
+def _mcnemar(per_example, seeds):
+    """(p, b, c) of the exact McNemar test on the first common seed with per-example records of the
+    same length for both methods, else None."""
+    if not per_example:
+        return None
+    new_ex, ref_ex = per_example
+    for s in seeds:
+        a, r = new_ex.get(s), ref_ex.get(s)
+        if a is not None and r is not None and len(a) == len(r):
+            b = sum(x and not y for x, y in zip(r, a))  # right only under the reference
+            c = sum(y and not x for x, y in zip(r, a))  # right only under the new method
+            return tables.mcnemar_p(b, c), b, c
+    return None
 
 
 def claims_section(claims):
@@ -120,7 +142,9 @@ def claims_section(claims):
     return ["### The paper's claims beside our measurements\n",
             "`agrees` compares the direction of our seed means with the claim. The paired 95% CI is that of the "
             "per-seed difference (both methods of a seed share data and initialization); \"within noise\": our "
-            "seeds do not resolve the sign.\n",
+            "seeds do not resolve the sign. With one seed, the code experiments' comparisons are tested per "
+            "program instead (exact McNemar test on the programs both methods were judged on; p ≥ 0.05: "
+            "within noise).\n",
             md_table(["comparison", "paper", "ours: reference → composed/new", "agrees"], claims)]
 
 
@@ -224,37 +248,72 @@ def table_runs(runs):
             if tag(r) in ("main", "bt") or (tag(r) == "ablation-init" and r["config"]["stage"] == "compose")]
 
 
-def code_values(preds, splits):
-    """{row name: {split: {seed: accuracy %}}} in table order. Non-composed methods give `X` and `X + Π`
-    (post hoc); composed ones `X f(x)` (the base predictor) and `X Π(f(x))` (the composed predictor); and,
-    where recorded, the gated rows (Π only where f's program fails to compile)."""
+def code_rows(preds):
+    """(row name, row kind, runs) in table order. Non-composed methods give `X` and `X + Π` (post hoc);
+    composed ones `X f(x)` (the base predictor) and `X Π(f(x))` (the composed predictor); and the gated
+    rows (Π only where f's program fails to compile)."""
     groups = defaultdict(list)
     for r in preds:
         groups[method_label(r)].append(r)
-    out = {}
     for label in sorted(groups, key=lambda k: (ORDER.index(k) if k in ORDER else 99, k)):
         composed = label.startswith("Composed")
         for kind, composed_label, plain_label in ROW_KINDS:
             suffix = " " + composed_label if composed else ("" if kind == "base" else " " + plain_label)
-            row = {}
-            for split, _ in splits:
-                have = [r for r in groups[label] if kind in r["results"]["eval"].get(split, {})]
-                row[split] = by_seed(have, lambda r, s=split, k=kind: 100 * r["results"]["eval"][s][k]["accuracy"])
-            if any(row.values()):
-                out[label + suffix] = row
+            yield label + suffix, kind, groups[label]
+
+
+def code_values(preds, splits):
+    """{row name: {split: {seed: accuracy %}}} in table order (rows of code_rows, where recorded)."""
+    out = {}
+    for name, kind, runs in code_rows(preds):
+        row = {}
+        for split, _ in splits:
+            have = [r for r in runs if kind in r["results"]["eval"].get(split, {})]
+            row[split] = by_seed(have, lambda r, s=split, k=kind: 100 * r["results"]["eval"][s][k]["accuracy"])
+        if any(row.values()):
+            out[name] = row
     return out
 
 
-def code_claims(exp, vals, splits):
+def code_examples(preds, splits):
+    """{row name: {split: {seed: [correct per program]}}} from the runs' per-program records
+    (eval_<split>.jsonl, or the .gz of the archive); runs without records are left out."""
+    from composed_ft.code.errors import read_records
+    cache, out = {}, {}
+    for name, kind, runs in code_rows(preds):
+        for split, _ in splits:
+            for r in runs:
+                key = (r["path"], split)
+                if key not in cache:
+                    try:
+                        cache[key] = read_records(r["path"], split)
+                    except UserError:
+                        cache[key] = None
+                recs = cache[key]
+                need = ("base",) if kind == "base" else ("base", "denoised")
+                if not recs or not all(k in x for x in recs for k in need):
+                    continue  # no records, or records of another shape: no per-program test
+                pick = [x["denoised"] if x["base"]["outcome"] == "compile_error" else x["base"]
+                        for x in recs] if kind == "gated" else [x[kind] for x in recs]
+                out.setdefault(name, {}).setdefault(split, {})[r["config"]["seed"]] = \
+                    [q["outcome"] == "correct" for q in pick]
+    return out
+
+
+def code_claims(exp, vals, splits, examples=None):
     (id_split, id_label), (ood_split, ood_label) = splits
     get = lambda name, split: vals.get(name, {}).get(split, {})  # noqa: E731
+    ex = lambda name, split: (examples or {}).get(name, {}).get(split, {})  # noqa: E731
     comp, pre = "Composed (from Pretrained) Π(f(x))", "Pretrained"
     abstract = {id_split: "abstract: +3% / +6% relative ID on the two code datasets",
                 ood_split: "abstract: +4% / +25% relative OOD on the two code datasets"}
-    gain = lambda new, ref: compare(new, ref, lower_is_better=False, digits=1, unit=" pts")  # noqa: E731
+
+    def gain(new, ref, split):  # rows `new` vs `ref` on one split, per seed (and per program with one seed)
+        return compare(get(new, split), get(ref, split), lower_is_better=False, digits=1, unit=" pts",
+                       per_example=(ex(new, split), ex(ref, split)))
     claims, rel = [], {}
     for split, label in splits:
-        measured, rel[split], verdict = gain(get(comp, split), get(pre, split))
+        measured, rel[split], verdict = gain(comp, pre, split)
         claims.append([f"{label}: Composed Π(f(x)) vs Pretrained (standard fine-tuning), accuracy %",
                        f"Composed > Pretrained ({abstract[split]})", measured, verdict])
     if math.isnan(rel[id_split]) or math.isnan(rel[ood_split]):
@@ -265,10 +324,10 @@ def code_claims(exp, vals, splits):
     claims.append(["Gain of Composed over Pretrained, OOD vs ID", "larger out of distribution", measured, verdict])
     if exp == "sanstype":  # the SansType table's ordering: Composed > Pretrained > Direct
         for split, label in splits:
-            measured, _, verdict = gain(get(pre, split), get("Direct", split))
+            measured, _, verdict = gain(pre, "Direct", split)
             claims.append([f"{label}: Pretrained vs Direct, accuracy %", "Pretrained > Direct", measured, verdict])
     for split, label in splits:  # the paper's first observation: fine-tuning destroys some output structure
-        measured, _, verdict = gain(get(pre + " + Π", split), get(pre, split))
+        measured, _, verdict = gain(pre + " + Π", pre, split)
         claims.append([f"{label}: Pretrained + Π (post hoc) vs Pretrained, accuracy %",
                        "Pretrained + Π > Pretrained", measured, verdict])
     return claims
@@ -310,7 +369,7 @@ def code_section(exp, runs, root, out, figdir):
         figures.append("Learning curves: validation NLL per target token of f (left) and, for Composed, the "
                        "selection metric NLL_Π(y | ŷ) with ŷ = f's greedy output (right); one line per seed:\n\n"
                        f"![{exp} learning curves]({rel_link(curves, out)})\n")
-    return text, code_claims(exp, vals, splits), figures
+    return text, code_claims(exp, vals, splits, code_examples(preds, splits)), figures
 
 
 def spoc_notes(runs, root):

@@ -173,9 +173,9 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     spec.loader.exec_module(archive_runs)
     monkeypatch.setattr(make_report, "describe", lambda: "test machine")
     monkeypatch.setattr(make_report.time, "strftime", lambda *a: "2026-01-01 00:00")
-    # a checkpoint and a per-program output file must not be archived; an unfinished run neither
+    # a checkpoint must not be archived, an unfinished run neither; per-program records are, compressed
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "checkpoint_best.pt").write_bytes(b"x" * 1000)
-    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text("{}\n")
+    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text('{"index": 0}\n')
     unfinished = runs / "sanstype" / "cpu" / "main" / "direct-s9"
     unfinished.mkdir()
     (unfinished / "config.json").write_text("{}")
@@ -186,6 +186,14 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     assert "sanstype/cpu/main/direct-s0/results.json" in kept
     assert "imggen/cpu/main/composed-n200-s1/samples.png" in kept
     assert not [k for k in kept if k.endswith((".pt", "eval_test.jsonl")) or "direct-s9" in k]
+    import gzip
+    gz = archive / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl.gz"
+    assert gzip.decompress(gz.read_bytes()) == b'{"index": 0}\n'
+    first = gz.read_bytes()
+    archive_runs.archive(str(runs), str(archive))
+    assert gz.read_bytes() == first  # deterministic bytes: re-archiving changes nothing in git
+    from composed_ft.code.errors import read_records
+    assert read_records(str(gz.parent), "test") == [{"index": 0}]
 
     out_runs, out_arch = tmp_path / "a" / "REPORT.md", tmp_path / "b" / "REPORT.md"
     make_report.main(["--runs", str(runs), "--out", str(out_runs)])
@@ -213,3 +221,51 @@ def test_wall_time_of_a_run_resumed_before_train_s_existed(make_report, tmp_path
     assert make_report.run_wall_s(runs["old"]) == (350.0, True)
     assert make_report.run_wall_s(runs["whole"]) == (400.0, False)
     assert make_report.run_wall_s(runs["new"]) == (350.0, False)
+
+
+def test_mcnemar_exact_values():
+    assert tables.mcnemar_p(0, 0) == 1.0
+    assert tables.mcnemar_p(0, 5) == pytest.approx(2 / 32)        # 2 x 0.5^5
+    assert tables.mcnemar_p(19, 13) == pytest.approx(0.3771, abs=1e-4)
+    assert tables.mcnemar_p(3, 3) == 1.0
+    assert tables.mcnemar_p(30, 5) < 0.001
+
+
+def test_one_seed_code_claims_are_tested_per_program(make_report, tmp_path):
+    """With one seed the claims table cannot give a CI over seeds; it gives McNemar's test on the
+    per-program records of the two runs instead, from eval_<split>.jsonl or its archived .gz."""
+    import gzip
+
+    def rec(pre_ok, comp_ok):
+        return ({"gold": "g", "base": {"outcome": "correct" if pre_ok else "compile_error", "pred": "p"},
+                 "denoised": {"outcome": "correct" if pre_ok else "compile_error", "pred": "p"}},
+                {"gold": "g", "base": {"outcome": "wrong_output", "pred": "p"},
+                 "denoised": {"outcome": "correct" if comp_ok else "wrong_output", "pred": "p"}})
+    pairs = [rec(False, True)] * 12 + [rec(True, False)] * 2 + [rec(True, True)] * 6 + [rec(False, False)] * 80
+    def acc(rs, kind):
+        return {"accuracy": sum(r[kind]["outcome"] == "correct" for r in rs) / len(rs), "n": len(rs)}
+    runs = []
+    for stage, idx in (("pretrain", 0), ("compose", 1)):
+        rs = [p[idx] for p in pairs]
+        d = tmp_path / stage
+        ev = {sp: {"base": acc(rs, "base"), "denoised": acc(rs, "denoised")} for sp in ("test", "ood")}
+        fake_run(str(d), {"stage": stage, "seed": 0, "tag": "main"},
+                 {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None})
+        text = "".join(json.dumps(r) + "\n" for r in rs)
+        (d / "eval_test.jsonl").write_text(text)
+        (d / "eval_ood.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+        runs.append({"path": str(d), "config": {"stage": stage, "seed": 0, "tag": "main"},
+                     "results": {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None}})
+    splits = make_report.SPLITS["sanstype"]
+    preds = make_report.table_runs(runs)
+    claims = make_report.code_claims("sanstype", make_report.code_values(preds, splits), splits,
+                                     make_report.code_examples(preds, splits))
+    row = next(c for c in claims if c[0].startswith("ID test: Composed"))
+    p = tables.mcnemar_p(2, 12)
+    assert f"McNemar p = {p:.2g}: 12 programs right only with the new, 2 only with the reference" in row[2]
+    assert row[3] == f"yes (1 seed; McNemar p = {p:.2g})" and p < 0.05
+    ood = next(c for c in claims if c[0].startswith("OOD test: Composed"))
+    assert "McNemar" in ood[2]  # read from the .gz
+    # without records the verdict says it has no noise statement
+    claims = make_report.code_claims("sanstype", make_report.code_values(preds, splits), splits, {})
+    assert next(c for c in claims if c[0].startswith("ID test: Composed"))[3] == "yes (1 seed, no CI)"

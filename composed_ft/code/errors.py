@@ -12,6 +12,7 @@ output, ...), where each failed program first departs from the gold program:
 
 Counts of this kind tell whether accuracy is lost to type inference, to copying literals, or to
 structure; they are computed from the records, so they cost nothing and can be rerun on any run."""
+import gzip
 import json
 import os
 import re
@@ -91,14 +92,19 @@ def classify(records, kind="base"):
 
 
 def read_records(run_dir, split):
+    """The per-program records of a run: eval_<split>.jsonl, or the .jsonl.gz that
+    scripts/archive_runs.py keeps in results/runs."""
     path = os.path.join(run_dir, f"eval_{split}.jsonl")
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path += ".gz"
     if not os.path.exists(path):
         raise UserError(f"{path}: no evaluation records (is {run_dir} a finished predictor run?)")
-    with open(path) as f:
-        try:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt") as f:
             return [json.loads(line) for line in f if line.strip()]
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not JSON lines ({e})") from None
+    except (json.JSONDecodeError, OSError, EOFError) as e:
+        raise UserError(f"{path}: not JSON lines ({e})") from None
 
 
 def type_details(records, kind="base"):

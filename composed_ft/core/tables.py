@@ -89,3 +89,15 @@ def write(md_path, sections, tsv_path=None):
     write_text(md_path, "\n".join(md))
     if tsv_path:
         write_text(tsv_path, "\n".join(tsv))
+
+
+def mcnemar_p(b, c):
+    """Exact two-sided McNemar test: b examples right only under the reference, c only under the new
+    method (the two are judged on the same examples). The p-value of a difference at least this
+    lopsided if each discordant example were a fair coin: 2 x P(Binomial(b + c, 1/2) <= min(b, c)),
+    capped at 1. With one seed this is the only honest noise statement a single table can make."""
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
