@@ -279,6 +279,7 @@ def code_examples(preds, splits):
     """{row name: {split: {seed: [correct per program]}}} from the runs' per-program records
     (eval_<split>.jsonl, or the .gz of the archive); runs without records are left out."""
     from composed_ft.code.errors import read_records
+    from composed_ft.code.evaluate import gated_pick
     cache, out = {}, {}
     for name, kind, runs in code_rows(preds):
         for split, _ in splits:
@@ -293,8 +294,7 @@ def code_examples(preds, splits):
                 need = ("base",) if kind == "base" else ("base", "denoised")
                 if not recs or not all(k in x for x in recs for k in need):
                     continue  # no records, or records of another shape: no per-program test
-                pick = [x["denoised"] if x["base"]["outcome"] == "compile_error" else x["base"]
-                        for x in recs] if kind == "gated" else [x[kind] for x in recs]
+                pick = gated_pick(recs) if kind == "gated" else [x[kind] for x in recs]
                 out.setdefault(name, {}).setdefault(split, {})[r["config"]["seed"]] = \
                     [q["outcome"] == "correct" for q in pick]
     return out

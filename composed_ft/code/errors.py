@@ -46,13 +46,19 @@ def token_category(gold_tok, pred_tok):
     return "structure"
 
 
+def _first_line_apart(p, g):
+    """Index of the first line where the line lists p and g differ (the shorter length if one is a
+    prefix of the other)."""
+    return next((k for k, (a, b) in enumerate(zip(p, g)) if a != b), min(len(p), len(g)))
+
+
 def first_difference(pred, gold):
     """Category of where `pred` (tokenized code, lines joined by ' $ ') first departs from `gold`;
     None when they are equal."""
     p, g = _lines(pred), _lines(gold)
     if p == g:
         return None
-    i = next((k for k, (a, b) in enumerate(zip(p, g)) if a != b), min(len(p), len(g)))
+    i = _first_line_apart(p, g)
     if len(p) == len(g) - 1 and p[i:] == g[i + 1:]:
         return "line missing"
     if len(p) == len(g) + 1 and p[i + 1:] == g[i:]:
@@ -69,7 +75,7 @@ def type_detail(pred, gold):
     its type known only from later uses: global type inference), one with an initializer, or no
     declaration at all (an assignment that f wrongly declared) — and whether f's line declares."""
     p, g = _lines(pred), _lines(gold)
-    i = next((k for k, (a, b) in enumerate(zip(p, g)) if a != b), min(len(p), len(g)))
+    i = _first_line_apart(p, g)
     gl = [t for t in (g[i] if i < len(g) else "").split() if t != "~"]
     pl = [t for t in (p[i] if i < len(p) else "").split() if t != "~"]
     if gl and gl[0] in TYPES:
@@ -144,8 +150,8 @@ def run(args):
     for rd in args.run_dir:
         recs = read_records(rd, args.split)
         kind = args.kind
-        if kind == "gated":  # Π's output only where f's fails to compile (as evaluate.gated_summary)
-            recs = [dict(r, gated=r["denoised"] if r["base"]["outcome"] == "compile_error" else r["base"])
-                    for r in recs]
+        if kind == "gated":  # Π's output only where f's fails to compile (as in the tables)
+            from composed_ft.code.evaluate import gated_pick
+            recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
         print(render(rd, args.split, kind, classify(recs, kind), type_details(recs, kind)))
     return 0

@@ -338,12 +338,17 @@ def summarize(results):
     return out
 
 
+def gated_pick(per):
+    """Per record, the judgement of the gated row: Π's where f's program fails to compile, else f's."""
+    return [p["denoised"] if p["base"]["outcome"] == "compile_error" else p["base"] for p in per]
+
+
 def gated_summary(per):
     """+ Π behind a gate (the role of the authors' classifier that decides whether an input is
     broken; here the compiler decides): Π's output replaces f's only where f's program fails to
     compile. Computed from the per-example records of the base and + Π judgements, so it costs
     nothing and can be rebuilt from eval_<split>.jsonl (backfill_gated)."""
-    pick = [p["denoised"] if p["base"]["outcome"] == "compile_error" else p["base"] for p in per]
+    pick = gated_pick(per)
     s = summarize(pick)
     s["hit_limit"] = sum(bool(q["hit_limit"]) for q in pick)
     s["applied"] = sum(p["base"]["outcome"] == "compile_error" for p in per)
