@@ -70,20 +70,22 @@ def _fairseq_embeddings(model, d_model):
     emb = model.model.shared
     emb.weight.normal_(0.0, d_model ** -0.5)
     emb.weight[PAD].zero_()
-    for side in (model.model.encoder, model.model.decoder):
-        pos = side.embed_positions  # MBart's learned positions, offset by 2
-        pos.weight.copy_(torch.cat([torch.zeros(2, d_model), sinusoidal_positions(pos.weight.shape[0] - 2, d_model)]))
+    _sinusoidal_position_tables(model, d_model)
 
 
 @torch.no_grad()
-def _fixed_sinusoidal_positions(model, d_model):
-    """The position tables set to the sinusoidal table and frozen (the original Transformer's and
-    fairseq's default): positions the training data never reaches still carry a meaningful signal,
-    where a learned table keeps its initialization there."""
+def _sinusoidal_position_tables(model, d_model, freeze=False):
+    """Encoder and decoder position tables set to the sinusoidal table (MBart's tables are offset
+    by 2); frozen, they are the original Transformer's fixed positions: positions the training data
+    never reaches still carry a meaningful signal, where a learned table keeps its initialization."""
     for side in (model.model.encoder, model.model.decoder):
-        pos = side.embed_positions  # MBart's learned positions, offset by 2
+        pos = side.embed_positions
         pos.weight.copy_(torch.cat([torch.zeros(2, d_model), sinusoidal_positions(pos.weight.shape[0] - 2, d_model)]))
-        pos.weight.requires_grad_(False)
+        pos.weight.requires_grad_(not freeze)
+
+
+def _fixed_sinusoidal_positions(model, d_model):
+    _sinusoidal_position_tables(model, d_model, freeze=True)
 
 
 def arch_config(args):
