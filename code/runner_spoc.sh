@@ -29,9 +29,10 @@ case $PRESET in
   smoke) d_copies=1; d_ntrain=24; d_nval=12; d_nunl=24; d_neval=4; d_vocab=300; d_arch=smoke; d_den_ep=1; d_dir_ep=1; d_pre_ep=1
          d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.4; d_drop=0.1; d_comp_lr=1e-4; d_comp_warm=5
          d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1; d_den_nval=0; d_line_ep=1; d_pos=512 ;;
-  # cpu: sized to finish in ~2 h on 2 cores (code/README.md: measured times); lr 2e-3 as SansType's cpu preset
-  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=200; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=12; d_pre_ep=8
-         d_comp_ep=2; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
+  # cpu: sized to finish in <= 2 h on 2 idle cores (code/README.md: measured stage times); lr 2e-3 as
+  # SansType's cpu preset; 100 programs per test split and 1 Composed epoch (200 / 2 took 3 h 25 min)
+  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=100; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=12; d_pre_ep=8
+         d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
          d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500; d_line_ep=0; d_pos= ;;
   paper) d_copies=100; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
          d_pre_ep=300; d_comp_ep=20; d_ls=0.2; d_ls_switch=150; d_den_drop=0.4; d_drop=0.4; d_comp_lr=1e-4
@@ -74,20 +75,21 @@ LAM=${LAM:-1}
 BEAM=${BEAM:-0}
 
 CODE="$PY -m composed_ft.code"
+opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set (never fails under set -e)
 COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --arch $ARCH
         --max-tokens $MAX_TOKENS --update-freq $UPDATE_FREQ --weight-decay $WEIGHT_DECAY --beam $BEAM
-        --n-eval $N_EVAL --eval-splits testw testp $([[ -n "$POSITIONS" ]] && echo --max-positions "$POSITIONS")"
+        --n-eval $N_EVAL --eval-splits testw testp $(opt --max-positions "$POSITIONS")"
 [[ $PRESET == smoke ]] || COMMON="$COMMON --max-len 0"   # generation limit from the longest gold program
 LS="--label-smoothing $LABEL_SMOOTHING --ls-switch-epoch $LS_SWITCH_EPOCH --ls-after $LS_AFTER"
 
 if [[ ! -f "$DATA/dataset.json" ]]; then
     $CODE make-spoc --out "$DATA" --copies "$COPIES" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-unlabeled "$N_UNLABELED" \
-        $([[ -n "$SPOC_DIR" ]] && echo --spoc-dir "$SPOC_DIR")
+        $(opt --spoc-dir "$SPOC_DIR")
 fi
 # the gold ceiling beside every table (the gold programs through the same judge)
 if [[ ! -f "$RUNS/gold_ceiling/spoc_summary.json" ]]; then
     $CODE gold-ceiling --dataset spoc --stds gnu++11 --out "$RUNS/gold_ceiling" \
-        $([[ "$N_EVAL" != 0 ]] && echo --limit "$N_EVAL") $([[ -n "$SPOC_DIR" ]] && echo --data "$SPOC_DIR")
+        $([[ "$N_EVAL" != 0 ]] && echo --limit "$N_EVAL") $(opt --data "$SPOC_DIR")
 fi
 
 DEN="$RUNS/denoisers/main"

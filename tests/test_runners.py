@@ -1,0 +1,60 @@
+"""Every runner resolves every preset to a command plan: with PY=echo the runners print the commands
+they would run instead of running them. This catches shell-level breakage that the smoke end-to-end
+runs cannot (a preset-only variable that is empty, a `set -e` trap in an assignment): the cpu preset
+of runner_spoc.sh once exited with status 1 before its first command because its empty POSITIONS
+made `COMMON=...$([[ -n "" ]] && ...)` fail."""
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# runner -> the commands (python -m composed_ft.<pkg> <command>) every preset must plan
+EXPECTED = {
+    "imggen/runner.sh": ["denoise", "train", "table"],  # fonts present (no apt install in a test)
+    "code/runner.sh": ["make-sanstype", "denoise", "direct", "pretrain", "compose", "backtranslate", "table"],
+    "code/runner_spoc.sh": ["make-spoc", "gold-ceiling", "denoise", "direct", "pretrain", "compose", "table"],
+}
+
+
+def plan(runner, preset, tmp_path, **extra):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "data"
+    if runner.startswith("imggen"):  # a present font file: the runner would otherwise apt-install fonts
+        data = tmp_path / "fonts32.npz"
+        data.touch()
+    env = dict(os.environ, PY="echo", PRESET=preset, TARGETS="all", SEEDS="0 1",
+               RUNS=str(tmp_path / "runs"), DATA=str(data), TABLE=str(tmp_path / "t.md"), **extra)
+    p = subprocess.run(["bash", runner], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"{runner} PRESET={preset}: rc {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+    return [line.split() for line in p.stdout.splitlines() if line.startswith("-m composed_ft.")]
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+@pytest.mark.parametrize("runner", sorted(EXPECTED))
+def test_runner_plans_every_preset(runner, preset, tmp_path):
+    cmds = plan(runner, preset, tmp_path)
+    planned = {c[2] for c in cmds}
+    assert set(EXPECTED[runner]) <= planned, (runner, preset, planned)
+    for c in cmds:
+        if c[2] in ("make-sanstype", "make-spoc", "build-fonts", "gold-ceiling", "table"):
+            continue
+        # every training stage carries the preset and a run directory under $RUNS
+        assert c[c.index("--preset") + 1] == preset, c
+        assert c[c.index("--run-dir") + 1].startswith(str(tmp_path / "runs")), c
+    seeds = {c[c.index("--seed") + 1] for c in cmds if c[2] in ("direct", "train")}
+    assert seeds == {"0", "1"}, seeds
+
+
+def test_runner_spoc_cpu_preset_values(tmp_path):
+    """The cpu preset's budget-setting values reach the stages (code/README.md times them)."""
+    cmds = plan("code/runner_spoc.sh", "cpu", tmp_path)
+    comp = next(c for c in cmds if c[2] == "compose")
+    assert comp[comp.index("--max-epoch") + 1] == "1" and comp[comp.index("--n-eval") + 1] == "100"
+    assert "--max-positions" not in comp  # empty POSITIONS: the model's default table
+    paper = next(c for c in plan("code/runner_spoc.sh", "paper", tmp_path / "p") if c[2] == "compose")
+    assert paper[paper.index("--max-positions") + 1] == "2048" and paper[paper.index("--n-eval") + 1] == "0"
+    # an environment variable overrides the preset
+    over = next(c for c in plan("code/runner_spoc.sh", "cpu", tmp_path / "o", COMP_EPOCHS="3") if c[2] == "compose")
+    assert over[over.index("--max-epoch") + 1] == "3"
