@@ -9,7 +9,7 @@ from composed_ft.core import checkpoint, tables
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_json
 from composed_ft.core.runs import Run
-from composed_ft.core.schedule import inverse_sqrt
+from composed_ft.core.schedule import build, cosine, inverse_sqrt
 
 
 def test_table_mean_std_and_tsv():
@@ -77,6 +77,24 @@ def test_inverse_sqrt_schedule():
         sched.step()
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[15] == pytest.approx((4 / 16) ** 0.5)
+
+
+def test_cosine_schedule():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    sched = cosine(opt, warmup_updates=4, total_updates=12, min_ratio=0.1)
+    lrs = []
+    for _ in range(16):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.5, 1.0, 1.5, 2.0])  # the same warmup as inverse_sqrt
+    assert lrs[7] == pytest.approx(0.2 + 1.8 * 0.5)          # half way through the decay: the mean of peak and floor
+    assert lrs[11:] == pytest.approx([0.2] * 5)              # the floor from the last update on
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))    # never rises after the warmup
+    with pytest.raises(ValueError, match="must exceed the warmup"):
+        cosine(opt, warmup_updates=10, total_updates=10)
+    with pytest.raises(ValueError, match="unknown lr scheduler"):
+        build("linear", opt, 4)
 
 
 def test_gemm_peak_is_the_best_recorded_on_this_machine(tmp_path, monkeypatch):

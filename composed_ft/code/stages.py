@@ -28,7 +28,7 @@ from composed_ft.core.device import get_device
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_text
 from composed_ft.core.runs import Run
-from composed_ft.core.schedule import inverse_sqrt
+from composed_ft.core import schedule
 from composed_ft.core.seed import seed_everything
 from composed_ft.core.trainer import fit, load_best
 from composed_ft.code import seq2seq
@@ -81,7 +81,8 @@ PRESETS = {
     },
 }
 DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
-                embed_init="hf", reinforce_baseline="none", positions="learned")
+                embed_init="hf", reinforce_baseline="none", positions="learned", lr_scheduler="inverse_sqrt",
+                min_lr_ratio=0.0)
 
 
 # ---------------------------------------------------------------- command line
@@ -117,7 +118,11 @@ def common_args(p, stage):
                    help="learned position tables (MBart's, the default) or the fixed sinusoidal table")
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--warmup-updates", type=int, default=None, help="inverse-sqrt schedule warmup")
+    g.add_argument("--lr-scheduler", choices=schedule.SCHEDULERS, default=None,
+                   help="inverse_sqrt (fairseq's, the paper's; default) or cosine: warmup, then a half cosine "
+                        "to --min-lr-ratio x lr at the last update of --max-epoch / --max-update")
+    g.add_argument("--min-lr-ratio", type=float, default=None, help="cosine: the final lr as a fraction of --lr (0)")
+    g.add_argument("--warmup-updates", type=int, default=None, help="linear warmup of the lr schedule")
     g.add_argument("--max-epoch", type=int, default=None)
     g.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
     g.add_argument("--max-tokens", type=int, default=None,
@@ -323,9 +328,14 @@ def load_run_model(path, device, expect_stages=None, vocab_md5=None, dropout=Non
 
 # ---------------------------------------------------------------- shared training pieces
 
-def _optimizer(params, args):
+def _optimizer(params, args, n_batches):
+    """AdamW and the lr schedule; n_batches: batches per epoch (the cosine schedule's length is
+    max_epoch x updates per epoch, or --max-update when that is smaller)."""
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.adam_betas), weight_decay=args.weight_decay)
-    return opt, inverse_sqrt(opt, args.warmup_updates)
+    total = args.max_epoch * -(-n_batches // args.update_freq)
+    if args.max_update:
+        total = min(total, args.max_update)
+    return opt, schedule.build(args.lr_scheduler, opt, args.warmup_updates, total, args.min_lr_ratio)
 
 
 def _batches(src_ids, tgt_ids, args, ctx):
@@ -392,7 +402,9 @@ def _init_arch(args, path, key="init_stage"):
 
 
 def _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, best_metric):
-    opt, sched = _optimizer(trainable, args)
+    n_batches = len(seq2seq.token_batches([len(s) for s in srcs], [len(t) for t in tgts], args.max_tokens,
+                                          shuffle=False))
+    opt, sched = _optimizer(trainable, args, n_batches)
     n_params = sum(p.numel() for p in trainable)
     return fit(run, model, opt, _batches(srcs, tgts, args, ctx), step, validate, max_epoch=args.max_epoch,
                scheduler=sched, update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric=best_metric,
@@ -596,7 +608,8 @@ def run_denoise(args):
     def validate():
         return {"val_nll": _val_nll(model, vs, vt, device, args.max_tokens)}
 
-    opt, sched = _optimizer(list(model.parameters()), args)
+    n_batches = len(seq2seq.token_batches([len(s) for s in corrupted(1)], tl, args.max_tokens, shuffle=False))
+    opt, sched = _optimizer(list(model.parameters()), args, n_batches)
     n_params = seq2seq.count_parameters(model)
     summary = fit(run, model, opt, batches, step, validate, max_epoch=args.max_epoch, scheduler=sched,
                   update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric="val_nll", best_mode="min",

@@ -94,6 +94,18 @@ def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     assert len(open(f"{b}/metrics.jsonl").read().splitlines()) == 3
 
 
+def test_cosine_schedule_anneals_to_the_floor_at_the_last_epoch(data, tmp_path):
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
+              "--device", "cpu", "--eval-splits", "test"]
+    r = str(tmp_path / "cos")
+    _run(["direct", *common, "--run-dir", r, "--max-epoch", "4", "--warmup-updates", "1", "--lr-scheduler", "cosine",
+          "--min-lr-ratio", "0.05"])
+    lrs = [json.loads(line)["lr"] for line in open(f"{r}/metrics.jsonl")]
+    cfg = json.load(open(f"{r}/config.json"))["config"]
+    assert cfg["lr_scheduler"] == "cosine" and len(lrs) == 4
+    assert lrs[0] > lrs[1] > lrs[2] > lrs[3] and lrs[3] == pytest.approx(0.05 * cfg["lr"])
+
+
 def _fake_run(root, name, cfg, res):
     d = os.path.join(root, name)
     os.makedirs(d)
