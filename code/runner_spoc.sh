@@ -29,11 +29,12 @@ case $PRESET in
   smoke) d_copies=1; d_ntrain=24; d_nval=12; d_nunl=24; d_neval=4; d_vocab=300; d_arch=smoke; d_den_ep=1; d_dir_ep=1; d_pre_ep=1
          d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.4; d_drop=0.1; d_comp_lr=1e-4; d_comp_warm=5
          d_lr=2e-3; d_warm=5; d_den_lr=2e-3; d_den_warm=5; d_tokens=2000; d_freq=1; d_den_nval=0; d_line_ep=1; d_pos=512 ;;
-  # cpu: sized to finish in <= 2 h on 2 idle cores (code/README.md: measured stage times); lr 2e-3 as
-  # SansType's cpu preset; 100 programs per test split and 1 Composed epoch (200 / 2 took 3 h 25 min)
-  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=100; d_vocab=4000; d_arch=cpu; d_den_ep=4; d_dir_ep=12; d_pre_ep=8
-         d_comp_ep=1; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
-         d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500; d_line_ep=0; d_pos= ;;
+  # cpu: sized from unit costs measured on 2 idle cores (code/README.md): ~75 min for one seed with data, in
+  # the 2-hour budget; lr 2e-3 as SansType's cpu preset; 2,048 positions so that generation can pass the
+  # longest evaluated gold program (1,214 BPE tokens among the first 100 of TestW)
+  cpu)   d_copies=2; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=100; d_vocab=4000; d_arch=cpu; d_den_ep=12; d_dir_ep=24; d_pre_ep=16
+         d_comp_ep=2; d_ls=0.1; d_ls_switch=0; d_den_drop=0.1; d_drop=0.2; d_comp_lr=1e-4; d_comp_warm=100
+         d_lr=2e-3; d_warm=200; d_den_lr=1e-3; d_den_warm=100; d_tokens=6000; d_freq=1; d_den_nval=500; d_line_ep=0; d_pos=2048 ;;
   paper) d_copies=100; d_ntrain=0; d_nval=0; d_nunl=0; d_neval=0; d_vocab=10000; d_arch=spoc-paper; d_den_ep=20; d_dir_ep=300
          d_pre_ep=300; d_comp_ep=20; d_ls=0.2; d_ls_switch=150; d_den_drop=0.4; d_drop=0.4; d_comp_lr=1e-4
          d_comp_warm=2000; d_lr=1e-3; d_warm=4000; d_den_lr=1e-3; d_den_warm=4000; d_tokens=4000; d_freq=4; d_den_nval=0
@@ -52,9 +53,8 @@ VOCAB_SIZE=${VOCAB_SIZE:-$d_vocab} # SentencePiece BPE shared by pseudocode and 
 
 # ---- models and optimization (PAPER.md, Experiment 3) --------------------------------------
 ARCH=${ARCH:-$d_arch}              # spoc-paper: 5+5 layers, d_model 256, FFN 1024, 8 heads
-POSITIONS=${POSITIONS:-$d_pos}     # learned positions (empty: 1,024); paper 2,048 so that generation can run
-                                   # past the longest gold program (1,626 tokens at BPE 4,000; cpu evaluates
-                                   # the first 200 per split, of which 1 is longer than 1,022)
+POSITIONS=${POSITIONS:-$d_pos}     # learned positions (empty: the model's 1,024); cpu and paper 2,048 so that
+                                   # generation can run past the longest gold program (1,626 tokens at BPE 4,000)
 MAX_TOKENS=${MAX_TOKENS:-$d_tokens}
 UPDATE_FREQ=${UPDATE_FREQ:-$d_freq}
 WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}

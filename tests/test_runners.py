@@ -51,8 +51,8 @@ def test_runner_spoc_cpu_preset_values(tmp_path):
     """The cpu preset's budget-setting values reach the stages (code/README.md times them)."""
     cmds = plan("code/runner_spoc.sh", "cpu", tmp_path)
     comp = next(c for c in cmds if c[2] == "compose")
-    assert comp[comp.index("--max-epoch") + 1] == "1" and comp[comp.index("--n-eval") + 1] == "100"
-    assert "--max-positions" not in comp  # empty POSITIONS: the model's default table
+    assert comp[comp.index("--max-epoch") + 1] == "2" and comp[comp.index("--n-eval") + 1] == "100"
+    assert comp[comp.index("--max-positions") + 1] == "2048"  # generation can pass the longest gold program
     paper = next(c for c in plan("code/runner_spoc.sh", "paper", tmp_path / "p") if c[2] == "compose")
     assert paper[paper.index("--max-positions") + 1] == "2048" and paper[paper.index("--n-eval") + 1] == "0"
     # an environment variable overrides the preset
