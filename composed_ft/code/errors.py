@@ -18,6 +18,7 @@ import os
 import re
 from collections import Counter
 
+from composed_ft.code.evaluate import gated_pick
 from composed_ft.core.errors import UserError
 
 TYPES = {"int", "bool", "string", "char", "double", "float", "long", "void", "auto", "unsigned", "short"}
@@ -151,7 +152,6 @@ def run(args):
         recs = read_records(rd, args.split)
         kind = args.kind
         if kind == "gated":  # Π's output only where f's fails to compile (as in the tables)
-            from composed_ft.code.evaluate import gated_pick
             recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
         print(render(rd, args.split, kind, classify(recs, kind), type_details(recs, kind)))
     return 0

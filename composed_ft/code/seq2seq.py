@@ -43,7 +43,7 @@ def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_
     elif embed_init != "hf":
         raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
     if positions == "sinusoidal":
-        _fixed_sinusoidal_positions(model, d_model)
+        _sinusoidal_position_tables(model, d_model, freeze=True)
     elif positions != "learned":
         raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
     return model
@@ -82,10 +82,6 @@ def _sinusoidal_position_tables(model, d_model, freeze=False):
         pos = side.embed_positions
         pos.weight.copy_(torch.cat([torch.zeros(2, d_model), sinusoidal_positions(pos.weight.shape[0] - 2, d_model)]))
         pos.weight.requires_grad_(not freeze)
-
-
-def _fixed_sinusoidal_positions(model, d_model):
-    _sinusoidal_position_tables(model, d_model, freeze=True)
 
 
 def arch_config(args):

@@ -328,13 +328,17 @@ def load_run_model(path, device, expect_stages=None, vocab_md5=None, dropout=Non
 
 # ---------------------------------------------------------------- shared training pieces
 
-def _optimizer(params, args, n_batches):
-    """AdamW and the lr schedule; n_batches: batches per epoch (the cosine schedule's length is
-    max_epoch x updates per epoch, or --max-update when that is smaller)."""
+def _optimizer(params, args, lengths):
+    """AdamW and the lr schedule. lengths() -> (source lengths, target lengths) of an epoch's
+    examples, read only by the cosine schedule: its length is max_epoch x updates per epoch, or
+    --max-update when that is smaller."""
     opt = torch.optim.AdamW(params, lr=args.lr, betas=tuple(args.adam_betas), weight_decay=args.weight_decay)
-    total = args.max_epoch * -(-n_batches // args.update_freq)
-    if args.max_update:
-        total = min(total, args.max_update)
+    total = 0
+    if args.lr_scheduler == "cosine":
+        n_batches = len(seq2seq.token_batches(*lengths(), args.max_tokens, shuffle=False))
+        total = args.max_epoch * -(-n_batches // args.update_freq)
+        if args.max_update:
+            total = min(total, args.max_update)
     return opt, schedule.build(args.lr_scheduler, opt, args.warmup_updates, total, args.min_lr_ratio)
 
 
@@ -402,9 +406,7 @@ def _init_arch(args, path, key="init_stage"):
 
 
 def _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, best_metric):
-    n_batches = len(seq2seq.token_batches([len(s) for s in srcs], [len(t) for t in tgts], args.max_tokens,
-                                          shuffle=False))
-    opt, sched = _optimizer(trainable, args, n_batches)
+    opt, sched = _optimizer(trainable, args, lambda: ([len(s) for s in srcs], [len(t) for t in tgts]))
     n_params = sum(p.numel() for p in trainable)
     return fit(run, model, opt, _batches(srcs, tgts, args, ctx), step, validate, max_epoch=args.max_epoch,
                scheduler=sched, update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric=best_metric,
@@ -608,8 +610,7 @@ def run_denoise(args):
     def validate():
         return {"val_nll": _val_nll(model, vs, vt, device, args.max_tokens)}
 
-    n_batches = len(seq2seq.token_batches([len(s) for s in corrupted(1)], tl, args.max_tokens, shuffle=False))
-    opt, sched = _optimizer(list(model.parameters()), args, n_batches)
+    opt, sched = _optimizer(list(model.parameters()), args, lambda: ([len(s) for s in corrupted(1)], tl))
     n_params = seq2seq.count_parameters(model)
     summary = fit(run, model, opt, batches, step, validate, max_epoch=args.max_epoch, scheduler=sched,
                   update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric="val_nll", best_mode="min",
