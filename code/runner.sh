@@ -32,7 +32,7 @@ DATA_SEED=${DATA_SEED:-0}          # make-sanstype --seed (only used when $DATA 
 VOCAB_SIZE=${VOCAB_SIZE:-600}      # SentencePiece BPE shared by pseudocode and code
 
 # ---- hyperparameters (PAPER.md, Experiment 2); empty = the preset's value ----------------
-MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (4000)
+MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (paper 4000; cpu: denoiser 4000, predictors 2000)
 UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (paper 4, cpu 1)
 WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
 LABEL_SMOOTHING=${LABEL_SMOOTHING:-0}
@@ -47,7 +47,7 @@ DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all 20,000)
 # Direct
 DIRECT_LR=${DIRECT_LR:-}           # paper 2e-3
 DIRECT_WARMUP=${DIRECT_WARMUP:-}   # paper 400
-DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500, cpu 60
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500, cpu 90
 # Pretrained (init from Π)
 PRE_LR=${PRE_LR:-}                 # paper 2e-3
 PRE_WARMUP=${PRE_WARMUP:-}         # paper 150
@@ -57,6 +57,7 @@ COMP_LR=${COMP_LR:-}               # paper 2e-4
 COMP_WARMUP=${COMP_WARMUP:-}       # paper 90
 COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300, cpu 10
 LAM=${LAM:-1}                      # λ of the CE term
+LR_SCHEDULER=${LR_SCHEDULER:-}     # predictors: paper inverse_sqrt, cpu cosine (the denoiser: inverse_sqrt)
 # Backtranslation
 REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (paper 500)
 BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs (paper 300)
@@ -85,7 +86,8 @@ denoiser() {
 # stage TAG NAME STAGE SEED [flags]: runs/.../TAG/NAME-sSEED
 stage() {
     local tag=$1 name=$2 st=$3 seed=$4; shift 4
-    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" "$@"
+    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" \
+        $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
 }
 direct()   { stage "$1" direct direct "$2" --denoiser "$RUNS/denoisers/${3:-main}" \
                  $(opt --lr "$DIRECT_LR") $(opt --warmup-updates "$DIRECT_WARMUP") $(opt --max-epoch "$DIRECT_EPOCHS"); }

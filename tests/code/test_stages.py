@@ -203,3 +203,18 @@ def test_max_positions_sets_the_model_the_limits_and_the_cuts():
     assert n_cut == 1 and len(s[1]) == 1499 and s[1][-1] == EOS and s[0] == [5] * 10 + [EOS]
     kept, _ = stages._within_positions([[5] * 1400, [5] * 1499], [[6] * 4, [6] * 4], "test", 1500)
     assert kept == [[5] * 1400]
+
+
+def test_cpu_preset_predictors_cosine_small_batches_denoiser_unchanged():
+    """The cpu predictors share one schedule and batch size (equal tuning; code/README.md measures
+    both against the old preset); the denoiser keeps its measured settings, so its runs stay valid."""
+    from composed_ft.code.stages import fill_preset
+    p = build_parser()
+    den = fill_preset(p.parse_args(["denoise", "--run-dir", "x"]), "denoise")
+    assert (den.lr_scheduler, den.max_tokens, den.max_epoch) == ("inverse_sqrt", 4000, 6)
+    for st, extra, epochs in (("direct", [], 90), ("pretrain", ["--init", "y"], 40), ("compose", ["--init", "y"], 10),
+                              ("backtranslate", ["--reverse-model", "y"], 8)):
+        a = fill_preset(p.parse_args([st, "--run-dir", "x", *extra]), st)
+        assert (a.lr_scheduler, a.max_tokens, a.max_epoch) == ("cosine", 2000, epochs), st
+    a = fill_preset(p.parse_args(["direct", "--run-dir", "x", "--preset", "paper"]), "direct")
+    assert (a.lr_scheduler, a.max_tokens, a.update_freq) == ("inverse_sqrt", 4000, 4)
