@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": ("composed_ft.code.stages", "re-evaluate a finished predictor run (e.g. with --beam)"),
     "table": ("composed_ft.code.report", "write results/sanstype.md (+ .tsv) from run directories"),
     "errors": ("composed_ft.code.errors", "classify a run's failed outputs by where they first differ from the gold"),
+    "compare": ("composed_ft.code.errors", "two runs program by program: gained, lost, exact McNemar p"),
 }
 
 

@@ -155,3 +155,41 @@ def run(args):
             recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
         print(render(rd, args.split, kind, classify(recs, kind), type_details(recs, kind)))
     return 0
+
+
+# ---------------------------------------------------------------- `compare`: two runs, program by program
+
+def paired(ref_records, new_records, kind="base"):
+    """(n, ref correct, new correct, b, c) over the programs both runs were judged on (matched by
+    index): b programs right only under the reference, c only under the new run."""
+    def correct(recs):
+        if kind == "gated":
+            recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
+        return {r["index"]: r[kind]["outcome"] == "correct" for r in recs if r.get(kind)}
+    ref, new = correct(ref_records), correct(new_records)
+    common = sorted(set(ref) & set(new))
+    b = sum(ref[i] and not new[i] for i in common)
+    c = sum(new[i] and not ref[i] for i in common)
+    return len(common), sum(ref[i] for i in common), sum(new[i] for i in common), b, c
+
+
+def add_args_compare(p):
+    p.add_argument("--ref", required=True, help="reference run directory (finished, with eval records)")
+    p.add_argument("--run-dir", required=True, action="append", help="run to compare with it (repeatable)")
+    p.add_argument("--split", action="append", dest="splits", help="evaluation split (repeatable; default test)")
+    p.add_argument("--kind", default="base", choices=["base", "denoised", "gated"])
+
+
+def run_compare(args):
+    from composed_ft.core.tables import mcnemar_p
+    splits = args.splits or ["test"]
+    print(f"reference: {args.ref} ({args.kind}); exact McNemar test on the programs both were judged on")
+    print("| run | split | n | ref % | run % | gained | lost | p |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rd in args.run_dir:
+        for split in splits:
+            n, r, k, b, c = paired(read_records(args.ref, split), read_records(rd, split), args.kind)
+            if n == 0:
+                raise UserError(f"{rd}: no {split} programs in common with {args.ref}")
+            print(f"| {rd} | {split} | {n} | {100 * r / n:.1f} | {100 * k / n:.1f} | {c} | {b} | {mcnemar_p(b, c):.2g} |")
+    return 0

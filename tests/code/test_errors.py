@@ -59,3 +59,25 @@ def test_type_detail():
         ("declaration with initializer", "f does not declare")
     assert errors.type_detail(GOLD.replace('~ var_1 += "ab" ;', '~ string var_1 += "ab" ;'), GOLD) == \
         ("not a declaration", "f declares")
+
+
+def test_compare_counts_gains_losses_on_common_programs(tmp_path, capsys):
+    """compare pairs programs by index (only those both runs judged) and reports the exact McNemar p."""
+    def write(d, outcomes):
+        d.mkdir()
+        with open(d / "eval_test.jsonl", "w") as f:
+            for i, o in outcomes.items():
+                f.write(json.dumps({"index": i, "src": "", "gold": GOLD, "base": {"pred": GOLD, "outcome": o}}) + "\n")
+    # ref right on 0-5; new right on 0-1 and 6-9 (+ index 10, which the reference never judged)
+    write(tmp_path / "ref", {i: "correct" if i < 6 else "compile_error" for i in range(10)})
+    write(tmp_path / "new", {i: "correct" if i < 2 or i >= 6 else "wrong_output" for i in range(11)})
+    n, r, k, b, c = errors.paired(errors.read_records(tmp_path / "ref", "test"),
+                                  errors.read_records(tmp_path / "new", "test"))
+    assert (n, r, k, b, c) == (10, 6, 6, 4, 4)
+    assert cli(["compare", "--ref", str(tmp_path / "ref"), "--run-dir", str(tmp_path / "new")]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row.endswith("| test | 10 | 60.0 | 60.0 | 4 | 4 | 1 |")
+    write(tmp_path / "far", {20: "correct"})
+    with pytest.raises(SystemExit) as e:
+        cli(["compare", "--ref", str(tmp_path / "ref"), "--run-dir", str(tmp_path / "far")])
+    assert e.value.code == 2 and "no test programs in common" in capsys.readouterr().err
