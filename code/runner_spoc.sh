@@ -68,8 +68,8 @@ DEN_N_VALID=${DEN_N_VALID:-$d_den_nval}  # corrupted validation pairs of the den
 LINE_EPOCHS=${LINE_EPOCHS:-$d_line_ep}   # optional line-wise pre-training of Π (0: off): changed lines ± LINE_CONTEXT
 LINE_CONTEXT=${LINE_CONTEXT:-1}
 LR=${LR:-$d_lr}; WARMUP=${WARMUP:-$d_warm}
-LR_SCHEDULER=${LR_SCHEDULER:-inverse_sqrt}  # every stage (SansType's cpu predictors default to cosine; SPoC's runs
-                                   # were measured with inverse_sqrt, so it is set here explicitly)
+LR_SCHEDULER=${LR_SCHEDULER:-inverse_sqrt}  # every stage (SansType's cpu predictors default to cosine and the
+                                   # last epoch; SPoC's runs were measured with inverse_sqrt and the best, set here)
 DIRECT_EPOCHS=${DIRECT_EPOCHS:-$d_dir_ep}
 PRE_EPOCHS=${PRE_EPOCHS:-$d_pre_ep}
 COMP_LR=${COMP_LR:-$d_comp_lr}; COMP_WARMUP=${COMP_WARMUP:-$d_comp_warm}; COMP_EPOCHS=${COMP_EPOCHS:-$d_comp_ep}
@@ -80,7 +80,8 @@ CODE="$PY -m composed_ft.code"
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set (never fails under set -e)
 COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --arch $ARCH
         --max-tokens $MAX_TOKENS --update-freq $UPDATE_FREQ --weight-decay $WEIGHT_DECAY --beam $BEAM
-        --n-eval $N_EVAL --eval-splits testw testp $(opt --max-positions "$POSITIONS") --lr-scheduler $LR_SCHEDULER"
+        --n-eval $N_EVAL --eval-splits testw testp $(opt --max-positions "$POSITIONS") --lr-scheduler $LR_SCHEDULER
+        --checkpoint-select best"
 [[ $PRESET == smoke ]] || COMMON="$COMMON --max-len 0"   # generation limit from the longest gold program
 LS="--label-smoothing $LABEL_SMOOTHING --ls-switch-epoch $LS_SWITCH_EPOCH --ls-after $LS_AFTER"
 

@@ -45,7 +45,7 @@ STAGES = ("denoise", "direct", "pretrain", "compose", "backtranslate")
 _PAPER = dict(arch="paper", max_tokens=4000, update_freq=4)
 _CPU = dict(arch="cpu", max_tokens=4000, update_freq=1)
 _CPU_F = dict(_CPU, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0, embed_init="fairseq")
-_CPU_P = dict(_CPU_F, max_tokens=2000, lr_scheduler="cosine")  # the cpu predictors
+_CPU_P = dict(_CPU_F, max_tokens=2000, lr_scheduler="cosine", checkpoint_select="last")  # the cpu predictors
 _SMOKE = dict(arch="smoke", max_tokens=1500, update_freq=1, max_len=40, n_eval=6, n_valid=12, n_train=16,
               n_unlabeled=32)
 PRESETS = {
@@ -73,7 +73,7 @@ PRESETS = {
         "direct": dict(_CPU_P, lr=2e-3, warmup_updates=400, max_epoch=90),
         "reverse": dict(_CPU_P, lr=2e-3, warmup_updates=400, max_epoch=40),
         "pretrain": dict(_CPU_P, lr=2e-3, warmup_updates=150, max_epoch=40),
-        "compose": dict(_CPU_P, lr=2e-4, warmup_updates=90, max_epoch=10, n_valid=100),
+        "compose": dict(_CPU_P, lr=2e-4, warmup_updates=90, max_epoch=10, n_valid=100, checkpoint_select="best"),
         "backtranslate": dict(_CPU_P, lr=2e-3, warmup_updates=400, max_epoch=8, n_unlabeled=4000),
     },
     "smoke": {
@@ -86,7 +86,7 @@ PRESETS = {
     },
 }
 DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
-                embed_init="hf", reinforce_baseline="none", positions="learned", lr_scheduler="inverse_sqrt",
+                embed_init="hf", reinforce_baseline="none", positions="learned", lr_scheduler="inverse_sqrt", checkpoint_select="best",
                 min_lr_ratio=0.0)
 
 
@@ -130,6 +130,11 @@ def common_args(p, stage):
     g.add_argument("--warmup-updates", type=int, default=None, help="linear warmup of the lr schedule")
     g.add_argument("--max-epoch", type=int, default=None)
     g.add_argument("--max-update", type=int, default=0, help="stop after this many updates (0: no limit)")
+    g.add_argument("--checkpoint-select", choices=["best", "last"], default=None,
+                   help="which epoch's weights a finished stage keeps, evaluates and hands on: best by the stage's "
+                        "validation metric (val_nll; Composed val_pi_nll; the paper's rule, the default) or the "
+                        "last epoch (cpu predictors on the cosine schedule: validation NLL rises while greedy "
+                        "accuracy still improves, see code/README.md)")
     g.add_argument("--max-tokens", type=int, default=None,
                    help="batch size: examples x max(longest source, longest target) (fairseq's sense)")
     g.add_argument("--update-freq", type=int, default=None, help="gradient accumulation (batches per update)")
@@ -206,8 +211,10 @@ def add_args_evaluate(p):
     p.add_argument("--beam", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--out", default=None, help="write results here (default: RUN/eval_beam<k>.json)")
-    p.add_argument("--eval-splits", nargs="*", default=["test", "ood"])
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="the selected checkpoint, or the last epoch's (e.g. to judge the selection rule on val)")
+    p.add_argument("--out", default=None, help="write results here (default: RUN/eval_beam<k>[_last].json)")
+    p.add_argument("--eval-splits", nargs="*", default=["test", "ood"], help="test, ood, val, ...")
     p.add_argument("--n-eval", type=int, default=None, help="first N examples per split (default: the run's)")
     p.add_argument("--max-len", type=int, default=None, help="generation limit (default: the run's)")
 
@@ -415,7 +422,8 @@ def _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, best_metr
     n_params = sum(p.numel() for p in trainable)
     return fit(run, model, opt, _batches(srcs, tgts, args, ctx), step, validate, max_epoch=args.max_epoch,
                scheduler=sched, update_freq=args.update_freq, clip_norm=args.clip_norm, best_metric=best_metric,
-               best_mode="min", save_interval=args.save_interval, log_interval=args.log_interval,
+               best_mode="last" if args.checkpoint_select == "last" else "min", save_interval=args.save_interval,
+               log_interval=args.log_interval,
                flops_per_item=6 * n_params, device=ctx.device, max_updates=args.max_update, ddp=ctx)
 
 
@@ -805,11 +813,15 @@ def run_evaluate(args):
     if args.denoiser:
         ns.denoiser = args.denoiser
     data = Data(ns)
-    f, _ = load_run_model(args.run_dir, device, None, data.vocab_md5)
+    ckpt = run.file(f"checkpoint_{args.checkpoint}.pt")
+    if not os.path.exists(ckpt):
+        raise UserError(f"{ckpt}: no such checkpoint")
+    f, _ = load_run_model(ckpt, device, None, data.vocab_md5)
     pi, _ = _load_denoiser(ns, device, data)
     tgts = data.gold_targets(ns.eval_splits)
-    res = evaluate(run, f, pi, data, ns, device, _max_len(ns, data, tgts), suffix=f"_beam{args.beam}")
-    out = args.out or run.file(f"eval_beam{args.beam}.json")
+    suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
+    res = evaluate(run, f, pi, data, ns, device, _max_len(ns, data, tgts), suffix=suffix)
+    out = args.out or run.file(f"eval{suffix}.json")
     write_text(out, json.dumps(res, indent=1))
     print(f"wrote {out}")
     return 0

@@ -35,7 +35,7 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     rank 0 writes logs and checkpoints."""
     is_main = ddp is None or ddp.is_main
     last_path, best_path = run.file("checkpoint_last.pt"), run.file("checkpoint_best.pt")
-    sign = 1.0 if best_mode == "min" else -1.0
+    sign = -1.0 if best_mode == "max" else 1.0
     state = {"epoch": 0, "updates": 0, "best": math.inf, "best_epoch": 0, "n_metrics": 0}
     if os.path.exists(last_path):
         ckpt = checkpoint.load(last_path)
@@ -95,7 +95,8 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         if flops_per_item:
             row["gflops"] = flops_per_item * items / dt / 1e9
             row["mfu"] = row["gflops"] * 1e9 / peak
-        improved = sign * val[best_metric] < state["best"]
+        # best_mode "last": every epoch replaces the best, so checkpoint_best.pt is the last epoch's weights
+        improved = best_mode == "last" or sign * val[best_metric] < state["best"]
         if improved:
             state["best"], state["best_epoch"] = sign * val[best_metric], epoch
         state["epoch"] = epoch

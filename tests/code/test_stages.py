@@ -106,6 +106,23 @@ def test_cosine_schedule_anneals_to_the_floor_at_the_last_epoch(data, tmp_path):
     assert lrs[0] > lrs[1] > lrs[2] > lrs[3] and lrs[3] == pytest.approx(0.05 * cfg["lr"])
 
 
+def test_checkpoint_select_last_keeps_and_evaluates_the_last_epoch(data, tmp_path):
+    """--checkpoint-select last: the kept (evaluated, handed-on) weights are the last epoch's, whatever
+    the validation metric did; `evaluate --checkpoint last` judges them on a chosen split."""
+    import torch
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
+              "--device", "cpu", "--eval-splits", "test"]
+    r = str(tmp_path / "last")
+    _run(["direct", *common, "--run-dir", r, "--max-epoch", "3", "--checkpoint-select", "last"])
+    res = json.load(open(f"{r}/results.json"))
+    assert res["best_epoch"] == 3
+    best, last = (torch.load(f"{r}/checkpoint_{k}.pt", weights_only=False)["model"] for k in ("best", "last"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+    _run(["evaluate", "--run-dir", r, "--checkpoint", "last", "--eval-splits", "val", "--device", "cpu"])
+    ev = json.load(open(f"{r}/eval_beam0_last.json"))
+    assert ev["val"]["n"] == 2 and os.path.exists(f"{r}/eval_val_beam0_last.jsonl")
+
+
 def _fake_run(root, name, cfg, res):
     d = os.path.join(root, name)
     os.makedirs(d)
@@ -211,10 +228,11 @@ def test_cpu_preset_predictors_cosine_small_batches_denoiser_unchanged():
     from composed_ft.code.stages import fill_preset
     p = build_parser()
     den = fill_preset(p.parse_args(["denoise", "--run-dir", "x"]), "denoise")
-    assert (den.lr_scheduler, den.max_tokens, den.max_epoch) == ("inverse_sqrt", 4000, 6)
+    assert (den.lr_scheduler, den.max_tokens, den.max_epoch, den.checkpoint_select) == ("inverse_sqrt", 4000, 6, "best")
     for st, extra, epochs in (("direct", [], 90), ("pretrain", ["--init", "y"], 40), ("compose", ["--init", "y"], 10),
                               ("backtranslate", ["--reverse-model", "y"], 8)):
         a = fill_preset(p.parse_args([st, "--run-dir", "x", *extra]), st)
         assert (a.lr_scheduler, a.max_tokens, a.max_epoch) == ("cosine", 2000, epochs), st
+        assert a.checkpoint_select == ("best" if st == "compose" else "last"), st  # Composed: the paper's val NLL_Π
     a = fill_preset(p.parse_args(["direct", "--run-dir", "x", "--preset", "paper"]), "direct")
     assert (a.lr_scheduler, a.max_tokens, a.update_freq) == ("inverse_sqrt", 4000, 4)
