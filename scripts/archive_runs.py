@@ -41,6 +41,8 @@ def archive(runs_root, out_root):
     for d, _, files in sorted(os.walk(runs_root)):
         wanted = RUN_FILES if "results.json" in files else EXTRA_FILES
         keep = [f for f in wanted if f in files]
+        if wanted is RUN_FILES:  # + the summaries of re-evaluations (`evaluate`: eval_beam<k>[_last].json)
+            keep += sorted(f for f in files if f.startswith("eval_") and f.endswith(".json"))
         if not keep or (wanted is RUN_FILES and "config.json" not in files):
             continue
         rel = os.path.relpath(d, runs_root)

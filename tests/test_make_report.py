@@ -176,6 +176,7 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     # a checkpoint must not be archived, an unfinished run neither; per-program records are, compressed
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "checkpoint_best.pt").write_bytes(b"x" * 1000)
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text('{"index": 0}\n')
+    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_beam0_last.json").write_text('{"val": {}}')
     unfinished = runs / "sanstype" / "cpu" / "main" / "direct-s9"
     unfinished.mkdir()
     (unfinished / "config.json").write_text("{}")
@@ -184,6 +185,7 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     assert len(done) == 16 and "sanstype/cpu/main/direct-s9" not in done
     kept = {os.path.relpath(os.path.join(d, f), archive) for d, _, fs in os.walk(archive) for f in fs}
     assert "sanstype/cpu/main/direct-s0/results.json" in kept
+    assert "sanstype/cpu/main/direct-s0/eval_beam0_last.json" in kept  # a re-evaluation's summary
     assert "imggen/cpu/main/composed-n200-s1/samples.png" in kept
     assert not [k for k in kept if k.endswith((".pt", "eval_test.jsonl")) or "direct-s9" in k]
     import gzip
