@@ -30,6 +30,8 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         flops_per_item=None, device=torch.device("cpu"), max_updates=0, ddp=None):
     """Train until max_epoch (or max_updates) epochs; returns {"best": value, "best_epoch": epoch}.
 
+    best_mode: "min" or "max" of val[best_metric] picks checkpoint_best.pt; "last" makes it the last
+    epoch's weights (best_metric is then only logged).
     flops_per_item: forward+backward FLOPs per item counted by step() (e.g. per example or token),
     used only for the throughput log. ddp: optional composed_ft.core.distributed context; only its
     rank 0 writes logs and checkpoints."""
