@@ -311,13 +311,16 @@ def code_claims(exp, vals, splits, examples=None):
     def gain(new, ref, split):  # rows `new` vs `ref` on one split, per seed (and per program with one seed)
         return compare(get(new, split), get(ref, split), lower_is_better=False, digits=1, unit=" pts",
                        per_example=(ex(new, split), ex(ref, split)))
-    claims, rel = [], {}
+    claims, rel, missing = [], {}, False
     for split, label in splits:
         measured, rel[split], verdict = gain(comp, pre, split)
+        missing |= measured == "missing runs"
         claims.append([f"{label}: Composed Π(f(x)) vs Pretrained (standard fine-tuning), accuracy %",
                        f"Composed > Pretrained ({abstract[split]})", measured, verdict])
-    if math.isnan(rel[id_split]) or math.isnan(rel[ood_split]):
+    if missing:
         measured, verdict = "missing runs", "n/a"
+    elif math.isnan(rel[id_split]) or math.isnan(rel[ood_split]):  # a reference accuracy of 0
+        measured, verdict = "not defined: no relative gain from a reference accuracy of 0", "n/a"
     else:
         measured = f"relative gain {ood_label} {100 * rel[ood_split]:+.1f}% vs {id_label} {100 * rel[id_split]:+.1f}%"
         verdict = "yes" if rel[ood_split] > rel[id_split] else "no"
