@@ -271,3 +271,20 @@ def test_one_seed_code_claims_are_tested_per_program(make_report, tmp_path):
     # without records the verdict says it has no noise statement
     claims = make_report.code_claims("sanstype", make_report.code_values(preds, splits), splits, {})
     assert next(c for c in claims if c[0].startswith("ID test: Composed"))[3] == "yes (1 seed, no CI)"
+
+
+def test_ood_vs_id_gain_is_not_defined_from_a_zero_reference(make_report, tmp_path):
+    """A relative gain from 0% has no value: the claim row says so instead of 'missing runs'."""
+    runs = []
+    for stage, test_acc in (("pretrain", 0.10), ("compose", 0.12)):
+        ev = {"test": {"base": {"accuracy": test_acc, "n": 100}, "denoised": {"accuracy": test_acc, "n": 100}},
+              "ood": {"base": {"accuracy": 0.0, "n": 100}, "denoised": {"accuracy": 0.0, "n": 100}}}
+        res = {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None}
+        for seed in (0, 1):
+            runs.append({"path": str(tmp_path / f"{stage}-s{seed}"), "config": {"stage": stage, "seed": seed, "tag": "main"},
+                         "results": res})
+    splits = make_report.SPLITS["sanstype"]
+    preds = make_report.table_runs(runs)
+    claims = make_report.code_claims("sanstype", make_report.code_values(preds, splits), splits, {})
+    row = next(c for c in claims if c[0] == "Gain of Composed over Pretrained, OOD vs ID")
+    assert row[2].startswith("not defined") and row[3] == "n/a"
