@@ -140,6 +140,11 @@ def render(run_dir, split, kind, table, details=None):
     return "\n".join(lines) + "\n"
 
 
+def with_gated(records):
+    """The records with a `gated` row: Π's output only where f's fails to compile (as in the tables)."""
+    return [dict(r, gated=q) for r, q in zip(records, gated_pick(records))]
+
+
 def add_args(p):
     p.add_argument("--run-dir", required=True, action="append", help="finished predictor run (repeatable)")
     p.add_argument("--split", default="test", help="evaluation split (test, ood, testw, testp)")
@@ -151,8 +156,8 @@ def run(args):
     for rd in args.run_dir:
         recs = read_records(rd, args.split)
         kind = args.kind
-        if kind == "gated":  # Π's output only where f's fails to compile (as in the tables)
-            recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
+        if kind == "gated":
+            recs = with_gated(recs)
         print(render(rd, args.split, kind, classify(recs, kind), type_details(recs, kind)))
     return 0
 
@@ -164,7 +169,7 @@ def paired(ref_records, new_records, kind="base"):
     index): b programs right only under the reference, c only under the new run."""
     def correct(recs):
         if kind == "gated":
-            recs = [dict(r, gated=q) for r, q in zip(recs, gated_pick(recs))]
+            recs = with_gated(recs)
         return {r["index"]: r[kind]["outcome"] == "correct" for r in recs if r.get(kind)}
     ref, new = correct(ref_records), correct(new_records)
     common = sorted(set(ref) & set(new))

@@ -813,10 +813,7 @@ def run_evaluate(args):
     if args.denoiser:
         ns.denoiser = args.denoiser
     data = Data(ns)
-    ckpt = run.file(f"checkpoint_{args.checkpoint}.pt")
-    if not os.path.exists(ckpt):
-        raise UserError(f"{ckpt}: no such checkpoint")
-    f, _ = load_run_model(ckpt, device, None, data.vocab_md5)
+    f, _ = load_run_model(run.file(f"checkpoint_{args.checkpoint}.pt"), device, None, data.vocab_md5)
     pi, _ = _load_denoiser(ns, device, data)
     tgts = data.gold_targets(ns.eval_splits)
     suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
