@@ -116,3 +116,14 @@ def test_gemm_peak_is_the_best_recorded_on_this_machine(tmp_path, monkeypatch):
     bad.write_text("{not json")
     assert perf.gemm_peak_flops("cpu", str(bad)) == 5e9
     assert json.loads(bad.read_text()) == {key: 5e9}
+
+
+def test_gemm_measurement_leaves_the_global_rng_alone():
+    """fit() measures the GEMM peak after seeding (and after restoring a resumed run's RNG state):
+    drawing from the global RNG there made the first run of a process differ from the next."""
+    from composed_ft.core import perf
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    perf.measure_gemm_flops("cpu", n=64, reps=1)
+    assert torch.equal(torch.rand(3), expected)

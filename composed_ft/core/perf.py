@@ -21,8 +21,11 @@ def measure_gemm_flops(device_type="cpu", n=None, reps=None):
         n, reps = n or 8192, reps or 10
     else:
         n, reps = n or 1536, reps or 3
-    a = torch.randn(n, n, device=device_type)
-    b = torch.randn(n, n, device=device_type)
+    # a private generator: the global RNG belongs to the run (fit() measures this after seeding, and
+    # after restoring a resumed run's RNG state), so drawing from it would shift dropout and shuffling
+    gen = torch.Generator(device=device_type).manual_seed(0)
+    a = torch.randn(n, n, device=device_type, generator=gen)
+    b = torch.randn(n, n, device=device_type, generator=gen)
     best = float("inf")
     for _ in range(reps + 1):  # the first rep warms up
         if device_type == "cuda":
