@@ -27,7 +27,7 @@ from composed_ft.core.compose import Composed, freeze
 from composed_ft.core.device import get_device
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_text
-from composed_ft.core.runs import Run
+from composed_ft.core.runs import Run, read_json
 from composed_ft.core import schedule
 from composed_ft.core.seed import seed_everything
 from composed_ft.core.trainer import fit, load_best
@@ -801,7 +801,7 @@ def run_compose(args):
 def run_evaluate(args):
     """Re-evaluate a finished predictor run (e.g. with --beam) without touching its results.json."""
     run = Run(args.run_dir)
-    cfg = json.load(open(run.file("config.json")))["config"]
+    cfg = read_json(run.file("config.json"))["config"]  # a clear error when RUN is not a run directory
     device = get_device(args.device)
     ns = type("A", (), {})()
     for k, v in cfg.items():
