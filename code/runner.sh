@@ -58,6 +58,8 @@ COMP_WARMUP=${COMP_WARMUP:-}       # paper 90
 COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300, cpu 10
 LAM=${LAM:-1}                      # λ of the CE term
 LR_SCHEDULER=${LR_SCHEDULER:-}     # predictors: paper inverse_sqrt, cpu cosine (the denoiser: inverse_sqrt)
+CHECKPOINT_SELECT=${CHECKPOINT_SELECT:-}  # Direct, Pretrained, reverse, backtranslation: best (val NLL) | last;
+                                   # paper best, cpu last (Composed always keeps its best val NLL_Π)
 # Backtranslation
 REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (paper 500)
 BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs (paper 300)
@@ -70,6 +72,7 @@ opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value 
 COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --weight-decay $WEIGHT_DECAY
         --label-smoothing $LABEL_SMOOTHING --beam $BEAM $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
 CODE="$PY -m composed_ft.code"
+SELECT=$(opt --checkpoint-select "$CHECKPOINT_SELECT")   # the predictor stages only
 
 # ---- data -------------------------------------------------------------------------------
 if [[ ! -f "$DATA/unlabeled_val.tgt" ]]; then
@@ -89,10 +92,10 @@ stage() {
     $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" \
         $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
 }
-direct()   { stage "$1" direct direct "$2" --denoiser "$RUNS/denoisers/${3:-main}" \
+direct()   { stage "$1" direct direct "$2" --denoiser "$RUNS/denoisers/${3:-main}" $SELECT \
                  $(opt --lr "$DIRECT_LR") $(opt --warmup-updates "$DIRECT_WARMUP") $(opt --max-epoch "$DIRECT_EPOCHS"); }
 # pretrain TAG NAME SEED DENOISER
-pretrain() { stage "$1" "$2" pretrain "$3" --init "$RUNS/denoisers/$4" --denoiser "$RUNS/denoisers/$4" \
+pretrain() { stage "$1" "$2" pretrain "$3" --init "$RUNS/denoisers/$4" --denoiser "$RUNS/denoisers/$4" $SELECT \
                  $(opt --lr "$PRE_LR") $(opt --warmup-updates "$PRE_WARMUP") $(opt --max-epoch "$PRE_EPOCHS"); }
 # compose TAG NAME SEED INIT_RUN_DIR DENOISER [flags]
 compose()  { local tag=$1 name=$2 seed=$3 init=$4 den=$5; shift 5
@@ -113,9 +116,9 @@ for seed in $SEEDS; do
         compose main composed "$seed" "$M/pretrain-s$seed" main
     fi
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
-        stage bt reverse direct "$seed" --reverse $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
+        stage bt reverse direct "$seed" --reverse $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
         stage bt backtranslate backtranslate "$seed" --reverse-model "$RUNS/bt/reverse-s$seed" \
-            --denoiser "$RUNS/denoisers/main" $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
+            --denoiser "$RUNS/denoisers/main" $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
             $(opt --n-unlabeled "$BT_N_UNLABELED")
         compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main
     fi

@@ -58,3 +58,16 @@ def test_runner_spoc_cpu_preset_values(tmp_path):
     # an environment variable overrides the preset
     over = next(c for c in plan("code/runner_spoc.sh", "cpu", tmp_path / "o", COMP_EPOCHS="3") if c[2] == "compose")
     assert over[over.index("--max-epoch") + 1] == "3"
+
+
+def test_runner_checkpoint_select_reaches_predictors_not_compose(tmp_path):
+    """CHECKPOINT_SELECT picks the kept epoch of Direct, Pretrained, reverse and backtranslation; Composed
+    keeps its own rule (best validation NLL_Π, the method's objective), and unset leaves the preset's."""
+    cmds = plan("code/runner.sh", "cpu", tmp_path, CHECKPOINT_SELECT="best")
+    for c in cmds:
+        if c[2] in ("direct", "pretrain", "backtranslate"):
+            assert c[c.index("--checkpoint-select") + 1] == "best", c
+        elif c[2] in ("compose", "denoise"):
+            assert "--checkpoint-select" not in c, c
+    assert {c[2] for c in cmds} >= {"direct", "pretrain", "backtranslate", "compose"}
+    assert not any("--checkpoint-select" in c for c in plan("code/runner.sh", "cpu", tmp_path / "unset"))
