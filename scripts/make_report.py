@@ -91,9 +91,10 @@ def compare(new, ref, lower_is_better, digits, unit="", per_example=None):
     seed because both methods of one seed share data and initialization; its 95% CI says whether
     the sign is resolved by the seeds we have. With fewer than two seeds, `per_example` (new, ref:
     {seed: [correct per example]}) gives an exact McNemar test on the examples both were judged on.
-    Returns (measured text, relative change, verdict)."""
+    Returns (measured text, relative change, verdict, resolved: whether the seeds' CI or the
+    McNemar test (p < 0.05) resolves the sign)."""
     if not new or not ref:
-        return "missing runs", math.nan, "n/a"
+        return "missing runs", math.nan, "n/a", False
     mn, mr = stats(list(new.values()))[0], stats(list(ref.values()))[0]
     diff, rel = mn - mr, (mn - mr) / mr if mr else math.nan
     better = diff < 0 if lower_is_better else diff > 0
@@ -114,11 +115,12 @@ def compare(new, ref, lower_is_better, digits, unit="", per_example=None):
         p, b, c = mc
         text = text[:-1] + f"; McNemar p = {p:.2g}: {c} programs right only with the new, {b} only with the reference)"
         verdict += f" (1 seed; {'within noise: ' if p >= 0.05 else ''}McNemar p = {p:.2g})"
+        resolved = p < 0.05
     elif resolved is None:
         verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
     elif not resolved:
         verdict += " (within noise: CI contains 0)"
-    return text, rel, verdict
+    return text, rel, verdict, bool(resolved)
 
 
 def _mcnemar(per_example, seeds):
@@ -176,7 +178,7 @@ def imggen_section(runs, out, figdir):
             md_table(["labeled", "model", "test MSE mean ± std", "95% CI of the mean", "seeds"], rows)]
     claims = []
     for n in sizes:
-        measured, _, verdict = compare(vals[n]["Composed Π(f(x))"], vals[n]["Direct f(x)"], lower_is_better=True,
+        measured, _, verdict, _ = compare(vals[n]["Composed Π(f(x))"], vals[n]["Direct f(x)"], lower_is_better=True,
                                        digits=4)
         claims.append([f"{n} labeled: Composed Π(f(x)) vs Direct f(x), test MSE",
                        "Composed has lower test MSE than Direct", measured, verdict])
@@ -311,10 +313,9 @@ def code_claims(exp, vals, splits, examples=None):
     def gain(new, ref, split):  # rows `new` vs `ref` on one split, per seed (and per program with one seed)
         return compare(get(new, split), get(ref, split), lower_is_better=False, digits=1, unit=" pts",
                        per_example=(ex(new, split), ex(ref, split)))
-    claims, rel, verdicts, missing = [], {}, {}, False
+    claims, rel, resolved, missing = [], {}, {}, False
     for split, label in splits:
-        measured, rel[split], verdict = gain(comp, pre, split)
-        verdicts[split] = verdict
+        measured, rel[split], verdict, resolved[split] = gain(comp, pre, split)
         missing |= measured == "missing runs"
         claims.append([f"{label}: Composed Π(f(x)) vs Pretrained (standard fine-tuning), accuracy %",
                        f"Composed > Pretrained ({abstract[split]})", measured, verdict])
@@ -326,15 +327,15 @@ def code_claims(exp, vals, splits, examples=None):
         measured = f"relative gain {ood_label} {100 * rel[ood_split]:+.1f}% vs {id_label} {100 * rel[id_split]:+.1f}%"
         verdict = "yes" if rel[ood_split] > rel[id_split] else "no"
         # a ratio of unresolved differences is not evidence: 0.1% -> 0.3% OOD is "+300%" from 2 programs
-        if any("within noise" in v or "no CI" in v for v in verdicts.values()):
+        if not all(resolved.values()):
             verdict += " (within noise: the gains it compares are not resolved)"
     claims.append(["Gain of Composed over Pretrained, OOD vs ID", "larger out of distribution", measured, verdict])
     if exp == "sanstype":  # the SansType table's ordering: Composed > Pretrained > Direct
         for split, label in splits:
-            measured, _, verdict = gain(pre, "Direct", split)
+            measured, _, verdict, _ = gain(pre, "Direct", split)
             claims.append([f"{label}: Pretrained vs Direct, accuracy %", "Pretrained > Direct", measured, verdict])
     for split, label in splits:  # the paper's first observation: fine-tuning destroys some output structure
-        measured, _, verdict = gain(pre + " + Π", pre, split)
+        measured, _, verdict, _ = gain(pre + " + Π", pre, split)
         claims.append([f"{label}: Pretrained + Π (post hoc) vs Pretrained, accuracy %",
                        "Pretrained + Π > Pretrained", measured, verdict])
     return claims

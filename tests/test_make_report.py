@@ -274,20 +274,23 @@ def test_one_seed_code_claims_are_tested_per_program(make_report, tmp_path):
     assert next(c for c in claims if c[0].startswith("ID test: Composed"))[3] == "yes (1 seed, no CI)"
 
 
+def ood_vs_id_row(make_report, tmp_path, acc):
+    """The OOD-vs-ID claim row of main runs with accuracies acc: {(stage, seed): (test, ood)}."""
+    runs = []
+    for (stage, seed), (t, o) in acc.items():
+        ev = {split: {kind: {"accuracy": a, "n": 500} for kind in ("base", "denoised")}
+              for split, a in (("test", t), ("ood", o))}
+        runs.append({"path": str(tmp_path / f"{stage}-s{seed}"), "config": {"stage": stage, "seed": seed, "tag": "main"},
+                     "results": {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None}})
+    splits = make_report.SPLITS["sanstype"]
+    claims = make_report.code_claims("sanstype", make_report.code_values(make_report.table_runs(runs), splits), splits, {})
+    return next(c for c in claims if c[0] == "Gain of Composed over Pretrained, OOD vs ID")
+
+
 def test_ood_vs_id_gain_is_not_defined_from_a_zero_reference(make_report, tmp_path):
     """A relative gain from 0% has no value: the claim row says so instead of 'missing runs'."""
-    runs = []
-    for stage, test_acc in (("pretrain", 0.10), ("compose", 0.12)):
-        ev = {"test": {"base": {"accuracy": test_acc, "n": 100}, "denoised": {"accuracy": test_acc, "n": 100}},
-              "ood": {"base": {"accuracy": 0.0, "n": 100}, "denoised": {"accuracy": 0.0, "n": 100}}}
-        res = {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None}
-        for seed in (0, 1):
-            runs.append({"path": str(tmp_path / f"{stage}-s{seed}"), "config": {"stage": stage, "seed": seed, "tag": "main"},
-                         "results": res})
-    splits = make_report.SPLITS["sanstype"]
-    preds = make_report.table_runs(runs)
-    claims = make_report.code_claims("sanstype", make_report.code_values(preds, splits), splits, {})
-    row = next(c for c in claims if c[0] == "Gain of Composed over Pretrained, OOD vs ID")
+    acc = {(stage, seed): (t, 0.0) for stage, t in (("pretrain", 0.10), ("compose", 0.12)) for seed in (0, 1)}
+    row = ood_vs_id_row(make_report, tmp_path, acc)
     assert row[2].startswith("not defined") and row[3] == "n/a"
 
 
@@ -296,13 +299,5 @@ def test_ood_vs_id_gain_from_unresolved_differences_says_within_noise(make_repor
     gain contains 0 the OOD-vs-ID row says so instead of a bare 'yes'."""
     acc = {("pretrain", 0): (0.16, 0.002), ("pretrain", 1): (0.15, 0.0),   # (test, ood)
            ("compose", 0): (0.14, 0.004), ("compose", 1): (0.15, 0.004)}
-    runs = []
-    for (stage, seed), (t, o) in acc.items():
-        ev = {"test": {"base": {"accuracy": t, "n": 500}, "denoised": {"accuracy": t, "n": 500}},
-              "ood": {"base": {"accuracy": o, "n": 500}, "denoised": {"accuracy": o, "n": 500}}}
-        runs.append({"path": str(tmp_path / f"{stage}-s{seed}"), "config": {"stage": stage, "seed": seed, "tag": "main"},
-                     "results": {"eval": ev, "init_stage": "pretrain" if stage == "compose" else None}})
-    splits = make_report.SPLITS["sanstype"]
-    claims = make_report.code_claims("sanstype", make_report.code_values(make_report.table_runs(runs), splits), splits, {})
-    row = next(c for c in claims if c[0] == "Gain of Composed over Pretrained, OOD vs ID")
+    row = ood_vs_id_row(make_report, tmp_path, acc)
     assert row[3] == "yes (within noise: the gains it compares are not resolved)", row
