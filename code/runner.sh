@@ -108,11 +108,15 @@ denoiser main --noise structured
 
 for seed in $SEEDS; do
     M="$RUNS/main"
+    # the main runs are also the reference rows of the init, lam and baseline ablations, which train only
+    # what differs from them (finished runs are skipped, so this costs nothing once main has run)
     if want main || want init || want lam || want baseline; then
         pretrain main pretrain "$seed" main
     fi
-    if want main; then
+    if want main || want init; then
         direct main "$seed"
+    fi
+    if want main || want init || want lam; then
         compose main composed "$seed" "$M/pretrain-s$seed" main
     fi
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
@@ -122,16 +126,14 @@ for seed in $SEEDS; do
             $(opt --n-unlabeled "$BT_N_UNLABELED")
         compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main
     fi
-    if want init; then    # Composed from Direct vs from Pretrained
-        direct ablation-init "$seed"
-        compose ablation-init composed-from-direct "$seed" "$RUNS/ablation-init/direct-s$seed" main
-        compose ablation-init composed-from-pretrained "$seed" "$M/pretrain-s$seed" main
+    if want init; then    # Composed from Direct (the main Composed, from Pretrained, is the reference)
+        compose ablation-init composed-from-direct "$seed" "$M/direct-s$seed" main
     fi
     if want baseline; then  # beyond the paper: REINFORCE weights minus the leave-one-out batch mean (vs main Composed)
         compose ablation-baseline composed-loo "$seed" "$M/pretrain-s$seed" main --reinforce-baseline loo
     fi
-    if want lam; then     # λ of the CE term
-        for lam in $ABL_LAM $LAM; do
+    if want lam; then     # λ of the CE term (the main Composed, λ = $LAM, is the reference)
+        for lam in $ABL_LAM; do
             LAM=$lam compose ablation-lam "composed-lam$lam" "$seed" "$M/pretrain-s$seed" main
         done
     fi

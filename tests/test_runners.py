@@ -25,7 +25,8 @@ def plan(runner, preset, tmp_path, **extra):
         data = tmp_path / "fonts32.npz"
         data.touch()
     env = dict(os.environ, PY="echo", PRESET=preset, TARGETS="all", SEEDS="0 1",
-               RUNS=str(tmp_path / "runs"), DATA=str(data), TABLE=str(tmp_path / "t.md"), **extra)
+               RUNS=str(tmp_path / "runs"), DATA=str(data), TABLE=str(tmp_path / "t.md"))
+    env.update(extra)
     p = subprocess.run(["bash", runner], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"{runner} PRESET={preset}: rc {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
     return [line.split() for line in p.stdout.splitlines() if line.startswith("-m composed_ft.")]
@@ -71,3 +72,19 @@ def test_runner_checkpoint_select_reaches_predictors_not_compose(tmp_path):
             assert "--checkpoint-select" not in c, c
     assert {c[2] for c in cmds} >= {"direct", "pretrain", "backtranslate", "compose"}
     assert not any("--checkpoint-select" in c for c in plan("code/runner.sh", "cpu", tmp_path / "unset"))
+
+
+def test_runner_ablations_reuse_the_main_runs(tmp_path):
+    """`init` and `lam` train only what differs from the main runs, which are their reference rows:
+    Composed from the main Direct (no second, identical Direct) and the λ values other than the main one."""
+    runs = str(tmp_path / "runs")
+    for targets, want in [("init", {"main/pretrain", "main/direct", "main/composed", "ablation-init/composed-from-direct"}),
+                          ("lam", {"main/pretrain", "main/composed", "ablation-lam/composed-lam0.25",
+                                   "ablation-lam/composed-lam4"})]:
+        cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / targets, TARGETS=targets, SEEDS="0",
+                                RUNS=runs) if c[2] not in ("make-sanstype", "table")]
+        dirs = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds}
+        assert dirs == {d + "-s0" for d in want} | {"denoisers/main"}, (targets, dirs)
+        if targets == "init":
+            comp = next(c for c in cmds if "composed-from-direct" in c[c.index("--run-dir") + 1])
+            assert comp[comp.index("--init") + 1] == os.path.join(runs, "main", "direct-s0")

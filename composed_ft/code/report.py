@@ -13,7 +13,7 @@ from composed_ft.core.errors import UserError
 from composed_ft.core.machine import describe
 
 LABELS = {"direct": "Direct", "pretrain": "Pretrained", "backtranslate": "Backtranslation"}
-WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "ablation-baseline", "bt"}
+WITH_MAIN_REFERENCE = {"ablation-noise", "ablation-unlabeled", "ablation-baseline", "ablation-init", "ablation-lam", "bt"}
 TITLES = {"bt": "Backtranslation (target bt), main runs as reference"}
 # rows per evaluated model: (results key, label for a Composed run, label for the others); `gated`:
 # Π's output only where f's program fails to compile
