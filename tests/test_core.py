@@ -37,6 +37,28 @@ def test_run_refuses_different_settings_and_records_commit(tmp_path):
         Run(tmp_path / "r", {"lr": 2e-3, "device": "cpu"}).start()
 
 
+def test_git_commit_dirty_ignores_results_only(tmp_path):
+    """A clean clone stays clean while runner.sh rewrites results/ between stages; a code change is dirty."""
+    import subprocess
+    from composed_ft.core.runs import git_commit
+
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
+                       capture_output=True)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    sha = git_commit(str(tmp_path))
+    assert len(sha) == 40 and not sha.endswith("+dirty")
+    (tmp_path / "results" / "table.md").write_text("new\n")
+    assert git_commit(str(tmp_path)) == sha
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(str(tmp_path)) == sha + "+dirty"
+
+
 def test_metrics_truncation_on_resume(tmp_path):
     r = Run(tmp_path / "r", {}).start()
     for i in range(5):

@@ -22,14 +22,18 @@ from .io import write_json
 log = logging.getLogger(__name__)
 
 
-def git_commit():
-    """The commit of the code that produced a run, with '+dirty' when the tree has local changes."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def git_commit(root=None):
+    """The commit of the code that produced a run, with '+dirty' when tracked files outside results/
+    have local changes. results/ is excluded because runner.sh itself rewrites the committed tables and
+    archives there between stages: without the exclusion every run after the first of a clean clone
+    would be marked dirty."""
+    root = root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha or "unknown") + ("+dirty" if dirty else "")
