@@ -172,9 +172,12 @@ def write_tables(runs_root, out):
         sections.append(("Outcomes (main runs, % of programs)", eh, erows, {"digits": 1, "scale": 100}))
     for tag in sorted({r["config"].get("tag") for r in preds} - {"main"}):
         rs = [r for r in preds if r["config"].get("tag") == tag]
-        if tag in WITH_MAIN_REFERENCE:  # the main runs (structured noise, all unlabeled programs) as reference
-            rs += [r for r in main if r["config"]["stage"] in ("direct", "pretrain")
-                   or (r["config"]["stage"] == "compose" and r["results"].get("init_stage") == "pretrain")]
+        if tag in WITH_MAIN_REFERENCE:  # the main runs (structured noise, all unlabeled programs) as reference,
+            # of the seeds the ablation ran: a one-seed ablation beside a three-seed mean would compare draws
+            seeds = {r["config"]["seed"] for r in rs}
+            rs += [r for r in main if r["config"]["seed"] in seeds and (
+                r["config"]["stage"] in ("direct", "pretrain")
+                or (r["config"]["stage"] == "compose" and r["results"].get("init_stage") == "pretrain"))]
         varied = [k for k in VARIED if len({repr(_get(r, k)) for r in rs}) > 1]
         h, rows, _, _ = predictor_rows(rs, varied, splits=splits)
         sections.append((TITLES.get(tag, f"Ablation: {tag or '(untagged)'}"), h, rows, {"digits": 1, "scale": 100}))

@@ -149,6 +149,11 @@ def test_table_from_run_directories(tmp_path):
         _fake_run(root, f"ablation-lam/composed-lam4-s{seed}", {"stage": "compose", "seed": seed, "tag": "ablation-lam",
                                                                 "preset": "cpu", "lam": 4.0},
                   {"eval": ev, "denoiser": den, "init_stage": "pretrain", "wall_s": 60})
+    # a one-seed ablation: its reference rows are the main runs of that seed only
+    ev0 = {s: {"n": 10, "base": _summary(0.6), "denoised": _summary(0.7)} for s in ("test", "ood")}
+    _fake_run(root, "ablation-init/composed-from-direct-s0", {"stage": "compose", "seed": 0, "tag": "ablation-init",
+                                                              "preset": "cpu", "lam": 1.0},
+              {"eval": ev0, "denoiser": den, "init_stage": "direct", "wall_s": 60})
     _fake_run(root, "denoisers/main", {"stage": "denoise", "seed": 0, "preset": "cpu", "noise": "structured",
                                        "arch": "cpu"},
               {"n_unlabeled": 20000, "epochs": 3, "val_exact_match": 0.9, "val_input_already_clean": 0.1,
@@ -159,6 +164,9 @@ def test_table_from_run_directories(tmp_path):
     assert "| Direct base | 30.0 ± 14.1 | 30.0 ± 14.1 | 0 1 |" in md
     assert "| Composed (from Pretrained) Π(f(x)) | 40.0 ± 14.1 | 40.0 ± 14.1 | 0 1 |" in md
     # the main Composed (λ = 1) is the λ ablation's reference row; its runner trains only the other λ values
+    init_section = md.split("Ablation: ablation-init")[1].split("###")[0]
+    assert "| Direct base | — | 20.0 | 20.0 | 0 |" in init_section  # seed 0's main Direct, not the two-seed mean
+    assert "| Composed (from Direct) Π(f(x)) | 1.0 | 70.0 | 70.0 | 0 |" in init_section
     lam_section = md.split("Ablation: ablation-lam")[1].split("###")[0]
     assert "| Composed (from Pretrained) Π(f(x)) | 1.0 |" in lam_section
     assert "| Composed (from Pretrained) Π(f(x)) | 4.0 |" in lam_section
