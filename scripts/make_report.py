@@ -243,7 +243,8 @@ ORDER = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)"
 
 def table_runs(runs):
     """The predictor runs of the summary table: the main comparison, backtranslation, and Composed from
-    Direct (its Direct runs would duplicate the main ones, so only the composed runs are taken)."""
+    Direct (only the composed runs of ablation-init: the runners compose from the main Direct, and run
+    trees from before that change also hold a copy of Direct there, which would duplicate the main one)."""
     preds = [r for r in runs if "eval" in r["results"] and r["config"].get("stage") != "denoise"]
     tag = lambda r: r["config"].get("tag")  # noqa: E731
     return [r for r in preds

@@ -163,10 +163,10 @@ def test_table_from_run_directories(tmp_path):
     md = open(out).read()
     assert "| Direct base | 30.0 ± 14.1 | 30.0 ± 14.1 | 0 1 |" in md
     assert "| Composed (from Pretrained) Π(f(x)) | 40.0 ± 14.1 | 40.0 ± 14.1 | 0 1 |" in md
-    # the main Composed (λ = 1) is the λ ablation's reference row; its runner trains only the other λ values
     init_section = md.split("Ablation: ablation-init")[1].split("###")[0]
     assert "| Direct base | — | 20.0 | 20.0 | 0 |" in init_section  # seed 0's main Direct, not the two-seed mean
     assert "| Composed (from Direct) Π(f(x)) | 1.0 | 70.0 | 70.0 | 0 |" in init_section
+    # the main Composed (λ = 1) is the λ ablation's reference row; its runner trains only the other λ values
     lam_section = md.split("Ablation: ablation-lam")[1].split("###")[0]
     assert "| Composed (from Pretrained) Π(f(x)) | 1.0 |" in lam_section
     assert "| Composed (from Pretrained) Π(f(x)) | 4.0 |" in lam_section
