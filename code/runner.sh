@@ -116,7 +116,7 @@ for seed in $SEEDS; do
     if want main || want init; then
         direct main "$seed"
     fi
-    if want main || want init || want lam; then
+    if want main || want init || want lam || want baseline; then
         compose main composed "$seed" "$M/pretrain-s$seed" main
     fi
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs

@@ -75,12 +75,14 @@ def test_runner_checkpoint_select_reaches_predictors_not_compose(tmp_path):
 
 
 def test_runner_ablations_reuse_the_main_runs(tmp_path):
-    """`init` and `lam` train only what differs from the main runs, which are their reference rows:
-    Composed from the main Direct (no second, identical Direct) and the λ values other than the main one."""
+    """`init`, `lam` and `baseline` train only what differs from the main runs, which are their reference
+    rows (and train those first): Composed from the main Direct (no second, identical Direct), the λ values
+    other than the main one, the leave-one-out baseline beside the main Composed."""
     runs = str(tmp_path / "runs")
     for targets, want in [("init", {"main/pretrain", "main/direct", "main/composed", "ablation-init/composed-from-direct"}),
                           ("lam", {"main/pretrain", "main/composed", "ablation-lam/composed-lam0.25",
-                                   "ablation-lam/composed-lam4"})]:
+                                   "ablation-lam/composed-lam4"}),
+                          ("baseline", {"main/pretrain", "main/composed", "ablation-baseline/composed-loo"})]:
         cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / targets, TARGETS=targets, SEEDS="0",
                                 RUNS=runs) if c[2] not in ("make-sanstype", "table")]
         dirs = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds}
