@@ -3,22 +3,19 @@
     python scripts/bench_seq2seq.py [--arch cpu|paper] [--iters 5] [--device auto]
 
 Reports (1) training tokens/s of our model (transformers MBart built from a config) vs the same
-architecture written with plain torch.nn.Transformer (pre-LayerNorm, shared embeddings, tied
-output projection, learned positions); (2) the composed step (sample ŷ from f, NLL_Π(y|ŷ) under
+architecture on plain torch.nn.Transformer (composed_ft/code/torch_transformer.py, pre-LayerNorm,
+shared embeddings, tied output projection, learned positions); (2) the composed step (sample ŷ from f, NLL_Π(y|ŷ) under
 the frozen Π, log p_f(ŷ|x), CE) relative to a plain CE step (target ≤ 2x); (3) greedy decoding
 with our incremental decoder vs transformers' key/value cache vs no cache. Batches are SansType-shaped: 16 sources of 84 and targets
 of 151 BPE tokens (the data's mean lengths), ~3,800 tokens. Timings on a loaded machine are
 noisy: compare ratios measured in the same call."""
 import argparse
 import json
-import math
 import os
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,31 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from composed_ft.code import seq2seq  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
 from composed_ft.code.reinforce import composed_loss  # noqa: E402
-from composed_ft.code.tokens import EOS, PAD  # noqa: E402
+from composed_ft.code.tokens import EOS  # noqa: E402
 from composed_ft.core.compose import freeze  # noqa: E402
 from composed_ft.core.device import get_device  # noqa: E402
-
-
-class PlainTransformer(nn.Module):
-    """The same architecture with torch.nn.Transformer (the baseline)."""
-
-    def __init__(self, vocab, layers, d_model, ffn, heads, dropout=0.1, max_positions=1024, **_):
-        super().__init__()
-        self.emb = nn.Embedding(vocab, d_model, padding_idx=PAD)
-        self.pos_src = nn.Embedding(max_positions, d_model)
-        self.pos_tgt = nn.Embedding(max_positions, d_model)
-        self.tf = nn.Transformer(d_model, heads, layers, layers, ffn, dropout, batch_first=True, norm_first=True)
-        self.scale = math.sqrt(d_model)
-
-    def forward(self, src, tgt_in):
-        ps = torch.arange(src.size(1), device=src.device)
-        pt = torch.arange(tgt_in.size(1), device=src.device)
-        s = self.emb(src) * self.scale + self.pos_src(ps)
-        t = self.emb(tgt_in) * self.scale + self.pos_tgt(pt)
-        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1), device=src.device)
-        h = self.tf(s, t, tgt_mask=causal, src_key_padding_mask=src.eq(PAD), memory_key_padding_mask=src.eq(PAD),
-                    tgt_is_causal=True)
-        return h @ self.emb.weight.t()
 
 
 def _batch(b, ls, lt, vocab, device, seed=0):
@@ -99,12 +74,12 @@ def bench(arch="cpu", iters=5, device="auto", batch=16, src_len=84, tgt_len=151,
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    plain = PlainTransformer(vocab, **a).to(dev).train()
+    # the same sizes and dropout on torch.nn.Transformer (composed_ft/code/torch_transformer.py)
+    plain = seq2seq.build_model(vocab, **a, impl="torch-pre").to(dev).train()
     popt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
 
     def plain_step():
-        lp = F.log_softmax(plain(b["src"], b["tgt_in"]).float(), -1)
-        loss, _ = seq2seq.label_smoothed_nll(lp, b["tgt_out"], b["tgt_mask"], 0.1)
+        loss, _ = seq2seq.batch_nll(plain, b, 0.1)
         (loss.sum() / ntok).backward()
         popt.step()
         popt.zero_grad(set_to_none=True)

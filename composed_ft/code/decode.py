@@ -94,9 +94,12 @@ class _Incremental:
 class _Stepper:
     """Next-token logits for a batch being decoded: `fast` (_Incremental, the default), `hf`
     (transformers' own cache) or `none` (no cache: the whole prefix recomputed every step, the
-    reference the others are tested against)."""
+    reference the others are tested against). Models other than MBart (torch_transformer.py) have
+    no cache here and are always decoded the `none` way."""
 
     def __init__(self, model, src, mask, max_len, impl, expand=None):
+        if not hasattr(model, "model"):  # not an MBart: no incremental decoder over its weights
+            impl = "none"
         enc = _encode(model, src, mask)
         if expand is not None:  # beam search: every source repeated k times
             enc.last_hidden_state = enc.last_hidden_state[expand]

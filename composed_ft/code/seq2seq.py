@@ -26,7 +26,18 @@ MAX_POSITIONS = 1024
 
 
 def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_dropout=0.2,
-                activation_dropout=0.2, max_positions=MAX_POSITIONS, embed_init="hf", positions="learned", **_):
+                activation_dropout=0.2, max_positions=MAX_POSITIONS, embed_init="hf", positions="learned",
+                impl="mbart", **_):
+    """impl: mbart (the model of every stage) | torch | torch-pre: the same sizes on torch.nn.Transformer,
+    post- or pre-LayerNorm (torch_transformer.py; a second implementation to compare with)."""
+    if positions not in ("learned", "sinusoidal"):
+        raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
+    if impl in ("torch", "torch-pre"):
+        from composed_ft.code.torch_transformer import TorchSeq2Seq
+        return TorchSeq2Seq(vocab_size, layers, d_model, ffn, heads, dropout, attention_dropout, activation_dropout,
+                            max_positions, norm_first=impl == "torch-pre", positions=positions, embed_init=embed_init)
+    if impl != "mbart":
+        raise ValueError(f"impl must be 'mbart', 'torch' or 'torch-pre', not {impl!r}")
     from transformers import MBartConfig, MBartForConditionalGeneration
     cfg = MBartConfig(
         vocab_size=vocab_size, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
@@ -44,8 +55,6 @@ def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_
         raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
     if positions == "sinusoidal":
         _sinusoidal_position_tables(model, d_model, freeze=True)
-    elif positions != "learned":
-        raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
     return model
 
 
@@ -93,6 +102,8 @@ def arch_config(args):
 def set_dropout(model, dropout, attention_dropout, activation_dropout):
     """Change the dropout rates of a built model (Pretrained: Π's weights, f's dropout)."""
     from transformers.models.mbart import modeling_mbart as mm
+    if not isinstance(model, mm.MBartForConditionalGeneration):
+        raise ValueError("set_dropout: only MBart models (stages initialized from another run use its architecture)")
     model.config.dropout = dropout
     model.config.attention_dropout = attention_dropout
     model.config.activation_dropout = activation_dropout

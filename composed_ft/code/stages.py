@@ -86,7 +86,7 @@ PRESETS = {
     },
 }
 DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
-                embed_init="hf", reinforce_baseline="none", positions="learned", lr_scheduler="inverse_sqrt", checkpoint_select="best",
+                embed_init="hf", reinforce_baseline="none", positions="learned", impl="mbart", lr_scheduler="inverse_sqrt", checkpoint_select="best",
                 min_lr_ratio=0.0)
 
 
@@ -121,6 +121,10 @@ def common_args(p, stage):
                         f"vocabulary 4,000). Stages initialized from another run take its value")
     g.add_argument("--positions", choices=["learned", "sinusoidal"], default=None,
                    help="learned position tables (MBart's, the default) or the fixed sinusoidal table")
+    g.add_argument("--impl", choices=["mbart", "torch", "torch-pre"], default=None,
+                   help="mbart (Hugging Face's MBart, the default) or the same sizes on torch.nn.Transformer, post- "
+                        "(torch) or pre-LayerNorm (torch-pre): a second implementation to compare with "
+                        "(torch_transformer.py; decoded without a cache)")
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--lr-scheduler", choices=schedule.SCHEDULERS, default=None,
@@ -315,7 +319,7 @@ def _build(cfg, vocab_size, dropout=None):
                             dropout=cfg["dropout"], attention_dropout=cfg["attention_dropout"],
                             activation_dropout=cfg["activation_dropout"],
                             embed_init=cfg.get("embed_init", "hf"), max_positions=_positions(cfg),
-                            positions=cfg.get("positions") or "learned")
+                            positions=cfg.get("positions") or "learned", impl=cfg.get("impl") or "mbart")
     if dropout is not None:
         seq2seq.set_dropout(m, *dropout)
     return m
@@ -414,6 +418,7 @@ def _init_arch(args, path, key="init_stage"):
     for k in ("layers", "d_model", "ffn", "heads", "arch", "max_positions", "positions"):
         if k in cfg:
             setattr(args, k, cfg[k])
+    args.impl = cfg.get("impl") or "mbart"
     setattr(args, key, cfg.get("init_stage") if cfg.get("stage") == "compose" else cfg.get("stage"))
 
 

@@ -15,10 +15,10 @@ from composed_ft.core.compose import Composed, freeze
 V = 40
 
 
-def tiny(seed=0, dropout=0.0):
+def tiny(seed=0, dropout=0.0, impl="mbart"):
     torch.manual_seed(seed)
     return seq2seq.build_model(V, **seq2seq.ARCHS["smoke"], dropout=dropout, attention_dropout=dropout,
-                               activation_dropout=dropout)
+                               activation_dropout=dropout, impl=impl)
 
 
 SRCS = [[5, 6, 7, 8, EOS], [9, 10, EOS], [11, 12, 13, 14, 15, 16, EOS]]
@@ -88,8 +88,9 @@ def test_incremental_decoder_logits_equal_transformers():
     torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
 
 
-def test_greedy_matches_teacher_forced_argmax_and_counts_limit():
-    m = tiny().eval()
+@pytest.mark.parametrize("impl", ["mbart", "torch", "torch-pre"])
+def test_greedy_matches_teacher_forced_argmax_and_counts_limit(impl):
+    m = tiny(impl=impl).eval()
     outs, hit = generate(m, SRCS, max_len=7)
     for src, o, h in zip(SRCS, outs, hit):
         ys = [BOS]
@@ -206,12 +207,13 @@ def test_set_dropout_changes_rates():
     assert PAD == m.config.pad_token_id
 
 
-def test_learns_to_copy_and_greedy_decodes_it():
+@pytest.mark.parametrize("impl", ["mbart", "torch-pre"])
+def test_learns_to_copy_and_greedy_decodes_it(impl):
     """Training (BOS-shifted teacher forcing) and decoding agree: a tiny model learns a copy task
-    and greedy decoding reproduces unseen sequences."""
+    and greedy decoding reproduces unseen sequences (both implementations)."""
     torch.manual_seed(0)
     m = seq2seq.build_model(20, layers=1, d_model=64, ffn=128, heads=4, dropout=0.0, attention_dropout=0.0,
-                            activation_dropout=0.0)
+                            activation_dropout=0.0, impl=impl)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
 
     def sample(n):
@@ -283,3 +285,30 @@ def test_fixed_sinusoidal_positions_stay_fixed_through_training():
         == "sinusoidal"
     with pytest.raises(ValueError):
         seq2seq.build_model(V, **seq2seq.ARCHS["smoke"], positions="rotary")
+
+
+@pytest.mark.parametrize("impl", ["torch", "torch-pre"])
+def test_torch_impl_same_sizes_masks_padding_and_ties_embeddings(impl):
+    """The nn.Transformer model: MBart's parameter count less its embedding LayerNorms and the unused
+    position offset, outputs independent of padding, one matrix for embeddings and output."""
+    m, ref = tiny(impl=impl).eval(), tiny().eval()
+    d = seq2seq.ARCHS["smoke"]["d_model"]
+    n_mbart = seq2seq.count_parameters(ref)
+    assert seq2seq.count_parameters(m) == n_mbart - 2 * 2 * d - 2 * 2 * d  # 2 embedding LNs, 2 x 2 offset rows
+    assert seq2seq.positions(m) == seq2seq.MAX_POSITIONS
+    with torch.no_grad():
+        b = seq2seq.collate(SRCS, SRCS, torch.device("cpu"))
+        batched = seq2seq.logits(m, b["src"], b["src_mask"], b["tgt_in"])
+        assert batched.shape == (3, b["tgt_in"].size(1), V)
+        for i, s in enumerate(SRCS):  # each example alone, no padding: the same logits
+            one = seq2seq.collate([s], [s], torch.device("cpu"))
+            alone = seq2seq.logits(m, one["src"], one["src_mask"], one["tgt_in"])
+            torch.testing.assert_close(batched[i, :len(s)], alone[0], rtol=1e-4, atol=1e-5)
+    assert m.emb.weight.grad is None
+    loss, _ = seq2seq.batch_nll(m.train(), b)
+    loss.sum().backward()
+    assert m.emb.weight.grad is not None and float(m.emb.weight.grad.abs().sum()) > 0
+    norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.TransformerEncoderLayer)]
+    assert norms and all(layer.norm_first == (impl == "torch-pre") for layer in norms)
+    with pytest.raises(ValueError):
+        seq2seq.set_dropout(m, 0.1, 0.0, 0.0)
