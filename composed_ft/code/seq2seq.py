@@ -32,6 +32,8 @@ def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_
     post- or pre-LayerNorm (torch_transformer.py; a second implementation to compare with)."""
     if positions not in ("learned", "sinusoidal"):
         raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
+    if embed_init not in ("hf", "fairseq"):
+        raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
     if impl in ("torch", "torch-pre"):
         from composed_ft.code.torch_transformer import TorchSeq2Seq
         return TorchSeq2Seq(vocab_size, layers, d_model, ffn, heads, dropout, attention_dropout, activation_dropout,
@@ -51,8 +53,6 @@ def build_model(vocab_size, layers, d_model, ffn, heads, dropout=0.1, attention_
     model = MBartForConditionalGeneration(cfg)
     if embed_init == "fairseq":
         _fairseq_embeddings(model, d_model)
-    elif embed_init != "hf":
-        raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
     if positions == "sinusoidal":
         _sinusoidal_position_tables(model, d_model, freeze=True)
     return model

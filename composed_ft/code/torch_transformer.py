@@ -9,7 +9,7 @@ final-logits bias); `norm_first=False` is nn.Transformer's default post-LayerNor
 pre-LayerNorm. It answers MBart's calls that the training stages and decode.py make
 (`model(input_ids=..., attention_mask=..., decoder_input_ids=..., encoder_outputs=...).logits`,
 `get_encoder()`, `config.max_position_embeddings`); decode.py decodes it without a cache (its
-incremental decoder reads MBart's weights)."""
+incremental decoder reads MBart's weights). Built by seq2seq.build_model, which checks the options."""
 import math
 import warnings
 from types import SimpleNamespace
@@ -26,7 +26,7 @@ class TorchSeq2Seq(nn.Module):
                  activation_dropout=0.0, max_positions=1024, norm_first=False, positions="learned",
                  embed_init="fairseq"):
         super().__init__()
-        self.config = SimpleNamespace(max_position_embeddings=max_positions, d_model=d_model)
+        self.config = SimpleNamespace(max_position_embeddings=max_positions)
         self.emb = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
         self.pos_src = nn.Embedding(max_positions, d_model)
         self.pos_tgt = nn.Embedding(max_positions, d_model)
@@ -44,8 +44,6 @@ class TorchSeq2Seq(nn.Module):
             for attn in (layer.self_attn, getattr(layer, "multihead_attn", None)):
                 if attn is not None:
                     attn.dropout = attention_dropout
-        if embed_init not in ("hf", "fairseq"):
-            raise ValueError(f"embed_init must be 'hf' or 'fairseq', not {embed_init!r}")
         with torch.no_grad():  # as seq2seq.build_model: hf N(0, 0.02); fairseq unit-scale tokens after sqrt(d)
             self.emb.weight.normal_(0.0, 0.02 if embed_init == "hf" else d_model ** -0.5)
             self.emb.weight[PAD].zero_()

@@ -125,7 +125,7 @@ def test_checkpoint_select_last_keeps_and_evaluates_the_last_epoch(data, tmp_pat
 
 def test_direct_on_the_torch_transformer_trains_saves_and_reevaluates(data, tmp_path):
     """--impl torch-pre: Direct on nn.Transformer end to end; the checkpoint rebuilds the same model
-    (re-evaluation gives the run's own numbers) and Pretrained from an MBart Π stays an MBart."""
+    (re-evaluation gives the run's own numbers) and a stage initialized from the run takes its impl."""
     common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
               "--device", "cpu", "--eval-splits", "test"]
     r = str(tmp_path / "torch")
