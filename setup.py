@@ -15,6 +15,7 @@ setup(
         "tqdm",
         "matplotlib",
         "regex",
+        "scipy",  # two-sample tests of the SansType generator against the release
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 def add_args_make_sanstype(p):
     from composed_ft.code.sanstype import SIZES
 
+    p.add_argument("--variant", choices=["authors", "strict"], default="authors",
+                   help="authors: the distribution of the paper's generator (../shared/SANSTYPE.md), quirks "
+                        "included -- the paper's benchmark; strict: this project's harder variant (types always "
+                        "inferable, OOD phrasings disjoint from ID), beyond the paper (default: authors)")
+    p.add_argument("--labeled-from", default=None, metavar="DIR",
+                   help="authors: copy train/val/test/ood from this released draw (e.g. "
+                        "../shared/data/sanstype-1000a) instead of drawing them; unlabeled programs are drawn")
+    p.add_argument("--n-gen", type=int, default=0, metavar="N",
+                   help="authors: also write test_gen and ood_gen, N programs each from the generator with "
+                        "--gen-seed, none whose code is in train, val or the unlabeled programs (default 0: none)")
+    p.add_argument("--gen-seed", type=int, default=1, help="seed of test_gen / ood_gen (default 1)")
     p.add_argument("--out", default="data/sanstype", help="output directory (default: data/sanstype)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, byte-identical files)")
     for split, n in SIZES.items():
@@ -24,11 +35,24 @@ def add_args_make_sanstype(p):
 
 
 def run_make_sanstype(args):
-    from composed_ft.code.sanstype import SIZES, make_sanstype
+    from composed_ft.code.sanstype import SIZES
 
     sizes = {s: getattr(args, f"n_{s}") for s in SIZES}
-    make_sanstype(args.out, seed=args.seed, sizes=sizes, jobs=args.jobs)
-    print(f"SansType written to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if args.variant == "strict":
+        if args.labeled_from or args.n_gen:
+            raise UserError("make-sanstype: --labeled-from and --n-gen apply to --variant authors only")
+        from composed_ft.code.sanstype import make_sanstype
+        make_sanstype(args.out, seed=args.seed, sizes=sizes, jobs=args.jobs)
+    else:
+        from composed_ft.code.sanstype_authors import make_dataset
+        if args.labeled_from and not os.path.isdir(args.labeled_from):
+            raise UserError(f"{args.labeled_from}: not a directory (--labeled-from wants the released draw)")
+        try:
+            sizes = make_dataset(args.out, seed=args.seed, sizes=sizes, labeled_from=args.labeled_from,
+                                 n_gen=args.n_gen, gen_seed=args.gen_seed, jobs=args.jobs)["sizes"]
+        except FileNotFoundError as e:
+            raise UserError(str(e)) from None
+    print(f"SansType ({args.variant}) written to {args.out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
 
 # ---- gold-ceiling ----------------------------------------------------------------------------
@@ -43,8 +67,9 @@ def add_args_gold_ceiling(p):
                         "one with more programs passing is chosen")
     p.add_argument("--limit", type=int, default=None,
                    help="judge only the first N programs of each split (quick look)")
-    p.add_argument("--compare", choices=["exact", "rstrip"], default="exact",
-                   help="output comparison (default: byte-exact)")
+    p.add_argument("--compare", choices=["exact", "rstrip"], default=None,
+                   help="output comparison (default: the data set's: byte-exact, or rstrip for the authors' "
+                        "SansType format, whose gold outputs are stripped lines)")
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--out", default="runs/code/gold_ceiling",
                    help="where per-program JSONL results and summary.json go")
@@ -57,14 +82,20 @@ def _gold_sanstype(args):
     from composed_ft.code.sanstype import LABELED
 
     d = args.data or "data/sanstype"
+    # SansType: `~` is a layout marker wherever it stands; the comparison is the data set's own
+    # (the authors' release: stdout vs the stripped gold line) unless --compare says otherwise
+    compare = args.compare or dataset.describe(d)["compare"]
     summary = {}
     ok = True
-    for split in LABELED:
+    splits = [s for s in LABELED + ("test_gen", "ood_gen") if os.path.exists(os.path.join(d, f"{s}.tgt"))]
+    if not splits:
+        raise UserError(f"{d}: no labeled split (train/val/test/ood .tgt) found")
+    for split in splits:
         exs = dataset.load_split(d, split)[: args.limit]
         if exs and exs[0]["inp"] is None:
             raise UserError(f"{d}/{split}.inp: missing (gold ceiling needs test inputs)")
-        res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], [[(e["inp"], e["out"])] for e in exs],
-                                jobs=args.jobs, compare=args.compare,
+        res = evaluate_programs([detokenize_program(e["tgt"], indent_anywhere=True) for e in exs],
+                                [[(e["inp"], e["out"])] for e in exs], jobs=args.jobs, compare=compare,
                                 out_jsonl=os.path.join(args.out, f"sanstype_{split}.jsonl"), desc=f"gold {split}")
         s = summarize(res)
         summary[split] = s
@@ -90,7 +121,7 @@ def _gold_spoc(args):
         for split in ("testp", "testw"):
             exs = data["splits"][split][: args.limit]
             res = evaluate_programs([detokenize_program(e["tgt"]) for e in exs], spoc.tests_for(data["dir"], exs),
-                                    jobs=args.jobs, std=flag, compare=args.compare,
+                                    jobs=args.jobs, std=flag, compare=args.compare or "exact",
                                     ids=[f"{e['probid']}/{e['subid']}" for e in exs],
                                     out_jsonl=os.path.join(args.out, f"spoc_{split}_{std}.jsonl"),
                                     desc=f"{split} {std}")
@@ -100,10 +131,10 @@ def _gold_spoc(args):
                   f"(compile errors {s['counts']['compile_error']}, runtime {s['counts']['runtime_error']}, "
                   f"timeout {s['counts']['timeout']}, wrong {s['counts']['wrong_output']})")
     best = max(stds, key=lambda s: sum(table[s][k]["counts"]["correct"] for k in ("testp", "testw")))
-    print(f"SPoC gold ceiling (chosen -std={best}, compare={args.compare}): "
+    print(f"SPoC gold ceiling (chosen -std={best}, compare={args.compare or 'exact'}): "
           f"TestP {100 * table[best]['testp']['accuracy']:.2f}%  TestW {100 * table[best]['testw']['accuracy']:.2f}%")
     write_json(os.path.join(args.out, "spoc_summary.json"),
-               {"chosen_std": best, "compare": args.compare, "note": data["note"], "limit": args.limit,
+               {"chosen_std": best, "compare": args.compare or "exact", "note": data["note"], "limit": args.limit,
                 "table": table})
     return 0
 

@@ -119,8 +119,12 @@ def tokenize_program(code_text, indent_unit=None):
     return tokenize_lines([(_indent_of(ln, indent_unit), ln) for ln in raw])
 
 
-def split_lines(one_line):
-    """One-line format → [(indent, [tokens])]; literal tokens are kept whole."""
+def split_lines(one_line, indent_anywhere=False):
+    """One-line format → [(indent, [tokens])]; literal tokens are kept whole.
+
+    indent_anywhere: every `~` token is a layout marker, also in the middle of a line (SansType,
+    where a swap block is one line whose block-local declarations are each preceded by `~`, and
+    `~` is never C++'s bitwise not); those after the line's first code token are dropped."""
     lines = [[]]
     for m in _DETOK_RE.finditer(one_line):
         tok = m.group(1)
@@ -134,10 +138,12 @@ def split_lines(one_line):
         while k < len(toks) and toks[k] == INDENT:
             k += 1
         if k < len(toks):
-            out.append((k, toks[k:]))
+            rest = [t for t in toks[k:] if t != INDENT] if indent_anywhere else toks[k:]
+            out.append((k, rest))
     return out
 
 
-def detokenize_program(one_line, indent="  "):
-    """One-line format → compilable C++ text (one code line per line, indented)."""
-    return "".join(f"{indent * k}{' '.join(toks)}\n" for k, toks in split_lines(one_line))
+def detokenize_program(one_line, indent="  ", indent_anywhere=False):
+    """One-line format → compilable C++ text (one code line per line, indented). indent_anywhere:
+    see split_lines (SansType data sets)."""
+    return "".join(f"{indent * k}{' '.join(toks)}\n" for k, toks in split_lines(one_line, indent_anywhere))

@@ -8,12 +8,48 @@ Per split, one example per line in each file:
 The TAB escape is exact as long as inputs and outputs contain no TAB or carriage return; the
 writer refuses text that does. Unlabeled splits have only .src/.tgt (or only .tgt).
 """
+import json
 import os
 
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_text
 
 FIELDS = ("src", "tgt", "inp", "out")
+MANIFEST = "dataset.json"
+AUTHORS_HEADER, AUTHORS_FOOTER = "int main () {", "return 0; }"
+
+
+def describe(directory):
+    """What a data directory holds: its dataset.json (make-sanstype, make-spoc) or, without one, what
+    its files show. The authors' SansType release has no manifest and is recognized by its
+    untokenized header and footer (`int main () {` ... `return 0; }`, `0;` one token, which our
+    tokenizer never writes). Keys every caller may read:
+      dataset          sanstype | spoc | four-file
+      indent_anywhere  `~` is a layout marker wherever it stands (SansType: never C++'s bitwise not)
+      compare          how a program's stdout is compared with the gold output: exact, or rstrip
+                       (the authors compared stdout with the stripped gold line)"""
+    path = os.path.join(directory, MANIFEST)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                m = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: not a valid JSON manifest ({e})") from None
+        if not isinstance(m, dict):
+            raise UserError(f"{path}: the manifest must be a JSON object")
+    else:
+        m = {"dataset": "four-file"}
+        tgt = os.path.join(directory, "train.tgt")
+        if os.path.exists(tgt):
+            with open(tgt, encoding="utf-8", errors="replace") as fh:
+                first = fh.readline().rstrip("\n")
+            if first.startswith(AUTHORS_HEADER + " ") and first.endswith(" " + AUTHORS_FOOTER):
+                m = {"dataset": "sanstype", "variant": "authors", "compare": "rstrip",
+                     "note": "the authors' SansType format (recognized by its header and footer)"}
+    m.setdefault("dataset", "four-file")
+    m.setdefault("indent_anywhere", m["dataset"] == "sanstype")
+    m.setdefault("compare", "exact")
+    return m
 
 
 def escape_io(text):

@@ -24,6 +24,7 @@ import re
 
 from composed_ft.code import dataset
 from composed_ft.code.cpp_tokenize import tokenize_lines
+from composed_ft.core.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -309,4 +310,8 @@ def make_sanstype(out_dir, seed=0, sizes=None, jobs=None):
             del ex["expected"]
         dataset.write_split(out_dir, split, examples)
         log.info("wrote %s: %d programs", split, n)
+    write_json(os.path.join(out_dir, dataset.MANIFEST),
+               {"dataset": "sanstype", "variant": "strict", "compare": "exact", "indent_anywhere": True, "seed": seed,
+                "sizes": sizes, "eval_splits": ["test", "ood"],
+                "note": f"the strict variant (beyond the paper), seed {seed}"})
     return sizes

@@ -32,7 +32,7 @@ from composed_ft.core import schedule
 from composed_ft.core.seed import seed_everything
 from composed_ft.core.trainer import fit, load_best
 from composed_ft.code import seq2seq
-from composed_ft.code.dataset import load_split
+from composed_ft.code.dataset import describe, load_split
 from composed_ft.code.tokens import EOS, default_path, ensure_vocab
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ PRESETS = {
         "backtranslate": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
     },
 }
-DEFAULTS = dict(max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
+DEFAULTS = dict(noise_draw="fixed", max_len=0, n_eval=0, n_valid=0, n_train=0, n_unlabeled=0, attention_dropout=0.2, activation_dropout=0.2,
                 embed_init="hf", reinforce_baseline="none", positions="learned", impl="mbart", lr_scheduler="inverse_sqrt", checkpoint_select="best",
                 min_lr_ratio=0.0)
 
@@ -165,10 +165,15 @@ def common_args(p, stage):
 def add_args_denoise(p):
     common_args(p, "denoise")
     p.add_argument("--noise", choices=["structured", "delete", "given", "given-lines"], default="structured",
-                   help="structured SansType corruptions, random token deletion (ablation), the corrupted "
+                   help="structured SansType corruptions (the authors' for their format, SANSTYPE.md; the "
+                        "strict variant's own otherwise), random token deletion (ablation), the corrupted "
                         "inputs given in unlabeled.src (SPoC's DrRepair-style copies from make-spoc), or "
                         "given-lines: only the changed lines of those copies (± --line-context lines), the "
                         "optional line-wise pre-training stage")
+    p.add_argument("--noise-draw", choices=["fixed", "fresh"], default=None,
+                   help="structured/delete: fixed -- one corrupted copy per program, drawn once from --seed and "
+                        "seen every epoch, like the authors' denoising data; fresh -- new corruptions every epoch "
+                        "(default: fixed)")
     p.add_argument("--line-context", type=int, default=1, help="unchanged lines on each side (--noise given-lines)")
     p.add_argument("--init", default=None, help="denoiser run directory whose weights initialize this one "
                                                 "(the full-program stage after a given-lines stage)")
@@ -264,10 +269,12 @@ class Data:
         self.tok = ensure_vocab(self.dir, args.vocab_size, args.vocab)
         self.vocab_md5 = _md5(args.vocab)
         self._cache = {}
-        # SPoC (make-spoc) carries a manifest: test cases per problem and the judge's -std
-        mpath = os.path.join(self.dir, "dataset.json")
-        self.manifest = json.load(open(mpath)) if os.path.exists(mpath) else {"dataset": "four-file"}
+        # the manifest (dataset.describe): SPoC's test cases per problem and the judge's -std; SansType's
+        # `~` markers and the authors' output comparison
+        self.manifest = describe(self.dir)
         self.std = self.manifest.get("judge_std")
+        self.compare = self.manifest["compare"]
+        self.indent_anywhere = self.manifest["indent_anywhere"]
 
     def split(self, name, n=0):
         if name not in self._cache:
@@ -465,10 +472,10 @@ def _rank0_only(ctx):
 
 # ---------------------------------------------------------------- evaluation
 
-def _programs(tok, outs):
+def _programs(data, outs):
     from composed_ft.code.cpp_tokenize import detokenize_program
-    texts = [tok.decode(o) for o in outs]
-    return texts, [detokenize_program(t) for t in texts]
+    texts = [data.tok.decode(o) for o in outs]
+    return texts, [detokenize_program(t, indent_anywhere=data.indent_anywhere) for t in texts]
 
 
 def _fit_sources(srcs, positions):
@@ -504,8 +511,9 @@ def evaluate(run, f, pi, data, args, device, max_len, splits=None, suffix=""):
         res[split] = {"n": len(exs), "decode_s": t_dec, "sources_cut": n_cut}
         per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
         for kind, (o, h) in rows.items():
-            texts, progs = _programs(data.tok, o)
-            judged = evaluate_programs(progs, tests, jobs=args.jobs, std=data.std, desc=f"judging {split} {kind}")
+            texts, progs = _programs(data, o)
+            judged = evaluate_programs(progs, tests, jobs=args.jobs, std=data.std, compare=data.compare,
+                                       desc=f"judging {split} {kind}")
             s = summarize(judged)
             s["hit_limit"] = int(sum(h))
             s["exact_match"] = sum(t == e["tgt"] for t, e in zip(texts, exs)) / max(len(exs), 1)
@@ -565,8 +573,20 @@ def method_name(args):
 
 # ---------------------------------------------------------------- stages
 
+def _corruption(noise, data, delete_p):
+    """corrupt(tgt, rng) of --noise structured|delete for this data set: the authors' corruption of
+    their format (SANSTYPE.md §6), or the strict variant's / the generic token deletion."""
+    from composed_ft.code import corruptions, sanstype_authors
+    if data.manifest.get("variant") == "authors":
+        if noise == "structured":
+            return sanstype_authors.corrupt
+        return lambda t, rng: sanstype_authors.delete_tokens(t, rng, delete_p)
+    if noise == "structured":
+        return corruptions.corrupt_sanstype
+    return lambda t, rng: corruptions.delete_tokens(t, rng, delete_p)
+
+
 def run_denoise(args):
-    from composed_ft.code.corruptions import corrupt_sanstype, delete_tokens
     fill_preset(args, "denoise")
     run, data, ctx = _prepare(args, args.init)
     if data is None:
@@ -585,10 +605,8 @@ def run_denoise(args):
             clean, val_clean = [e["tgt"] for e in unl], [e["tgt"] for e in unl_val]
         given_srcs = [e["src"] for e in unl]
         corrupt = None
-    elif args.noise == "structured":
-        corrupt = lambda t, rng: corrupt_sanstype(t, rng)  # noqa: E731
     else:
-        corrupt = lambda t, rng: delete_tokens(t, rng, args.delete_p)  # noqa: E731
+        corrupt = _corruption(args.noise, data, args.delete_p)
     tgts = data.encode(clean)
     vrng = seq2seq.seeded_rng(args.seed, 999_999)
     val_noisy = [e["src"] for e in unl_val] if corrupt is None else [corrupt(t, vrng) for t in val_clean]
@@ -602,10 +620,14 @@ def run_denoise(args):
         model = _build(vars(args), len(data.tok)).to(device)
     state = {"epoch": None, "srcs": None}
 
-    def corrupted(epoch):  # fresh corruptions every epoch, replayed identically on resume
+    def corrupted(epoch):  # fixed: one draw for every epoch; fresh: a new draw per epoch, replayed on resume
         if corrupt is None:
             if state["srcs"] is None:
                 state["srcs"] = data.encode(given_srcs)
+        elif args.noise_draw == "fixed":
+            if state["srcs"] is None:
+                rng = seq2seq.seeded_rng(args.seed, 0)
+                state["srcs"] = data.encode([corrupt(t, rng) for t in clean])
         elif state["epoch"] != epoch:
             rng = seq2seq.seeded_rng(args.seed, epoch)
             state["srcs"] = data.encode([corrupt(t, rng) for t in clean])
@@ -644,10 +666,21 @@ def run_denoise(args):
     res = {"stage": "denoise", "method": "denoise", "noise": args.noise, "n_unlabeled": len(clean), **summary,
            "val_exact_match": sum(a == b for a, b in zip(texts, val_clean)) / len(val_clean),
            "val_input_already_clean": sum(a == b for a, b in zip(val_noisy, val_clean)) / len(val_clean),
-           "val_hit_limit": int(sum(hit)), "n_params": n_params,
-           "wall_s": time.time() - t0 + summary["resumed_train_s"]}
+           "val_hit_limit": int(sum(hit)), "n_params": n_params}
     log.info("denoiser: validation exact match %.3f (inputs already clean %.3f)", res["val_exact_match"],
              res["val_input_already_clean"])
+    if corrupt is not None and data.manifest.get("variant") == "authors":
+        # does Π repair the same corruption of programs it never saw -- the released train programs,
+        # the outputs f is trained towards -- as well as its own validation pairs?
+        train_clean = [e["tgt"] for e in data.split("train", args.n_valid)]
+        rng = seq2seq.seeded_rng(args.seed, 999_998)
+        noisy = [corrupt(t, rng) for t in train_clean]
+        outs, _ = generate(model, data.encode(noisy), max_len=max_len, device=device)
+        res["train_repair_exact_match"] = sum(data.tok.decode(o) == t for o, t in zip(outs, train_clean)) / len(outs)
+        res["train_repair_input_already_clean"] = sum(a == b for a, b in zip(noisy, train_clean)) / len(outs)
+        log.info("denoiser: exact repairs of the corrupted labeled train programs %.3f (already clean %.3f)",
+                 res["train_repair_exact_match"], res["train_repair_input_already_clean"])
+    res["wall_s"] = time.time() - t0 + summary["resumed_train_s"]
     run.finish(res)
     ctx.close()
     return res
