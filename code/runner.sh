@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Experiment 2 of PAPER.md: pseudocode-to-code on SansType, every method and the ablations.
 #
-#   bash code/runner.sh                                 # cpu preset, main table, seed 0
+#   bash code/runner.sh                                 # cpu preset, main table, seed 0, the paper's data
 #   PRESET=paper SEEDS="0 1 2" bash code/runner.sh      # the paper's settings (GPU)
 #   TARGETS="main noise lam" bash code/runner.sh        # main table plus two ablations
 #   TARGETS=all bash code/runner.sh                     # everything
+#   VARIANT=strict bash code/runner.sh                  # beyond the paper: the strict variant's table
 #
+# Data (VARIANT=authors, the default): the paper's benchmark -- the authors' released draw
+# (../shared/data/sanstype-1000a: train 1,000 / val 500 / test 500 / ood 500) as labeled data, and
+# 20,000 + 500 unlabeled programs from our generator of the authors' distribution (SANSTYPE.md), plus
+# large generated test sets (test_gen / ood_gen, N_GEN each) reported beside the released 500.
+# VARIANT=strict: this project's harder variant (types always inferable, disjoint OOD phrasings).
 # Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained; target `bt`:
 # Backtranslation and Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
 # the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper:
 # the REINFORCE weights with and without a leave-one-out batch-mean baseline).
-# Finished runs are skipped, killed runs resume from their last checkpoint; the denoisers are
-# trained once (seed 0) and shared by every predictor seed. The table is regenerated at the end:
-# results/sanstype.md (or $TABLE).
+# Finished runs are skipped, killed runs resume from their last checkpoint. Each predictor seed trains its
+# own denoiser (DEN_PER_SEED=1), so the ± over seeds includes Π's variation. The table is regenerated
+# at the end: results/sanstype.md (or $TABLE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,14 +28,24 @@ PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of 
 SEEDS=${SEEDS:-0}                  # predictor seeds
 TARGETS=${TARGETS:-main}           # main bt noise lam unlabeled init baseline | all
 DEVICE=${DEVICE:-auto}
-RUNS=${RUNS:-runs/sanstype/$PRESET}
-TABLE=${TABLE:-results/sanstype.md}
+VARIANT=${VARIANT:-authors}        # authors (the paper's data) | strict (beyond the paper)
+case $VARIANT in
+    authors) SUFFIX="" ;;
+    strict)  SUFFIX="-strict" ;;
+    *) echo "code/runner.sh: VARIANT must be authors or strict, not '$VARIANT'" >&2; exit 2 ;;
+esac
+RUNS=${RUNS:-runs/sanstype$SUFFIX/$PRESET}
+TABLE=${TABLE:-results/sanstype$SUFFIX.md}
 PY=${PY:-python}
 
 # ---- data and vocabulary -------------------------------------------------------------------
-DATA=${DATA:-data/sanstype}
-DATA_SEED=${DATA_SEED:-0}          # make-sanstype --seed (only used when $DATA does not exist)
+DATA=${DATA:-data/sanstype-$([[ $VARIANT == authors ]] && echo paper || echo strict)}
+RELEASED=${RELEASED:-../shared/data/sanstype-1000a}   # the authors' released draw: labeled splits (authors)
+DATA_SEED=${DATA_SEED:-0}          # seed of the unlabeled programs (only used when $DATA does not exist)
+N_GEN=${N_GEN:-2000}               # authors: generated test_gen / ood_gen programs each (0: none)
+GEN_SEED=${GEN_SEED:-1}            # their own seed
 VOCAB_SIZE=${VOCAB_SIZE:-600}      # SentencePiece BPE shared by pseudocode and code
+DEN_PER_SEED=${DEN_PER_SEED:-$([[ $VARIANT == authors ]] && echo 1 || echo 0)}  # 1: a denoiser per seed
 
 # ---- hyperparameters (PAPER.md, Experiment 2); empty = the preset's value ----------------
 MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (paper 4000; cpu: denoiser 4000, predictors 2000)
@@ -69,45 +85,57 @@ ABL_LAM=${ABL_LAM:-"0.25 4"}
 ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
+EVAL_SPLITS="test ood"
+[[ $VARIANT == authors && $N_GEN != 0 ]] && EVAL_SPLITS="test ood test_gen ood_gen"
+# strict keeps the fresh corruption per epoch its archived runs used; authors: one fixed draw, as upstream
+NOISE_DRAW=$([[ $VARIANT == authors ]] && echo fixed || echo fresh)
 COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --weight-decay $WEIGHT_DECAY
         --label-smoothing $LABEL_SMOOTHING --beam $BEAM $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
 CODE="$PY -m composed_ft.code"
 SELECT=$(opt --checkpoint-select "$CHECKPOINT_SELECT")   # the predictor stages only
 
 # ---- data -------------------------------------------------------------------------------
-if [[ ! -f "$DATA/unlabeled_val.tgt" ]]; then
-    $CODE make-sanstype --out "$DATA" --seed "$DATA_SEED"
+if [[ ! -f "$DATA/dataset.json" ]]; then
+    if [[ $VARIANT == authors ]]; then
+        $CODE make-sanstype --variant authors --labeled-from "$RELEASED" --out "$DATA" --seed "$DATA_SEED" \
+            --n-gen "$N_GEN" --gen-seed "$GEN_SEED"
+    else
+        $CODE make-sanstype --variant strict --out "$DATA" --seed "$DATA_SEED"
+    fi
 fi
 
-# denoiser NAME [flags]: runs/.../denoisers/NAME, seed 0, shared by every predictor seed
+# den NAME SEED: the denoiser run directory a predictor of SEED uses (its own, or the shared seed-0 one)
+den() { [[ $DEN_PER_SEED == 1 ]] && echo "$RUNS/denoisers/$1-s$2" || echo "$RUNS/denoisers/$1"; }
+# denoiser NAME SEED [flags]: train (or skip, or resume) $(den NAME SEED)
 denoiser() {
-    local name=$1; shift
-    $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" $(opt --dropout "$DEN_DROPOUT") \
-        $(opt --lr "$DEN_LR") $(opt --warmup-updates "$DEN_WARMUP") $(opt --max-epoch "$DEN_EPOCHS") \
-        $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@"
+    local name=$1 seed=$2; shift 2
+    [[ $DEN_PER_SEED == 1 ]] || seed=0
+    $CODE denoise $COMMON --seed "$seed" --run-dir "$(den "$name" "$seed")" --noise-draw "$NOISE_DRAW" \
+        $(opt --dropout "$DEN_DROPOUT") $(opt --lr "$DEN_LR") $(opt --warmup-updates "$DEN_WARMUP") \
+        $(opt --max-epoch "$DEN_EPOCHS") $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@"
 }
 # stage TAG NAME STAGE SEED [flags]: runs/.../TAG/NAME-sSEED
 stage() {
     local tag=$1 name=$2 st=$3 seed=$4; shift 4
     $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" \
-        $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
+        --eval-splits $EVAL_SPLITS $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
 }
-direct()   { stage "$1" direct direct "$2" --denoiser "$RUNS/denoisers/${3:-main}" $SELECT \
+# direct TAG SEED [DENOISER]
+direct()   { stage "$1" direct direct "$2" --denoiser "$(den "${3:-main}" "$2")" $SELECT \
                  $(opt --lr "$DIRECT_LR") $(opt --warmup-updates "$DIRECT_WARMUP") $(opt --max-epoch "$DIRECT_EPOCHS"); }
 # pretrain TAG NAME SEED DENOISER
-pretrain() { stage "$1" "$2" pretrain "$3" --init "$RUNS/denoisers/$4" --denoiser "$RUNS/denoisers/$4" $SELECT \
+pretrain() { stage "$1" "$2" pretrain "$3" --init "$(den "$4" "$3")" --denoiser "$(den "$4" "$3")" $SELECT \
                  $(opt --lr "$PRE_LR") $(opt --warmup-updates "$PRE_WARMUP") $(opt --max-epoch "$PRE_EPOCHS"); }
 # compose TAG NAME SEED INIT_RUN_DIR DENOISER [flags]
-compose()  { local tag=$1 name=$2 seed=$3 init=$4 den=$5; shift 5
-             stage "$tag" "$name" compose "$seed" --init "$init" --denoiser "$RUNS/denoisers/$den" --lam "$LAM" \
+compose()  { local tag=$1 name=$2 seed=$3 init=$4 dn=$5; shift 5
+             stage "$tag" "$name" compose "$seed" --init "$init" --denoiser "$(den "$dn" "$seed")" --lam "$LAM" \
                  $(opt --lr "$COMP_LR") $(opt --warmup-updates "$COMP_WARMUP") $(opt --max-epoch "$COMP_EPOCHS") "$@"; }
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
 
-denoiser main --noise structured
-
 for seed in $SEEDS; do
     M="$RUNS/main"
+    denoiser main "$seed" --noise structured
     # the main runs are also the reference rows of the init, lam and baseline ablations, which train only
     # what differs from them (finished runs are skipped, so this costs nothing once main has run)
     if want main || want init || want lam || want baseline; then
@@ -122,7 +150,7 @@ for seed in $SEEDS; do
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
         stage bt reverse direct "$seed" --reverse $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
         stage bt backtranslate backtranslate "$seed" --reverse-model "$RUNS/bt/reverse-s$seed" \
-            --denoiser "$RUNS/denoisers/main" $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
+            --denoiser "$(den main "$seed")" $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
             $(opt --n-unlabeled "$BT_N_UNLABELED")
         compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main
     fi
@@ -137,24 +165,19 @@ for seed in $SEEDS; do
             LAM=$lam compose ablation-lam "composed-lam$lam" "$seed" "$M/pretrain-s$seed" main
         done
     fi
-done
-
-if want noise; then       # random token deletion (p = 0.15) instead of the structured corruptions
-    denoiser delete --noise delete
-    for seed in $SEEDS; do
+    if want noise; then   # random token deletion (p = 0.15) instead of the structured corruptions
+        denoiser delete "$seed" --noise delete
         direct ablation-noise "$seed" delete
         pretrain ablation-noise pretrain-delete "$seed" delete
         compose ablation-noise composed-delete "$seed" "$RUNS/ablation-noise/pretrain-delete-s$seed" delete
-    done
-fi
-if want unlabeled; then   # number of unlabeled programs the denoiser sees
-    for k in $ABL_N_UNLABELED; do
-        DEN_N_UNLABELED=$k denoiser "unlabeled$k" --noise structured
-        for seed in $SEEDS; do
+    fi
+    if want unlabeled; then   # number of unlabeled programs the denoiser sees
+        for k in $ABL_N_UNLABELED; do
+            DEN_N_UNLABELED=$k denoiser "unlabeled$k" "$seed" --noise structured
             pretrain ablation-unlabeled "pretrain-u$k" "$seed" "unlabeled$k"
             compose ablation-unlabeled "composed-u$k" "$seed" "$RUNS/ablation-unlabeled/pretrain-u$k-s$seed" "unlabeled$k"
         done
-    done
-fi
+    fi
+done
 
 $CODE table --runs "$RUNS" --out "$TABLE"

@@ -86,7 +86,31 @@ def test_runner_ablations_reuse_the_main_runs(tmp_path):
         cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / targets, TARGETS=targets, SEEDS="0",
                                 RUNS=runs) if c[2] not in ("make-sanstype", "table")]
         dirs = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds}
-        assert dirs == {d + "-s0" for d in want} | {"denoisers/main"}, (targets, dirs)
+        assert dirs == {d + "-s0" for d in want} | {"denoisers/main-s0"}, (targets, dirs)
         if targets == "init":
             comp = next(c for c in cmds if "composed-from-direct" in c[c.index("--run-dir") + 1])
             assert comp[comp.index("--init") + 1] == os.path.join(runs, "main", "direct-s0")
+
+
+def test_runner_sanstype_variants(tmp_path):
+    """The default is the paper's data: the released draw as labeled data, generated test sets beside it,
+    a denoiser per seed (Pretrained and Composed of seed s use Π_s); VARIANT=strict keeps the strict
+    variant's own data, runs and table, one shared denoiser and its fresh corruption per epoch."""
+    cmds = plan("code/runner.sh", "cpu", tmp_path / "a", TARGETS="main", SEEDS="0 1")
+    make = next(c for c in cmds if c[2] == "make-sanstype")
+    assert make[make.index("--variant") + 1] == "authors" and "--labeled-from" in make
+    assert make[make.index("--n-gen") + 1] == "2000"
+    for c in cmds:
+        if c[2] in ("pretrain", "compose"):
+            seed = c[c.index("--seed") + 1]
+            assert c[c.index("--denoiser") + 1].endswith(f"denoisers/main-s{seed}"), c
+            assert c[c.index("--eval-splits") + 1:c.index("--eval-splits") + 5] == ["test", "ood", "test_gen", "ood_gen"]
+        if c[2] == "denoise":
+            assert c[c.index("--noise-draw") + 1] == "fixed"
+    assert {c[c.index("--seed") + 1] for c in cmds if c[2] == "denoise"} == {"0", "1"}
+    strict = plan("code/runner.sh", "cpu", tmp_path / "s", TARGETS="main", SEEDS="0 1", VARIANT="strict")
+    make = next(c for c in strict if c[2] == "make-sanstype")
+    assert make[make.index("--variant") + 1] == "strict" and "--labeled-from" not in make
+    dens = {c[c.index("--run-dir") + 1] for c in strict if c[2] == "denoise"}
+    assert len(dens) == 1 and dens.pop().endswith("denoisers/main")
+    assert all(c[c.index("--noise-draw") + 1] == "fresh" for c in strict if c[2] == "denoise")

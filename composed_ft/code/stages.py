@@ -150,6 +150,9 @@ def common_args(p, stage):
                    help="from this epoch on use --ls-after as label smoothing (0: never switch)")
     g.add_argument("--ls-after", type=float, default=0.1)
     g.add_argument("--save-interval", type=int, default=1, help="checkpoint every N epochs")
+    g.add_argument("--val-decode-interval", type=int, default=0, metavar="N",
+                   help="every N epochs also decode the validation sources greedily and log val_exact, the share "
+                        "of outputs equal to the gold target (the curves stage lengths are chosen from; 0: never)")
     g.add_argument("--log-interval", type=int, default=1, help="log a line every N epochs")
     g = p.add_argument_group("data sizes and evaluation")
     g.add_argument("--n-train", type=int, default=None, help="use only the first N labeled pairs (0: all)")
@@ -462,6 +465,24 @@ def _prepare(args, init=None):
     return run, data, ctx
 
 
+def _with_val_exact(validate, run, args, model, srcs, tgts, device, max_len):
+    """validate() plus, every --val-decode-interval epochs, val_exact: greedy outputs equal to the
+    gold target (token ids; no judging, so cheap enough to log a curve). Greedy decoding draws no
+    random numbers, so logging it does not change training."""
+    every = getattr(args, "val_decode_interval", 0)
+    if not every:
+        return validate
+
+    def wrapped():
+        from composed_ft.code.decode import generate
+        out = validate()
+        if (run.n_metrics() + 1) % every == 0:   # the epoch being validated (resume-safe)
+            outs, _ = generate(model, srcs, max_len=max_len, device=device)
+            out["val_exact"] = sum(o + [EOS] == t for o, t in zip(outs, tgts)) / max(len(tgts), 1)
+        return out
+    return wrapped
+
+
 def _rank0_only(ctx):
     """After training, only rank 0 evaluates and writes results; True for the others (closed)."""
     if ctx.is_main:
@@ -558,7 +579,7 @@ def _finish_predictor(run, f, data, args, device, summary, t0, extra=None, train
     res = {"stage": args.stage, "method": method_name(args), "max_len": max_len,
            "longest_gold_target": max(len(t) for t in tgts), **summary, **(extra or {}),
            "denoiser": _denoiser_info(dcfg, args.denoiser), "n_params": seq2seq.count_parameters(f),
-           "data_note": data.manifest.get("note")}
+           "data_note": data.manifest.get("note"), "data_variant": data.manifest.get("variant")}
     res["eval"] = evaluate(run, f, pi, data, args, device, max_len)
     res["wall_s"] = time.time() - t0 + summary.get("resumed_train_s", 0.0)
     run.finish(res)
@@ -649,6 +670,7 @@ def run_denoise(args):
 
     def validate():
         return {"val_nll": _val_nll(model, vs, vt, device, args.max_tokens)}
+    validate = _with_val_exact(validate, run, args, model, vs, vt, device, _max_len(args, data, vt))
 
     opt, sched = _optimizer(list(model.parameters()), args, lambda: ([len(s) for s in corrupted(1)], tl))
     n_params = seq2seq.count_parameters(model)
@@ -727,6 +749,7 @@ def _train_ce(args, init=None, extra_pairs=None, extra_res=None):
 
     def validate():
         return {"val_nll": _val_nll(f, vs, vt, device, args.max_tokens)}
+    validate = _with_val_exact(validate, run, args, f, vs, vt, device, _max_len(args, data, vt))
 
     summary = _fit(run, f, list(f.parameters()), srcs, tgts, _ce_step(f, srcs, tgts, args, device), validate,
                    args, ctx, "val_nll")
@@ -824,7 +847,7 @@ def run_compose(args):
             tot += float(w.sum())
             ntok += sum(len(vt[i]) for i in idx)
         return {"val_pi_nll": tot / ntok, "val_nll": _val_nll(f, vs, vt, device, args.max_tokens),
-                "val_hit_limit": int(sum(hit))}
+                "val_hit_limit": int(sum(hit)), "val_exact": sum(o + [EOS] == t for o, t in zip(outs, vt)) / len(vt)}
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     summary = _fit(run, model, trainable, srcs, tgts, step, validate, args, ctx, "val_pi_nll")

@@ -101,3 +101,35 @@ def mcnemar_p(b, c):
         return 1.0
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+# 80% power at a two-sided 5% level: a true difference of (Z95 + Z80) standard errors is detected
+Z95, Z80 = 1.959964, 0.841621
+
+
+def paired_programs(new, ref):
+    """Two methods judged on the same programs: new, ref = {seed: [correct per program]}. Per program
+    the difference is averaged over the seeds both have (the programs are the sample; the seeds' own
+    variation enters through the per-program averages). Returns None without a common seed, else
+    {n, seeds, new, ref (accuracies), diff, ci: (lo, hi), se, b, c, p_mcnemar, mde}:
+      diff, ci   mean difference in accuracy (fractions) and its 95% normal interval over programs;
+      b, c       (seed, program) pairs right only under the reference / only under the new method,
+      p_mcnemar  the exact McNemar test on those pairs (pooled over seeds);
+      mde        the smallest true difference this test set and these seeds detect with 80% power at
+                 the 5% level, (z_.975 + z_.8) x the standard error of the difference."""
+    seeds = sorted(s for s in new if s in ref and len(new[s]) == len(ref[s]))
+    if not seeds:
+        return None
+    n = len(new[seeds[0]])
+    seeds = [s for s in seeds if len(new[s]) == n]
+    if n == 0:
+        return None
+    d = [sum(int(new[s][i]) - int(ref[s][i]) for s in seeds) / len(seeds) for i in range(n)]
+    m = sum(d) / n
+    se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n) if n > 1 else math.nan
+    b = sum(r and not a for s in seeds for a, r in zip(new[s], ref[s]))
+    c = sum(a and not r for s in seeds for a, r in zip(new[s], ref[s]))
+    acc = lambda xs: sum(sum(map(int, xs[s])) for s in seeds) / (n * len(seeds))  # noqa: E731
+    return {"n": n, "seeds": seeds, "new": acc(new), "ref": acc(ref), "diff": m, "se": se,
+            "ci": (m - Z95 * se, m + Z95 * se), "b": b, "c": c, "p_mcnemar": mcnemar_p(b, c),
+            "mde": (Z95 + Z80) * se}
