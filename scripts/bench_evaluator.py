@@ -1,5 +1,9 @@
 """Evaluator throughput: the sandboxed, PCH-using, parallel, caching evaluator vs the plain way.
 
+The evaluator runs with the containment this machine allows (`sandbox.policy()`: a uid of its own
+per sandbox, and fresh namespaces where the kernel allows them); with namespaces, the same programs
+are judged once more without them, so their cost is measured in the same run.
+
 The plain way: one plain `g++ prog.cpp -o prog` per program (no precompiled header), one program
 at a time, then run it on its input and compare. Both are measured in this process on SansType
 programs, with expected outputs from the generator's Python simulation. The plain way is timed on
@@ -52,7 +56,8 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     fast_s = time.perf_counter() - t
     n_unique = len({(p, e["inp"]) for p, e in zip(programs, exs)})
     out = {"n": n, "unique_programs": n_unique, "jobs": jobs, "fast_seconds": fast_s,
-           "fast_programs_per_s": n / fast_s, "fast_accuracy": summarize(fast)["accuracy"]}
+           "fast_programs_per_s": n / fast_s, "fast_accuracy": summarize(fast)["accuracy"],
+           "sandbox": sandbox.policy()}
     if n_unique < n:  # report the honest number without duplicate caching as well
         t = time.perf_counter()
         evaluate_programs(programs, tests, jobs=jobs, dedup=False, desc="fast, no dedup")
@@ -73,6 +78,17 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     t = time.perf_counter()
     evaluate_programs(corrupted, tests, jobs=jobs, dedup=False, batch=0, desc="fast, corrupted, no batching")
     out["mixed_nobatch_programs_per_s"] = n / (time.perf_counter() - t)
+
+    if out["sandbox"]["ns"]:  # what the namespaces cost: the same run with the uid + rlimit sandbox alone
+        os.environ["CFT_SANDBOX_NS"] = "0"
+        sandbox.reset_policy()
+        try:
+            t = time.perf_counter()
+            evaluate_programs(programs, tests, jobs=jobs, dedup=False, desc="fast, no namespaces")
+            out["fast_nons_programs_per_s"] = n / (time.perf_counter() - t)
+        finally:
+            del os.environ["CFT_SANDBOX_NS"]
+            sandbox.reset_policy()
 
     if sandbox.link_flags()[-1] == "-fuse-ld=gold":  # what the gold linker buys: the same run with GNU ld
         os.environ["CFT_LINKER"] = "bfd"
@@ -109,8 +125,12 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=None, help="evaluator parallelism (default: all cores)")
     a = p.parse_args(argv)
     r = bench(a.n, a.baseline_n, a.jobs)
+    box = r["sandbox"]
     print(f"fast evaluator : {r['fast_programs_per_s']:.2f} programs/s ({r['n']} programs, "
-          f"{r['unique_programs']} distinct, {r['jobs']} jobs, accuracy {r['fast_accuracy']:.3f})")
+          f"{r['unique_programs']} distinct, {r['jobs']} jobs, accuracy {r['fast_accuracy']:.3f}; sandbox: "
+          f"{'a uid of its own' if box['uid'] else 'no uid switch'}, {'namespaces' if box['ns'] else 'no namespaces'})")
+    if "fast_nons_programs_per_s" in r:
+        print(f"no namespaces  : {r['fast_nons_programs_per_s']:.2f} programs/s (no caching)")
     if "gold_vs_bfd" in r:
         print(f"same, GNU ld   : {r['fast_bfd_programs_per_s']:.2f} programs/s (gold linker: {r['gold_vs_bfd']:.2f}x)")
     print(f"no batching    : {r['fast_nobatch_programs_per_s']:.2f} programs/s (batching: {r['batching_gain']:.2f}x)")

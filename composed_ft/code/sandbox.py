@@ -1,29 +1,42 @@
-"""Compile and run one untrusted C++ program, contained.
+"""Compile and run one untrusted C++ program, contained (code/README.md, "Containment", gives the
+threat model: what is contained, how, and what is not).
 
-Generated programs are untrusted, so every compile and every run happens
-- in a fresh temp dir (removed afterwards), with a clean environment (no inherited secrets),
-- under resource limits set right before exec by util-linux `prlimit` (CPU seconds, address
-  space, file size = output cap, open files, no core dumps, and RLIMIT_NPROC=1 for runs: the
-  user already has a process, so a program cannot fork at all),
-- in its own process group, which is killed as a whole on timeout and after every run,
-- as an unprivileged user (`nobody`) when we are root (as in CI), so the program can read nothing
-  root could, and write nowhere but its temp dir and world-writable places (/tmp, bounded by the
-  file size limit).
+As root (as in CI) every compile and every run
+- runs as a uid of its own: one leased per sandbox from a pool (UID_BASE + k, an flock per uid,
+  so no two sandboxes on the machine, in any process, share one),
+- in fresh network, IPC, PID and mount namespaces where the kernel allows them: no network, no
+  other process, private tmpfs mounts over the world-writable temp dirs; a run's working dir is
+  that private /tmp. Without namespaces (a logged warning) each run gets a fresh dir of its own,
+- under resource limits (CPU seconds, address space, file size = output cap, open files, no core
+  dumps, one process for runs: a program cannot fork), in its own process group, killed as a whole
+  on timeout and after every run, with a clean environment (no inherited secrets).
+A small helper does all that right before exec (`_HELPER_C`, built with g++ once per machine): a
+Python preexec_fn is unsafe in a threaded parent, and util-linux's unshare/setpriv/prlimit chain
+costs several execs per test.
 
-Not contained (documented limits): world-readable files stay readable (a program could read the
-SPoC test cases under ../shared) and world-writable dirs writable; a mount namespace would close
-both. Compiles may fork (g++ runs cc1plus, as, ld); their process group is killed afterwards.
+The judge (root) never handles by path anything a program could have replaced: stdin, stdout and
+stderr are memfds it made; the executable is opened O_NOFOLLOW through a descriptor of the compile
+dir, checked to be a regular file the compiler made, made root's and run through that descriptor
+(fexecve); dirs are made, handed over and removed through descriptors of their root-owned parents,
+under /var/lib/composed_ft/sandbox (only root can list it).
+
+Root that cannot switch uids refuses to run programs (SandboxError) unless CFT_ALLOW_UNSANDBOXED=1.
+Not root: programs run as the calling user under the limits only (a logged warning).
+CFT_SANDBOX_NS=0 turns the namespaces off.
 
 Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ version and flags
 (`ensure_pch`): compiling a small program drops from ~1.6 s to ~0.25 s.
 """
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +57,14 @@ RUN_ADDRESS_SPACE = 2 << 30
 COMPILE_ADDRESS_SPACE = 6 << 30  # cc1plus maps the ~100 MB PCH and needs room besides
 COMPILE_TIME_S = 30
 STDERR_KEEP = 4000
+
+STATE_ROOT = "/var/lib/composed_ft"  # as root: the sandboxes' parent and the uid pool's locks
+UID_BASE = 2_000_000  # a range no account uses; numeric ids need no passwd entry
+UID_POOL = 64  # concurrent sandboxes on the machine, all processes together
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up as promised; nothing was run."""
 
 
 def gxx():
@@ -72,30 +93,6 @@ def _running_as_root():
     return os.geteuid() == 0
 
 
-_IDS = []
-
-
-def sandbox_ids():
-    """(uid, gid) of the unprivileged user programs run as, or None when we are not root (or root
-    cannot switch users here, e.g. a container without CAP_SETUID: then a warning, once)."""
-    if not _running_as_root():
-        return None
-    if not _IDS:
-        try:
-            pw = pwd.getpwnam("nobody")
-            ids = (pw.pw_uid, pw.pw_gid)
-        except KeyError:
-            ids = (65534, 65534)
-        try:
-            subprocess.run(["true"], user=ids[0], group=ids[1], extra_groups=[], check=True,
-                           env={"PATH": CLEAN_PATH}, cwd="/")
-        except (OSError, subprocess.SubprocessError) as e:
-            log.warning("cannot switch to the unprivileged user %s (%s): programs run as root", ids, e)
-            ids = None
-        _IDS.append(ids)
-    return _IDS[0]
-
-
 def _real_header_path():
     out = subprocess.run(
         [gxx(), "-x", "c++", "-M", "-"], input="#include <bits/stdc++.h>\n",
@@ -111,79 +108,513 @@ def _gxx_version():
     return subprocess.run([gxx(), "--version"], capture_output=True, text=True, check=True).stdout
 
 
+def _build_once(kind, key, build):
+    """cache_root()/kind/key, built by build(tmp_dir) into a temp dir renamed into place, so
+    concurrent builders never see half a build; dirs 0755, files 0644 unless executable."""
+    root = os.path.join(cache_root(), kind)
+    final = os.path.join(root, key)
+    if not os.path.exists(final):
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        os.chmod(root, 0o755)
+        tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
+        try:
+            build(tmp)
+            for dirpath, _, files in os.walk(tmp):
+                os.chmod(dirpath, 0o755)
+                for name in files:
+                    p = os.path.join(dirpath, name)
+                    os.chmod(p, 0o755 if os.stat(p).st_mode & 0o100 else 0o644)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process won the race
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 _PCH_MEMO = {}
 
 
 def ensure_pch(std=None):
     """Build (once) and return an include dir whose bits/stdc++.h.gch matches `std`; None on failure.
 
-    Keyed by g++ version + flags, built in a temp dir and renamed into place so concurrent builders
-    never see a half-written PCH. Dirs are 0755 / files 0644 so `nobody` can read but not write."""
+    Keyed by g++ version + flags. Dirs are 0755 / files 0644 so the sandbox uids can read but not
+    write."""
     flags = compile_flags(std)
     if tuple(flags) in _PCH_MEMO:
         return _PCH_MEMO[tuple(flags)]
     result = None
+
+    def build(tmp):
+        os.makedirs(os.path.join(tmp, "bits"))
+        hdr = os.path.join(tmp, "bits", "stdc++.h")
+        with open(hdr, "w") as f:
+            # the real header by absolute path, so this file never includes itself
+            f.write(f"#include <{_real_header_path()}>\n")
+        log.info("building precompiled header for g++ %s (once)", " ".join(flags))
+        subprocess.run([gxx(), *flags, "-x", "c++-header", hdr, "-o", hdr + ".gch"],
+                       check=True, capture_output=True, env=_clean_env(tmp))
+
     try:
         key = hashlib.sha256((_gxx_version() + "\0" + " ".join(flags)).encode()).hexdigest()[:16]
-        root = os.path.join(cache_root(), "pch")
-        final = os.path.join(root, key)
-        if not os.path.exists(os.path.join(final, "bits", "stdc++.h.gch")):
-            os.makedirs(root, mode=0o755, exist_ok=True)
-            os.chmod(root, 0o755)
-            tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
-            try:
-                os.makedirs(os.path.join(tmp, "bits"))
-                hdr = os.path.join(tmp, "bits", "stdc++.h")
-                with open(hdr, "w") as f:
-                    # the real header by absolute path, so this file never includes itself
-                    f.write(f"#include <{_real_header_path()}>\n")
-                log.info("building precompiled header for g++ %s (once)", " ".join(flags))
-                subprocess.run([gxx(), *flags, "-x", "c++-header", hdr, "-o", hdr + ".gch"],
-                               check=True, capture_output=True, env=_clean_env(tmp))
-                for dirpath, _, files in os.walk(tmp):
-                    os.chmod(dirpath, 0o755)
-                    for name in files:
-                        os.chmod(os.path.join(dirpath, name), 0o644)
-                try:
-                    os.rename(tmp, final)
-                except OSError:  # another process won the race
-                    pass
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        result = final
+        final = _build_once("pch", key, build)
+        if os.path.exists(os.path.join(final, "bits", "stdc++.h.gch")):
+            result = final
     except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
         log.warning("precompiled header unavailable (%s); compiling without it (slower)", e)
     _PCH_MEMO[tuple(flags)] = result
     return result
 
 
-def _clean_env(workdir):
-    return {"PATH": CLEAN_PATH, "LANG": "C", "LC_ALL": "C", "HOME": workdir, "TMPDIR": workdir}
+def _clean_env(home):
+    return {"PATH": CLEAN_PATH, "LANG": "C", "LC_ALL": "C", "HOME": home, "TMPDIR": home}
 
 
-def _limited(cmd, cpu_s, address_space, fsize, nproc, nofile):
-    """Prefix `cmd` with util-linux `prlimit`, which sets the limits on itself and execs `cmd`.
+# ---------------------------------------------------------------- the helper that starts every process
 
-    Done by an exec'd helper rather than a Python preexec_fn, which is unsafe in a threaded parent
-    (we judge from a thread pool, and callers may be torch processes). NPROC counts every process
-    of the user; the uid switch happened before, so the kernel's "over NPROC at setuid" exec check
-    was made against the old (high) limit and only later forks are refused."""
-    return ["prlimit", "--core=0", f"--cpu={cpu_s}:{cpu_s + 1}", f"--as={address_space}",
-            f"--fsize={fsize}", f"--nofile={nofile}", f"--nproc={nproc}", "--", *cmd]
+# Run by root; its arguments come from this module only. The program never inherits the report or
+# executable descriptors (close-on-exec) and, in namespaces, runs as PID 2 under a root init that
+# only waits for it (a PID 1 would ignore SIGXCPU, SIGXFSZ and SIGABRT).
+_HELPER_C = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* cft-sandbox [-n] [-u UID -g GID] [-c DIRFD] [-x EXEFD] -r REPORTFD -l CPU,AS,FSIZE,NOFILE,NPROC -- ARGV...
+   -n  fresh network, IPC, PID and mount namespaces; private tmpfs over the world-writable temp dirs
+   -c  working dir (a descriptor); without it, the private /tmp (-n only)
+   -x  execute this descriptor (fexecve); ARGV[0] is then only the program's name
+   -r  setup errors go here as "E what: why" (never into the program's output), and with -n the
+       program's wait status as "S status" */
+static int report = 2, cwd_fd = -1, exe_fd = -1, ns = 0;
+static long uid = -1, gid = -1, lim[5];
+static const char *shared_temp[] = {"/var/tmp", "/dev/shm", "/run/lock", 0};  /* get the private /tmp */
+
+static void fail(const char *what) {
+    int e = errno;
+    dprintf(report, "E %s: %s\n", what, strerror(e));
+    _exit(125);
+}
+
+static void limit(int what, long soft, long hard) {
+    struct rlimit r = {(rlim_t)soft, (rlim_t)hard};
+    if (setrlimit(what, &r)) fail("setrlimit");
+}
+
+static void start(char **argv) {  /* enter the work dir, drop root, set the limits, exec */
+    if (cwd_fd >= 0 ? fchdir(cwd_fd) : (ns ? chdir("/tmp") : (errno = EINVAL, -1))) fail("work dir");
+    if (cwd_fd >= 0) close(cwd_fd);
+    if (uid >= 0) {
+        if (setgroups(0, 0) || setgid(gid) || setuid(uid)) fail("drop privileges");
+        if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+            errno = EPERM, fail("drop privileges");
+    }
+    /* after the uid change, which clears the parent-death signal */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");
+    limit(RLIMIT_CORE, 0, 0);
+    limit(RLIMIT_CPU, lim[0], lim[0] + 1);
+    limit(RLIMIT_AS, lim[1], lim[1]);
+    limit(RLIMIT_FSIZE, lim[2], lim[2]);
+    limit(RLIMIT_NOFILE, lim[3], lim[3]);
+    limit(RLIMIT_NPROC, lim[4], lim[4]);
+    if (exe_fd >= 0) fexecve(exe_fd, argv, environ); else execvp(argv[0], argv);
+    fail("exec");
+}
+
+static void init(char **argv) {  /* PID 1 of the new namespaces: mounts, then waits for the program */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");
+    if (mount(0, "/", 0, MS_REC | MS_PRIVATE, 0)) fail("make mounts private");  /* nothing leaks out */
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) fail("mount /proc");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=1777")) fail("/tmp");
+    for (const char **d = shared_temp; *d; d++)  /* one tmpfs, so one size limit, for all of them */
+        if (access(*d, F_OK) == 0 && mount("/tmp", *d, 0, MS_BIND, 0)) fail(*d);
+    pid_t pid = fork();
+    if (pid < 0) fail("fork");
+    if (pid == 0) start(argv);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) fail("wait");
+    dprintf(report, "S %d\n", st);
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    int c;
+    while ((c = getopt(argc, argv, "+nu:g:c:x:r:l:")) != -1) {
+        if (c == 'n') ns = 1;
+        else if (c == 'u') uid = atol(optarg);
+        else if (c == 'g') gid = atol(optarg);
+        else if (c == 'c') cwd_fd = atoi(optarg);
+        else if (c == 'x') exe_fd = atoi(optarg);
+        else if (c == 'r') report = atoi(optarg);
+        else if (c != 'l' || sscanf(optarg, "%ld,%ld,%ld,%ld,%ld", lim, lim + 1, lim + 2, lim + 3, lim + 4) != 5)
+            errno = EINVAL, fail("usage");
+    }
+    if (optind >= argc || (uid >= 0) != (gid >= 0) || report < 3) errno = EINVAL, fail("usage");
+    if (fcntl(report, F_SETFD, FD_CLOEXEC) || (exe_fd >= 0 && fcntl(exe_fd, F_SETFD, FD_CLOEXEC))) fail("fcntl");
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");  /* dies with the judge's thread */
+    if (!ns) start(argv + optind);
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID)) fail("unshare");
+    pid_t pid = fork();
+    if (pid < 0) fail("fork");
+    if (pid == 0) init(argv + optind);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) fail("wait");
+    return 0;
+}
+"""
+
+_HELPER = []
+_HELPER_LOCK = threading.Lock()
 
 
-def _popen_kwargs(workdir):
-    # own process group (killed as a whole), but not a new session: a new session also gets a new
-    # scheduler autogroup, which measurably slowed compiles on a loaded machine
-    kw = dict(cwd=workdir, env=_clean_env(workdir), close_fds=True)
-    if sys.version_info >= (3, 11):
-        kw["process_group"] = 0
-    else:
-        kw["start_new_session"] = True
-    ids = sandbox_ids()
-    if ids is not None:
-        kw.update(user=ids[0], group=ids[1], extra_groups=[])
-    return kw
+def _helper():
+    """Path of the built helper (once per machine and g++), checked to be ours and unwritable by
+    anyone else, since root runs it."""
+    with _HELPER_LOCK:
+        if not _HELPER:
+            def build(tmp):
+                src = os.path.join(tmp, "helper.c")
+                with open(src, "w") as f:
+                    f.write(_HELPER_C)
+                r = subprocess.run([gxx(), "-O2", "-x", "c++", src, "-o", os.path.join(tmp, "cft-sandbox")],
+                                   capture_output=True, text=True, env=_clean_env(tmp))
+                if r.returncode:
+                    raise SandboxError(f"cannot build the sandbox helper with {gxx()}:\n{r.stderr[-2000:]}")
+
+            key = hashlib.sha256((_gxx_version() + "\0" + _HELPER_C).encode()).hexdigest()[:16]
+            path = os.path.join(_build_once("sandbox-helper", key, build), "cft-sandbox")
+            for p in (path, os.path.dirname(path)):
+                st = os.lstat(p)
+                if st.st_uid != os.geteuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+                    raise SandboxError(f"{p}: not owned by us or writable by others; remove it")
+            _HELPER.append(path)
+        return _HELPER[0]
+
+
+# ---------------------------------------------------------------- file descriptors instead of paths
+
+def _memfd(name, data=b""):
+    """An anonymous in-memory file: the program's stdin/stdout/stderr, never reachable by a path."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _read_fd(fd, limit):
+    chunks, off = [], 0
+    while off < limit:
+        b = os.pread(fd, min(limit - off, 1 << 20), off)
+        if not b:
+            break
+        chunks.append(b)
+        off += len(b)
+    return b"".join(chunks)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _owned_dir(path, mode, fix_mode):
+    """Open (creating it) a dir of ours that nobody else can write to; returns its descriptor.
+    fix_mode: set `mode` (our own dirs); else only refuse one that is writable by others."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    fd = os.open(path, _DIR_FLAGS)
+    st = os.fstat(fd)
+    if fix_mode and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != mode:
+        os.fchmod(fd, mode)
+    elif st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        os.close(fd)
+        raise SandboxError(f"sandbox dir {path} must be owned by uid {os.geteuid()} and writable by nobody "
+                           "else (not /tmp itself)")
+    return fd
+
+
+def _mkdir(parent_fd, prefix, mode):
+    """A new dir under parent_fd with a random name; returns (name, descriptor)."""
+    while True:
+        name = prefix + secrets.token_hex(6)
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            continue
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        os.fchmod(fd, mode)
+        return name, fd
+
+
+def _remove(parent_fd, name):
+    """Remove parent/name, whatever the program left in it. rmtree works through descriptors and
+    never follows links; a tree deeper than its recursion goes to coreutils rm."""
+    path = f"/proc/self/fd/{parent_fd}/{name}"
+    try:
+        shutil.rmtree(path)
+        return
+    except (OSError, RecursionError):
+        pass
+    # not root: the program (running as us) may have made dirs unwritable; root needs no chmod
+    script = 'rm -rf -- "$1"' if _running_as_root() else 'chmod -R u+rwx -- "$1"; rm -rf -- "$1"'
+    subprocess.run(["sh", "-c", script, "sh", path], pass_fds=(parent_fd,), env={"PATH": CLEAN_PATH},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.path.lexists(path):
+        log.warning("could not remove sandbox dir %s", name)
+
+
+# ---------------------------------------------------------------- uid pool and the policy
+
+_DIRTY = b"held\n"  # written into a uid's lock file while leased; still there means its holder died
+
+
+def _kill_leftovers(uid):
+    """SIGKILL every process whose real uid is `uid` (left behind by a judge that died)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                ruid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+            if ruid == uid:
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, StopIteration, ValueError):
+            pass
+
+
+@contextlib.contextmanager
+def _lease_uid():
+    """A uid from the pool that no other sandbox on this machine holds (an exclusive flock per uid
+    in a root-only dir, so judges in other processes take others); None when not root."""
+    if not _running_as_root():
+        yield None
+        return
+    locks = _owned_dir(os.path.join(STATE_ROOT, "uids"), 0o700, fix_mode=True)
+    try:
+        while True:
+            for uid in range(UID_BASE, UID_BASE + UID_POOL):
+                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=locks)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                try:
+                    if os.pread(fd, 16, 0) == _DIRTY:
+                        _kill_leftovers(uid)
+                    os.pwrite(fd, _DIRTY, 0)
+                    yield uid
+                    os.ftruncate(fd, 0)  # released cleanly: no process of this uid is left
+                finally:
+                    os.close(fd)
+                return
+            time.sleep(0.05)  # every uid busy
+    finally:
+        os.close(locks)
+
+
+_POLICY = {}
+_POLICY_LOCK = threading.Lock()
+
+
+def _probe(uid, ns):
+    """Run `id -u` the way programs will run; returns an error text, or None when it ran as `uid`."""
+    box = Box(None, None, uid, ns)
+    fd = os.open("/", _DIR_FLAGS)
+    out = _memfd("cft-probe")
+    try:
+        rc, _, _ = box.spawn(["id", "-u"], (5, 1 << 30, 1 << 20, 64, 1), 30, cwd_fd=None if ns else fd,
+                             stdout=out, stderr=out)
+        text = _read_fd(out, 4096).decode("utf-8", "replace").strip()
+    except SandboxError as e:
+        return str(e)
+    finally:
+        os.close(fd)
+        os.close(out)
+    want = str(uid if uid is not None else os.geteuid())
+    return None if rc == 0 and text == want else f"exit {rc}, output {text!r}"
+
+
+def policy(uid=None):
+    """How programs are contained here, decided once per process: {"uid": they run as the leased
+    uid, "ns": in fresh namespaces}. Raises SandboxError when root cannot switch uids (unless
+    CFT_ALLOW_UNSANDBOXED=1). uid: the caller's leased uid, if it holds one."""
+    with _POLICY_LOCK:
+        if not _POLICY:
+            if not _running_as_root():
+                log.warning("not root: programs run as this user (uid %d) under resource limits only, "
+                            "without a uid of their own or namespaces", os.geteuid())
+                _POLICY.update(uid=False, ns=False)
+            elif uid is None:
+                with _lease_uid() as leased:
+                    _decide(leased)
+            else:
+                _decide(uid)
+        return dict(_POLICY)
+
+
+def _decide(uid):
+    taken = [u for u in range(UID_BASE, UID_BASE + UID_POOL) if _has_account(u)]
+    err = f"uids {taken} of the pool belong to accounts" if taken else _probe(uid, ns=False)
+    if err:
+        if os.environ.get("CFT_ALLOW_UNSANDBOXED") != "1":
+            raise SandboxError(
+                f"running as root but cannot run programs as an unprivileged uid ({err}); refusing to run "
+                "untrusted programs as root. Set CFT_ALLOW_UNSANDBOXED=1 to run them as root anyway (only "
+                "on a machine you can throw away).")
+        log.warning("CFT_ALLOW_UNSANDBOXED=1: untrusted programs run AS ROOT (cannot switch uid: %s)", err)
+    ns = False
+    if os.environ.get("CFT_SANDBOX_NS", "1") != "0":
+        ns_err = _probe(None if err else uid, ns=True)
+        if ns_err:
+            log.warning("namespaces unavailable (%s): programs are contained by their uid and resource limits "
+                        "only; they can reach the network and the shared temp dirs", ns_err)
+        ns = ns_err is None
+    _POLICY.update(uid=not err, ns=ns)
+
+
+def _has_account(uid):
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
+
+
+def reset_policy():
+    """Forget the probed policy (tests change the environment between calls)."""
+    with _POLICY_LOCK:
+        _POLICY.clear()
+
+
+# ---------------------------------------------------------------- one sandbox
+
+class Box:
+    """One program's (or one batch's) sandbox: a root-owned dir (0711) under the base, the uid
+    leased for it, and the programs compiled in it, held as descriptors."""
+
+    def __init__(self, fd, path, uid, ns):
+        self.fd, self.path, self.uid, self.ns = fd, path, uid, ns
+        self.exes = []
+
+    def subdir(self, files=None):
+        """A fresh dir in the box for the compiler or one test: root writes `files` into it first,
+        then hands it to the sandbox uid (0700). Returns (name, descriptor)."""
+        name, fd = _mkdir(self.fd, "d", 0o700)
+        for fname, text in (files or {}).items():
+            f = os.open(fname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd)
+            with os.fdopen(f, "w") as fh:
+                os.fchmod(f, 0o644)
+                fh.write(text)
+        if self.uid is not None:
+            os.fchown(fd, self.uid, self.uid)
+        return name, fd
+
+    def drop(self, name, fd):
+        os.close(fd)
+        _remove(self.fd, name)
+
+    @contextlib.contextmanager
+    def test_dir(self):
+        """The working dir of one run: None (the namespace's private /tmp) or a fresh subdir."""
+        if self.ns:
+            yield None
+            return
+        name, fd = self.subdir()
+        try:
+            yield fd
+        finally:
+            self.drop(name, fd)
+
+    def take_exe(self, dir_fd, name):
+        """The compiler's output as a descriptor, if it is a regular file the sandbox uid made (never
+        a link, a fifo or a hard link to something else); then root's (0755), so nothing a program
+        runs as can change it for the next test or the next program of a batch."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != (
+                os.geteuid() if self.uid is None else self.uid):
+            os.close(fd)
+            return None
+        if self.uid is not None:
+            os.fchown(fd, 0, 0)
+        os.fchmod(fd, 0o755)
+        self.exes.append(fd)
+        return fd
+
+    def spawn(self, argv, limits, wall_s, cwd_fd=None, exe_fd=None, stdin=subprocess.DEVNULL, stdout=None,
+              stderr=None):
+        """Start argv through the helper and wait; returns (returncode, timed_out, cpu_seconds).
+        limits: (CPU s, address space, file size, open files, processes)."""
+        report = _memfd("cft-report")
+        cmd, fds = [_helper()], [report]
+        if self.ns:
+            cmd.append("-n")
+        if self.uid is not None:
+            cmd += ["-u", str(self.uid), "-g", str(self.uid)]
+        for flag, fd in (("-c", cwd_fd), ("-x", exe_fd)):
+            if fd is not None:
+                cmd += [flag, str(fd)]
+                fds.append(fd)
+        cmd += ["-r", str(report), "-l", ",".join(str(int(x)) for x in limits), "--", *argv]
+        # own process group (killed as a whole), but not a new session: a new session also gets a new
+        # scheduler autogroup, which measurably slowed compiles on a loaded machine
+        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        try:
+            proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=fds, cwd="/",
+                                    env=_clean_env("/tmp" if self.ns or cwd_fd is None else "."), **group)
+            rc, timed_out, cpu = _wait(proc, wall_s)
+            lines = _read_fd(report, 4096).decode("utf-8", "replace").splitlines()
+        finally:
+            os.close(report)
+        for line in lines:
+            if line.startswith("E "):
+                raise SandboxError(f"sandbox setup failed: {line[2:]}")
+            if line.startswith("S "):  # the program's own status, reported by the namespace's init
+                rc = os.waitstatus_to_exitcode(int(line[2:]))
+        return rc, timed_out, cpu
+
+
+def default_base():
+    """Where sandboxes are made: /var/lib/composed_ft/sandbox as root, else in the user's cache."""
+    return os.path.join(STATE_ROOT if _running_as_root() else cache_root(), "sandbox")
+
+
+@contextlib.contextmanager
+def workdir(base=None):
+    """A sandbox (Box) for one program or one batch: a fresh dir under `base` (default_base();
+    it must be ours and writable by nobody else), a uid of its own; always removed."""
+    with _lease_uid() as uid:
+        pol = policy(uid)
+        base = base or default_base()
+        base_fd = _owned_dir(base, 0o711, fix_mode=base == default_base())
+        try:
+            name, fd = _mkdir(base_fd, "cft-", 0o711)
+            box = Box(fd, os.path.join(base, name), uid if pol["uid"] else None, pol["ns"])
+            try:
+                yield box
+            finally:
+                for exe in box.exes:
+                    os.close(exe)
+                os.close(fd)
+                _remove(base_fd, name)
+        finally:
+            os.close(base_fd)
 
 
 def _kill_group(pid):
@@ -223,118 +654,60 @@ def _wait(proc, wall_s):
     return proc.returncode, fired.is_set(), ru.ru_utime + ru.ru_stime
 
 
-@contextlib.contextmanager
-def workdir(base=None):
-    """A fresh private temp dir, owned by the sandbox user when we are root; always removed."""
-    d = tempfile.mkdtemp(prefix="cft-sbx-", dir=base)
-    try:
-        ids = sandbox_ids()
-        if ids is not None:
-            _check_traversable(os.path.dirname(d))
-            os.chown(d, *ids)
-        os.chmod(d, 0o700)
-        yield d
-    finally:
-        _rmtree(d)
-
-
-_TRAVERSABLE = set()
-
-
-def _check_traversable(path):
-    """`nobody` must be able to reach its temp dir: every ancestor needs the others-x bit."""
-    if path in _TRAVERSABLE:
-        return
-    p = os.path.abspath(path)
-    while True:
-        if not os.stat(p).st_mode & 0o001:
-            raise RuntimeError(f"sandbox temp base {path}: {p} is not traversable by the unprivileged "
-                               "user (needs o+x); pass a base dir such as /tmp")
-        parent = os.path.dirname(p)
-        if parent == p:
-            break
-        p = parent
-    _TRAVERSABLE.add(path)
-
-
-def _rmtree(d):
-    def fix_and_retry(func, path, _exc):
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            func(path)
-
-    shutil.rmtree(d, onerror=fix_and_retry)
-
-
-def _read_head(path, limit):
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except OSError:
-        return b""
-
-
 def compile_source(source, wd, std=None, use_pch=True, syntax_only=False, max_errors=None,
                    stderr_keep=STDERR_KEEP):
-    """Compile `source` inside `wd` as the sandbox user. Returns (exe path or None, stderr text).
+    """Compile `source` in the sandbox `wd` (a Box from `workdir`) as its uid. Returns (executable
+    descriptor or None, stderr text); the descriptor belongs to the box.
 
     syntax_only: run g++ -fsyntax-only (about twice as fast; enough to tell whether code compiles,
     except for link errors); returns (True, stderr) on success then. max_errors overrides
     -fmax-errors (0: all; the batched judge needs every program's errors) without invalidating the
     PCH; stderr_keep: how many bytes of the diagnostics to return."""
-    src = os.path.join(wd, "prog.cpp")
-    exe = os.path.join(wd, "prog")
-    with open(src, "w") as f:
-        f.write(source)
-    os.chmod(src, 0o644)
     cmd = [gxx(), *compile_flags(std)]
     pch = ensure_pch(std) if use_pch else None
     if pch:
         cmd.append(f"-I{pch}")
     if max_errors is not None:
         cmd.append(f"-fmax-errors={max_errors}")
-    cmd += [src, "-fsyntax-only"] if syntax_only else [*link_flags(), src, "-o", exe]
-    err_path = os.path.join(wd, "compile.err")
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            _limited(cmd, COMPILE_TIME_S, COMPILE_ADDRESS_SPACE, 256 << 20, 4096, 256),
-            stdin=subprocess.DEVNULL, stdout=err, stderr=err, **_popen_kwargs(wd))
-        rc, timed_out, _ = _wait(proc, COMPILE_TIME_S * 2)
-    text = _read_head(err_path, stderr_keep).decode("utf-8", "replace")
+    cmd += ["prog.cpp", "-fsyntax-only"] if syntax_only else [*link_flags(), "prog.cpp", "-o", "prog"]
+    name, dfd = wd.subdir({"prog.cpp": source})
+    err = _memfd("cft-compile")
+    try:
+        rc, timed_out, _ = wd.spawn(cmd, (COMPILE_TIME_S, COMPILE_ADDRESS_SPACE, 256 << 20, 256, 64),
+                                    COMPILE_TIME_S * 2, cwd_fd=dfd, stdout=err, stderr=err)
+        text = _read_fd(err, stderr_keep).decode("utf-8", "replace")
+        ok = rc == 0 and not timed_out
+        exe = wd.take_exe(dfd, "prog") if ok and not syntax_only else None
+    finally:
+        os.close(err)
+        wd.drop(name, dfd)
     if timed_out:
         text += "\n[compile timed out]"
-    if rc != 0 or timed_out:
+    if not ok:
         return None, text
-    if syntax_only:
-        return True, text
-    if not os.path.exists(exe):
-        return None, text
-    return exe, text
+    return (True if syntax_only else exe), text
 
 
 def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_CAP_BYTES, args=()):
-    """Run a compiled program on one input (`args`: its command-line arguments). Returns
-    dict(status, stdout, returncode, seconds).
+    """Run a compiled program (`exe` from compile_source) on one input (`args`: its command-line
+    arguments) in a fresh working dir. Returns dict(status, stdout, returncode, seconds).
 
     status: ok / runtime_error / timeout / output_limit. Timeout means over `time_limit` CPU seconds
     (RLIMIT_CPU) or over a generous wall limit (sleepers); CPU time, not wall time, decides so a
     busy machine does not turn correct programs into timeouts."""
-    in_path = os.path.join(wd, "input.txt")
-    out_path = os.path.join(wd, "stdout.txt")
-    err_path = os.path.join(wd, "stderr.txt")
-    with open(in_path, "wb") as f:
-        f.write(input_bytes)
-    os.chmod(in_path, 0o644)
     cpu = max(1, int(time_limit + 0.999))
-    t0 = time.monotonic()
-    with open(in_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
-        proc = subprocess.Popen(
-            _limited([exe, *args], cpu, RUN_ADDRESS_SPACE, output_cap, 1, 64),
-            stdin=fin, stdout=fout, stderr=ferr, **_popen_kwargs(wd))
-        rc, wall_out, cpu_used = _wait(proc, max(10.0, 5 * time_limit))
-    seconds = time.monotonic() - t0
-    stdout = _read_head(out_path, output_cap)
+    fds = [_memfd("cft-stdin", input_bytes), _memfd("cft-stdout"), _memfd("cft-stderr")]
+    try:
+        t0 = time.monotonic()
+        with wd.test_dir() as cwd:
+            rc, wall_out, cpu_used = wd.spawn(["prog", *args], (cpu, RUN_ADDRESS_SPACE, output_cap, 64, 1),
+                                              max(10.0, 5 * time_limit), cwd_fd=cwd, exe_fd=exe,
+                                              stdin=fds[0], stdout=fds[1], stderr=fds[2])
+        seconds = time.monotonic() - t0
+        stdout, stderr = _read_fd(fds[1], output_cap), _read_fd(fds[2], STDERR_KEEP)
+    finally:
+        for fd in fds:
+            os.close(fd)
     if wall_out or cpu_used > time_limit or rc in (-signal.SIGXCPU,):
         status = "timeout"
     elif rc == -signal.SIGXFSZ:
@@ -344,4 +717,4 @@ def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_
     else:
         status = "ok"
     return {"status": status, "stdout": stdout, "returncode": rc, "seconds": seconds,
-            "cpu_seconds": cpu_used, "stderr": _read_head(err_path, STDERR_KEEP)}
+            "cpu_seconds": cpu_used, "stderr": stderr}

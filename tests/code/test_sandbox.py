@@ -20,6 +20,8 @@ HOSTILE = {
                    " memset(p, 1, 10000000000LL); std::cout << (int)p[5]; }", "runtime_error"),
     "output_1gb": ("int main() { std::string s(1 << 20, 'a'); for (int i = 0; i < 1024; i++) cout << s; }",
                    "wrong_output"),
+    "deep_recursion": ("int f(int n) { return n ? f(n - 1) + 1 : 0; }\nint main() { cout << f(1 << 30); }",
+                       "runtime_error"),
 }
 
 
@@ -40,8 +42,11 @@ def _procs_under(path):
 
 @pytest.fixture
 def sbx_base():
-    """A temp base the unprivileged sandbox user can traverse (pytest's tmp_path is root-only)."""
-    d = tempfile.mkdtemp(prefix="cft-test-")
+    """A base of our own for the sandboxes (so the test can see they are all removed), beside the
+    default one: not under /tmp, which programs in namespaces do not see."""
+    parent = os.path.dirname(sandbox.default_base())
+    os.makedirs(parent, exist_ok=True)
+    d = tempfile.mkdtemp(prefix="cft-test-", dir=parent)
     os.chmod(d, 0o711)
     yield d
     shutil.rmtree(d, ignore_errors=True)
@@ -65,18 +70,23 @@ def test_hostile_programs_bucketed_and_cleaned_up(tmp_path, sbx_base):
     assert s["counts"]["timeout"] == 2 and s["n"] == len(names)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="write/read isolation relies on switching to `nobody`")
-def test_cannot_write_outside_or_read_root_files(tmp_path, sbx_base):
+@pytest.mark.skipif(os.geteuid() != 0, reason="write/read isolation relies on switching to a uid of its own")
+def test_cannot_write_outside_or_read_root_files(sbx_base):
     base = sbx_base
-    target = os.path.join(base, "escaped.txt")  # the parent of the program's own temp dir
-    secret = tmp_path / "secret.txt"
-    secret.write_text("42\n")
+    target = os.path.join(base, "escaped.txt")  # the parent of the program's sandbox dir
+    secret = os.path.join(os.path.dirname(base), f"secret-{os.path.basename(base)}.txt")
+    with open(secret, "w") as f:
+        f.write("42\n")
     os.chmod(secret, 0o600)
     write = ('int main() { FILE *f = fopen("%s", "w"); if (!f) return 3; fputs("x", f); fclose(f);'
              ' cout << "ok" << endl; }' % target)
     read = 'int main() { ifstream f("%s"); int x; if (!(f >> x)) return 3; cout << x << endl; }' % secret
-    res = evaluate_programs([write, read], [[("", "ok\n")], [("", "42\n")]], jobs=2, tmp_base=str(base))
-    assert [r["outcome"] for r in res] == ["runtime_error", "runtime_error"]
+    include = '#include "%s"\nint main() { }' % secret
+    res = evaluate_programs([write, read, include], [[("", "ok\n")], [("", "42\n")], [("", "")]], jobs=2,
+                            tmp_base=str(base))
+    os.remove(secret)
+    assert [r["outcome"] for r in res] == ["runtime_error", "runtime_error", "compile_error"]
+    assert "Permission denied" in res[2]["compile_error"] and "42" not in res[2]["compile_error"]
     assert not os.path.exists(target)
     assert os.listdir(base) == []
 
