@@ -288,7 +288,9 @@ def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, head
     expected_output) strings). Returns one dict per program, in order, with `outcome` among
     OUTCOMES, `tests_passed`, `tests_total`, `compile_error`, `failure`, `cached` (True when the
     identical program+tests was already judged in this call). batch: programs per g++ process for
-    batchable programs (0 or 1: one program per process)."""
+    batchable programs (0 or 1: one program per process). tmp_base: the dir the sandboxes are made
+    in (default sandbox.default_base(): /var/lib/composed_ft/sandbox as root; it must be ours and
+    writable by nobody else)."""
     if len(programs) != len(tests):
         raise ValueError(f"{len(programs)} programs but {len(tests)} test lists")
     jobs = jobs or os.cpu_count() or 1
