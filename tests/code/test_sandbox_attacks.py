@@ -22,6 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(composed_ft.__file__)))
 SECRET = "TOP-SECRET-7c1e"
 
 
+# getattr/hasattr below: these tests also run against the judge from before issue 23 (which has no
+# policy), to show that each attack succeeded there.
 def _policy():
     return sandbox.policy() if hasattr(sandbox, "policy") else {"uid": True, "ns": True}
 
