@@ -378,7 +378,8 @@ def _check_gold(examples, jobs, split):
 
     # byte-exact against the simulated output (batched: 16 programs per g++ process)
     res = evaluate_programs([detokenize_program(ex["tgt"], indent_anywhere=True) for ex in examples],
-                            [[(ex["inp"] + "\n", ex["out"])] for ex in examples], jobs=jobs, desc=f"gold {split}")
+                            [[(ex["inp"] + "\n", ex["out"])] for ex in examples], jobs=jobs, desc=f"gold {split}",
+                            compare="rstrip")
     for ex, r in zip(examples, res):
         if r["outcome"] != "correct":
             raise RuntimeError(f"SansType gold program failed ({r['outcome']}; simulated output {ex['out']!r}): "
@@ -415,6 +416,7 @@ def make_dataset(out_dir, seed=0, sizes=None, labeled_from=None, n_gen=0, gen_se
                 os.replace(tmp, dst)
                 with open(dst, "rb") as fh:
                     files[f"{split}.{f}"] = hashlib.md5(fh.read()).hexdigest()
+            _check_gold(dataset.load_split(out_dir, split), jobs, split)
         else:
             exs = generate_split(seed, split, sizes[split])
             _check_gold(exs, jobs, split)
@@ -444,6 +446,8 @@ def make_dataset(out_dir, seed=0, sizes=None, labeled_from=None, n_gen=0, gen_se
                   + (GENERATED_EVAL if n_gen else ())},
         "gen_dropped_seen": dropped or None,
         "eval_splits": ["test", "ood"] + (list(GENERATED_EVAL) if n_gen else []),
+        # every gold program of these splits compiled and printed its gold output in our judge
+        "gold_checked": list(LABELED) + (list(GENERATED_EVAL) if n_gen else []),
         "note": ("labeled: the authors' released draw" if labeled_from else "labeled: drawn from the authors' "
                  "distribution") + f"; unlabeled: drawn with seed {seed}"
                 + (f"; test_gen/ood_gen: {n_gen} each, seed {gen_seed}, none in train/val/unlabeled" if n_gen else ""),

@@ -140,3 +140,28 @@ def test_corruption_statistics_match_sanstype_md():
     assert any(" $  $ " in c for c in corrupted)   # a deleted print leaves an empty line
     deleted = [sa.delete_tokens(t, random.Random(i)) for i, t in enumerate(progs[:200])]
     assert sum(d == t for d, t in zip(deleted, progs)) > 5 and all(d.endswith(" $ return 0; }") for d in deleted)
+
+
+def test_outputs_equal_to_a_checked_gold_program_are_not_judged_again(drawn):
+    """On a split whose gold programs were all judged when the data set was made (manifest
+    `gold_checked`), an output equal to its gold program is that program: correct without compiling it
+    again; every other output is judged, once even when both rows (base, + Π) produced it."""
+    from composed_ft.code.stages import _judge
+    a, _ = drawn
+    m = dataset.describe(a)
+    assert "test_gen" in m["gold_checked"]
+    exs = dataset.load_split(a, "test_gen")[:6]
+    tests = [[(e["inp"], e["out"])] for e in exs]
+    broken = exs[1]["tgt"].replace(" ;", "", 1)            # no longer compiles
+    other = exs[0]["tgt"]                                   # another program's gold: wrong output here
+    texts = [exs[0]["tgt"], broken, other, exs[3]["tgt"], exs[4]["tgt"], exs[5]["tgt"]]
+    data = type("D", (), {"manifest": m, "std": None, "compare": m["compare"]})()
+    progs = [detokenize_program(t, indent_anywhere=True) for t in texts]
+    out = _judge(data, "test_gen", exs, tests, {"base": (texts, progs), "denoised": (texts, progs)}, jobs=2)
+    assert [r["outcome"] for r in out["base"]] == ["correct", "compile_error", "wrong_output" if exs[0]["out"]
+                                                   != exs[2]["out"] else "correct", "correct", "correct", "correct"]
+    assert [r.get("judged", True) for r in out["base"]] == [False, True, True, False, False, False]
+    assert out["denoised"] == out["base"] or [r["outcome"] for r in out["denoised"]] == [r["outcome"] for r in out["base"]]
+    # the same outputs judged in full agree with the shortcut
+    full = evaluate_programs(progs, tests, jobs=2, compare=m["compare"])
+    assert [r["outcome"] for r in full] == [r["outcome"] for r in out["base"]]
