@@ -2,12 +2,14 @@
 # Experiment 1 of PAPER.md: conditional font generation through a frozen U-Net denoiser.
 #
 #   bash imggen/runner.sh                               # cpu preset, main table, seed 0
-#   PRESET=paper SEEDS="0 1 2" bash imggen/runner.sh    # the paper's settings
+#   SEEDS="0 1 2" bash imggen/runner.sh                 # the main table at three seeds
+#   PRESET=paper SEEDS="0 1 2" bash imggen/runner.sh    # the paper's settings (GPU)
 #   TARGETS="main blur l2" bash imggen/runner.sh        # main table plus two ablations
 #   TARGETS=all bash imggen/runner.sh                   # everything
 #
 # Finished runs are skipped, killed runs resume from their last checkpoint. The table is
-# regenerated from the run directories at the end: results/imggen.md (or $TABLE).
+# regenerated from the run directories at the end: results/imggen.md (or $TABLE). Ablations reuse
+# the main runs of the same seed as their reference rows (trained first, never twice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,21 +21,33 @@ DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/imggen/$PRESET}
 TABLE=${TABLE:-results/imggen.md}
 PY=${PY:-python}
+[[ -n "${THREADS:-}" ]] && export OMP_NUM_THREADS=$THREADS   # THREADS=1 on a shared machine
 
 # ---- hyperparameters (PAPER.md, Experiment 1); empty = the preset's value ----------------
 DATA=${DATA:-data/fonts/fonts32.npz}
 DATA_SEED=${DATA_SEED:-0}          # which 100 fonts are labeled, and the train/val/test split
 LR=${LR:-2e-4}
 BATCH=${BATCH:-}                   # cpu/paper 256
-EPOCHS=${EPOCHS:-}                 # predictor epochs (cpu 100, paper 1000)
-DEN_EPOCHS=${DEN_EPOCHS:-}         # denoiser epochs over the unlabeled set (2)
+# denoiser Π
 UNET_WIDTH=${UNET_WIDTH:-}         # cpu 16, paper 64
+UNET_LAYOUT=${UNET_LAYOUT:-authors}  # authors (conv -> norm -> act) | preact (this project's earlier one)
+DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (cpu: see imggen/README's curve; paper: >= 27k)
+DEN_EPOCHS=${DEN_EPOCHS:-}         # or epochs over the unlabeled set, when DEN_UPDATES is unset
 BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s]
-DROPOUT=${DROPOUT:-0.1}
-L2_COMPOSED=${L2_COMPOSED:-1e-4}   # λ of λ Σ‖W‖² on f (composed)
-L2_DIRECT=${L2_DIRECT:-0}
+# base predictor f and its losses: the authors' by default (preset values when empty)
+EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below)
+EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # cpu: chosen from validation curves (imggen/README), paper 1000
+EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-}
+BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps (0.8, the authors'; 1e-5 = torch's default)
+L2_SCOPE=${L2_SCOPE:-}             # nonbias (the authors': BatchNorm scales too) | weights
+DROPOUT_DIRECT=${DROPOUT_DIRECT:-}     # 0
+DROPOUT_COMPOSED=${DROPOUT_COMPOSED:-} # 0.1
+L2_DIRECT=${L2_DIRECT:-}               # 0
+L2_COMPOSED=${L2_COMPOSED:-}           # 1e-4: λ of λ Σ‖W‖² on f
+# the second Direct baseline: the strongest Direct we could make at the same budget (imggen/README)
+DIRECT_STRONG=${DIRECT_STRONG:-"--bn-eps 1e-5 --dropout 0.1 --l2 0"}
 N_TRAIN_MAIN=${N_TRAIN_MAIN:-"2500 500"}
-# ablations
+# ablations (the main setting is each one's reference row and is not trained again)
 ABL_BLUR=${ABL_BLUR:-"0.1 1 4 8"}
 ABL_L2=${ABL_L2:-"1e-6 1e-5 1e-4 1e-3 1e-2 1e-1"}
 ABL_UNLABELED_FONTS=${ABL_UNLABELED_FONTS:-100}   # compared with all available fonts
@@ -43,6 +57,9 @@ ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE --lr $LR $(opt --batch-size "$BATCH")"
+F_FLAGS="$(opt --bn-eps "$BN_EPS") $(opt --l2-scope "$L2_SCOPE")"
+DIRECT_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_DIRECT}") $(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
+COMPOSED_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_COMPOSED}") $(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
 
 # ---- data -------------------------------------------------------------------------------
 if [[ ! -f "$DATA" ]]; then
@@ -54,66 +71,84 @@ fi
 denoiser() {
     local name=$1; shift
     $PY -m composed_ft.imggen denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" \
-        $(opt --max-epoch "$DEN_EPOCHS") $(opt --unet-width "$UNET_WIDTH") "$@"
+        --unet-layout "$UNET_LAYOUT" $(opt --unet-width "$UNET_WIDTH") \
+        $(opt --max-update "$DEN_UPDATES") $(opt --max-epoch "$DEN_EPOCHS") "$@"
 }
-# predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED
+# predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED (later flags win)
 predictor() {
     local tag=$1 name=$2 den=$3; shift 3
     for seed in $SEEDS; do
         $PY -m composed_ft.imggen train $COMMON --seed "$seed" --tag "$tag" \
-            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" \
-            $(opt --max-epoch "$EPOCHS") "$@"
+            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" $F_FLAGS "$@"
     done
 }
-direct()   { predictor "$1" "direct-$2" "$3" --method direct --l2 "$L2_DIRECT" --dropout "$DROPOUT" "${@:4}"; }
-composed() { predictor "$1" "composed-$2" "$3" --method composed --l2 "$L2_COMPOSED" --dropout "$DROPOUT" "${@:4}"; }
+direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors $DIRECT_FLAGS "${@:4}"; }
+strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant strong $DIRECT_FLAGS $DIRECT_STRONG "${@:4}"; }
+composed() { predictor "$1" "composed-$2" "$3" --method composed $COMPOSED_FLAGS "${@:4}"; }
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
+ablations() { local t=${TARGETS//main/}; [[ -n "${t// /}" ]]; }   # any target but main
+stamp() { echo "[imggen/runner] $(date '+%H:%M:%S') $*" >&2; }
+DEN="blur$BLUR_MAX"
+T0=$SECONDS
 
-denoiser "blur$BLUR_MAX" --perturb blur --blur-max "$BLUR_MAX"
+stamp "denoiser $DEN"
+denoiser "$DEN" --perturb blur --blur-max "$BLUR_MAX"
 
-if want main; then
+# The main runs: also the reference rows of every ablation, so they run whenever an ablation does.
+if want main || ablations; then
     for n in $N_TRAIN_MAIN; do
-        direct main "n$n" "blur$BLUR_MAX" --n-train "$n"
-        composed main "n$n" "blur$BLUR_MAX" --n-train "$n"
+        stamp "main n=$n"
+        direct main "n$n" "$DEN" --n-train "$n"
+        composed main "n$n" "$DEN" --n-train "$n"
+        if want main; then strong main "n$n" "$DEN" --n-train "$n"; fi
     done
 fi
-if want blur; then        # denoiser perturbation strength
-    for s in $ABL_BLUR $BLUR_MAX; do
+if want blur; then        # denoiser perturbation strength (s = BLUR_MAX is the main run)
+    stamp "ablation blur"
+    for s in $ABL_BLUR; do
+        if [[ "$s" == "$BLUR_MAX" ]]; then continue; fi
         denoiser "blur$s" --perturb blur --blur-max "$s"
         composed ablation-blur "blur$s" "blur$s"
     done
 fi
-if want l2; then          # explicit L2 penalty, composed and direct
+if want l2; then          # explicit L2 penalty, composed and direct (the main λs are the main runs)
+    stamp "ablation l2"
     for l2 in $ABL_L2; do
-        predictor ablation-l2 "direct-l2_$l2" "blur$BLUR_MAX" --method direct --l2 "$l2" --dropout "$DROPOUT"
-        predictor ablation-l2 "composed-l2_$l2" "blur$BLUR_MAX" --method composed --l2 "$l2" --dropout "$DROPOUT"
+        if [[ "$l2" != "${L2_DIRECT:-0}" ]]; then direct ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
+        if [[ "$l2" != "${L2_COMPOSED:-1e-4}" ]]; then composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
     done
 fi
-if want unlabeled; then   # how many unlabeled fonts the denoiser sees
+if want unlabeled; then   # how many unlabeled fonts the denoiser sees (all: the main run)
+    stamp "ablation unlabeled"
     for k in $ABL_UNLABELED_FONTS; do
         denoiser "fonts$k" --perturb blur --blur-max "$BLUR_MAX" --unlabeled-fonts "$k"
         composed ablation-unlabeled "fonts$k" "fonts$k"
     done
-    composed ablation-unlabeled "fonts_all" "blur$BLUR_MAX"
 fi
-if want labeled; then     # number of labeled examples
+if want labeled; then     # number of labeled examples (the main sizes are the main runs)
+    stamp "ablation labeled"
     for n in $ABL_N_TRAIN; do
-        direct ablation-labeled "n$n" "blur$BLUR_MAX" --n-train "$n"
-        composed ablation-labeled "n$n" "blur$BLUR_MAX" --n-train "$n"
+        if [[ " $N_TRAIN_MAIN " == *" $n "* ]]; then continue; fi
+        direct ablation-labeled "n$n" "$DEN" --n-train "$n"
+        composed ablation-labeled "n$n" "$DEN" --n-train "$n"
     done
 fi
-if want dropout; then     # dropout instead of L2 (λ = 0)
+if want dropout; then     # dropout instead of L2 (λ = 0), both methods
+    stamp "ablation dropout"
     for d in $ABL_DROPOUT; do
-        predictor ablation-dropout "direct-do$d" "blur$BLUR_MAX" --method direct --l2 0 --dropout "$d"
-        predictor ablation-dropout "composed-do$d" "blur$BLUR_MAX" --method composed --l2 0 --dropout "$d"
+        direct ablation-dropout "do$d" "$DEN" --l2 0 --dropout "$d"
+        composed ablation-dropout "do$d" "$DEN" --l2 0 --dropout "$d"
     done
 fi
-if want perturb; then     # kind of perturbation the denoiser undoes
+if want perturb; then     # kind of perturbation the denoiser undoes (blur: the main run)
+    stamp "ablation perturb"
     for p in $ABL_PERTURB; do
-        [[ $p == blur ]] && den="blur$BLUR_MAX" || { den="$p"; denoiser "$p" --perturb "$p"; }
-        composed ablation-perturb "$p" "$den"
+        if [[ $p == blur ]]; then continue; fi
+        denoiser "$p" --perturb "$p"
+        composed ablation-perturb "$p" "$p"
     done
 fi
 
+stamp "done in $(( (SECONDS - T0) / 60 )) min"
 $PY -m composed_ft.imggen table --runs "$RUNS" --out "$TABLE"

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from composed_ft.core.compose import freeze, l2_penalty, weight_params
+from composed_ft.core.compose import freeze, l2_penalty, nonbias_params
 from composed_ft.core.perf import forward_flops, gemm_peak_flops
 from composed_ft.imggen.models import MLPGenerator, UNet, Upsample2x
 
@@ -25,18 +25,19 @@ from composed_ft.imggen.models import MLPGenerator, UNet, Upsample2x
 def authors_unet(width):
     """Same weights layout, nn.Upsample instead of Upsample2x, weights left requiring grad."""
     u = UNet(width)
-    u.out[1] = nn.Upsample(scale_factor=2, mode="nearest")
+    i = next(i for i, m in enumerate(u.out) if isinstance(m, Upsample2x))
+    u.out[i] = nn.Upsample(scale_factor=2, mode="nearest")
     return u.eval()
 
 
 def python_l2(model):
-    return sum(p.pow(2).sum() for n, p in model.named_parameters() if "bias" not in n and p.dim() > 1)
+    return sum(p.pow(2).sum() for n, p in model.named_parameters() if "bias" not in n)
 
 
 def make_step(f, u, fused_l2, batch):
     font, char, y = batch
     opt = torch.optim.Adam([p for p in f.parameters()], lr=2e-4, betas=(0.5, 0.999))
-    wp = weight_params(f)
+    wp = nonbias_params(f)
 
     def step():
         loss = F.mse_loss(u(f(font, char)), y) + 1e-4 * (l2_penalty(wp) if fused_l2 else python_l2(f))

@@ -152,85 +152,146 @@ def claims_section(claims):
 
 # ---------------------------------------------------------------- imggen
 
-# Rows of the imggen table: (label, method of the run, results.json key).
-IMG_ROWS = [("Direct f(x)", "direct", "test_mse_base"), ("Direct + Π (post hoc)", "direct", "test_mse_denoised"),
-            ("Composed base f(x)", "composed", "test_mse_base"), ("Composed Π(f(x))", "composed", "test_mse_denoised")]
+# Rows of the imggen table: (label, model of the run (composed_ft.imggen.report.model_label), results key).
+IMG_ROWS = [("Direct (authors') f(x)", "Direct (authors')", "test_mse_base"),
+            ("Direct (authors') + Π (post hoc)", "Direct (authors')", "test_mse_denoised"),
+            ("Direct (strongest) f(x)", "Direct (strongest)", "test_mse_base"),
+            ("Direct (strongest) + Π (post hoc)", "Direct (strongest)", "test_mse_denoised"),
+            ("Composed base f(x)", "Composed", "test_mse_base"), ("Composed Π(f(x))", "Composed", "test_mse_denoised")]
+IMG_MODELS = ["Direct (authors')", "Direct (strongest)", "Composed"]
 
 
 def imggen_section(runs, out, figdir):
+    from composed_ft.imggen.report import model_label, settings
     main = [r for r in runs if r["config"].get("stage") == "train" and r["config"].get("tag") == "main"]
     if not main:
         return ["No finished main runs (tag main) yet.\n"], [], []
     sizes = sorted({r["config"]["n_train"] for r in main})
-    vals = {n: {label: by_seed([r for r in main if r["config"]["n_train"] == n and r["config"]["method"] == m],
-                               lambda r, k=key: r["results"][k])
-                for label, m, key in IMG_ROWS} for n in sizes}
-    rows = []
+    of = lambda n, model: [r for r in main if r["config"]["n_train"] == n and model_label(r) == model]  # noqa: E731
+    val = lambda n, model, key: by_seed([r for r in of(n, model) if key in r["results"]],  # noqa: E731
+                                        lambda r: r["results"][key])
+    rows, mech = [], []
     for n in sizes:
-        for label, _, _ in IMG_ROWS:
-            v = list(vals[n][label].values())
+        for label, model, key in IMG_ROWS:
+            v = list(val(n, model, key).values())
             if v:
-                rows.append([n, label, mean_std_cell(v, 4), ci_cell(v, 4), " ".join(map(str, vals[n][label]))])
+                rows.append([n, label, mean_std_cell(v, 4), ci_cell(v, 4), " ".join(map(str, val(n, model, key)))])
+        for model in IMG_MODELS:
+            if of(n, model):
+                cells = [mean_std_cell(list(val(n, model, k).values()), d)
+                         for k, d in (("weight_norm", 1), ("test_spread_base", 3), ("test_spread_denoised", 3))]
+                mech.append([n, model, " / ".join(sorted({settings(r) for r in of(n, model)}))] + cells)
     n_test = sorted({r["results"].get("n_test") for r in main} - {None})
+    truth = sorted({round(r["results"]["test_spread_truth"], 3) for r in main if "test_spread_truth" in r["results"]})
     text = ["### Test MSE (per pixel, pixels in [-1, 1]; lower is better)\n",
             f"Held-out (font, character) pairs: {', '.join(map(str, n_test)) or '?'}. Each model is selected by "
-            "its validation MSE (Direct: f(x); Composed: Π(f(x))).\n",
-            md_table(["labeled", "model", "test MSE mean ± std", "95% CI of the mean", "seeds"], rows)]
+            "its validation MSE (Direct: f(x); Composed: Π(f(x))). Two Direct baselines: the authors' (BatchNorm eps "
+            "0.8, no dropout, λ 0) and the strongest Direct we made at the same budget (imggen/README.md).\n",
+            md_table(["labeled", "model", "test MSE mean ± std", "95% CI of the mean", "seeds"], rows),
+            "### The mechanism: f's norm and how gray its output is\n",
+            "‖f‖: norm of every non-bias parameter of f (the authors' L2 set). Spread: per-image pixel std of the "
+            f"test outputs, averaged (ground truth: {', '.join(map(str, truth)) or '?'}); a gray, blurry base "
+            "predictor has a small spread. Mean ± std over seeds.\n",
+            md_table(["labeled", "model", "f's settings", "‖f‖", "spread of f(x)", "spread of Π(f(x))"], mech)]
     claims = []
     for n in sizes:
-        measured, _, verdict, _ = compare(vals[n]["Composed Π(f(x))"], vals[n]["Direct f(x)"], lower_is_better=True,
-                                       digits=4)
-        claims.append([f"{n} labeled: Composed Π(f(x)) vs Direct f(x), test MSE",
-                       "Composed has lower test MSE than Direct", measured, verdict])
+        comp = val(n, "Composed", "test_mse_denoised")
+        directs = {m: val(n, m, "test_mse_base") for m in IMG_MODELS[:2] if val(n, m, "test_mse_base")}
+        if not directs:
+            continue
+        better = min(directs, key=lambda m: stats(list(directs[m].values()))[0])
+        for m in sorted(directs, key=lambda m: m != better):
+            measured, _, verdict, _ = compare(comp, directs[m], lower_is_better=True, digits=4)
+            tag = " (the better Direct: the claim)" if m == better and len(directs) > 1 else ""
+            claims.append([f"{n} labeled: Composed Π(f(x)) vs {m} f(x){tag}, test MSE",
+                           "Composed has lower test MSE than Direct", measured, verdict])
+        ref = "Direct (authors')" if "Direct (authors')" in directs else better
+        for key, what, digits in (("weight_norm", "‖f‖ (non-bias parameters)", 1),
+                                  ("test_spread_base", "spread of f(x) on test (gray = small)", 3)):
+            measured, _, verdict, _ = compare(val(n, "Composed", key), val(n, ref, key), lower_is_better=True,
+                                              digits=digits)
+            claims.append([f"{n} labeled: {what}, Composed base vs {ref}",
+                           "the composed base predictor is simpler: lower norm, gray and blurry output",
+                           measured, verdict])
     return text, claims, imggen_figures(main, sizes, out, figdir)
 
 
 def imggen_figures(main, sizes, out, figdir):
-    """Copy the sample grids of the first seed at the largest labeled size; plot validation curves."""
+    """The paper's figure (fonts x characters: truth, Direct, Composed base, Composed Π∘f) assembled from
+    the sample grids of the first seed at the largest labeled size; each run's grid; validation curves."""
+    from composed_ft.imggen.plots import read_panels, stack_panels
+    from composed_ft.imggen.report import model_label
     text = ["### Figures\n"]
     n = sizes[-1]
     at_n = [r for r in main if r["config"]["n_train"] == n]
     seed = min(r["config"]["seed"] for r in at_n)
+    src = {model_label(r): os.path.join(r["path"], "samples.png") for r in at_n if r["config"]["seed"] == seed}
+    src = {m: p for m, p in src.items() if os.path.exists(p)}
+    panels = {m: read_panels(p) for m, p in src.items()}
+    grid = []
+    if "Composed" in panels and {"truth", "base", "denoised"} <= set(panels["Composed"]):
+        grid.append(("ground truth", panels["Composed"]["truth"][1]))
+        for m in IMG_MODELS[:2]:
+            if "base" in panels.get(m, {}):
+                grid.append((f"{m}: f(x)", panels[m]["base"][1]))
+        grid += [("Composed: base predictor f(x)", panels["Composed"]["base"][1]),
+                 ("Composed: Pi(f(x))", panels["Composed"]["denoised"][1])]
+    if grid:
+        dst = os.path.join(figdir, "imggen_grid.png")
+        stack_panels(dst, grid)
+        text.append(f"The paper's figure: test (font, character) pairs, {n} labeled, seed {seed}; rows of each "
+                    "block are fonts, columns characters. From the top: ground truth, "
+                    + ", ".join(t for t, _ in grid[1:]) + ".\n\n"
+                    f"![font samples]({rel_link(dst, out)})\n")
     for method in ("direct", "composed"):
-        src = [os.path.join(r["path"], "samples.png") for r in at_n
-               if r["config"]["method"] == method and r["config"]["seed"] == seed]
-        if src and os.path.exists(src[0]):
+        model = "Composed" if method == "composed" else "Direct (authors')"
+        if model in src:
             dst = os.path.join(figdir, f"imggen_samples_{method}.png")
             with atomic_path(dst) as tmp:
-                shutil.copyfile(src[0], tmp)
-            text.append(f"{method.capitalize()}, {n} labeled, seed {seed} (panels: ground truth, base f(x), "
+                shutil.copyfile(src[model], tmp)
+            text.append(f"{model}, {n} labeled, seed {seed} (panels: ground truth, base f(x), "
                         f"Π(f(x))):\n\n![{method} samples]({rel_link(dst, out)})\n")
         else:
-            text.append(f"{method.capitalize()} samples: no samples.png in the seed-{seed} run at {n} labeled.\n")
+            text.append(f"{model} samples: no samples.png in the seed-{seed} run at {n} labeled.\n")
     dst = os.path.join(figdir, "imggen_val_curves.png")
     plot_val_curves(main, sizes, dst)
-    text.append(f"Validation MSE per epoch (Direct: f(x); Composed: Π(f(x))), one line per seed:\n\n"
-                f"![validation curves]({rel_link(dst, out)})\n")
+    text.append("Validation MSE per epoch (Direct: f(x); Composed: Π(f(x))) and, where logged, ‖f‖ per epoch; "
+                f"one line per seed:\n\n![validation curves]({rel_link(dst, out)})\n")
     return text
 
 
 def plot_val_curves(main, sizes, path):
+    from composed_ft.imggen.report import model_label
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.4), squeeze=False)
-    # Each method's own selection metric: what its checkpoint was chosen by.
-    styles = {"direct": ("val_mse_base", "tab:blue", "Direct f(x)"),
-              "composed": ("val_mse_denoised", "tab:orange", "Composed Π(f(x))")}
-    for ax, n in zip(axes[0], sizes):
-        for method, (key, color, label) in styles.items():
+    with_norm = any("weight_norm" in m for r in main[:1] for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")))
+    fig, axes = plt.subplots(2 if with_norm else 1, len(sizes), figsize=(4.2 * len(sizes), 6.4 if with_norm else 3.4),
+                             squeeze=False)
+    # Each model's own selection metric: what its checkpoint was chosen by.
+    styles = {"Direct (authors')": ("val_mse_base", "tab:blue"), "Direct (strongest)": ("val_mse_base", "tab:green"),
+              "Composed": ("val_mse_denoised", "tab:orange")}
+    for col, n in enumerate(sizes):
+        for model, (key, color) in styles.items():
             first = True
-            for r in sorted((r for r in main if r["config"]["n_train"] == n and r["config"]["method"] == method),
+            for r in sorted((r for r in main if r["config"]["n_train"] == n and model_label(r) == model),
                             key=lambda r: r["config"]["seed"]):
-                pts = [(m["epoch"], m.get(key, m.get("val_mse"))) for m in read_jsonl(
-                    os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m and (key in m or "val_mse" in m)]
+                rows = [m for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m]
+                pts = [(m["epoch"], m.get(key, m.get("val_mse"))) for m in rows if key in m or "val_mse" in m]
+                label = model if first else None
                 if pts:
-                    ax.plot(*zip(*pts), color=color, alpha=0.8, lw=1.2, label=label if first else None)
+                    axes[0][col].plot(*zip(*pts), color=color, alpha=0.8, lw=1.2, label=label)
                     first = False
-        ax.set_title(f"{n} labeled")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation MSE")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+                norms = [(m["epoch"], m["weight_norm"]) for m in rows if "weight_norm" in m]
+                if with_norm and norms:
+                    axes[1][col].plot(*zip(*norms), color=color, alpha=0.8, lw=1.2, label=label)
+        axes[0][col].set_title(f"{n} labeled")
+        axes[0][col].set_ylabel("validation MSE")
+        if with_norm:
+            axes[1][col].set_ylabel("‖f‖ (non-bias parameters)")
+        for ax in axes[:, col]:
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
     fig.tight_layout()
     save_fig(fig, path)
 
@@ -529,22 +590,30 @@ def provenance(found):
              f"Total: {minutes(wall(every))} over {len(every)} runs.\n"]
     if resumed:
         text.append("Resumed before the trainer recorded its training time, so their `wall_s` covers only "
-                    "the last process; their training time is added from the epoch times in metrics.jsonl "
-                    f"(validation excluded): {', '.join(resumed)}.\n")
+                    "the last process; the epochs run by earlier processes are added from the epoch times in "
+                    f"metrics.jsonl (validation excluded): {', '.join(resumed)}.\n")
     return text
 
 
 def run_wall_s(r):
     """(seconds, patched): a run's wall time. Runs resumed before the trainer carried its training
     seconds in the checkpoint (no `train_s` in results.json) recorded only their last process in
-    wall_s; when metrics.jsonl's epoch times exceed that, they are added and patched is True."""
+    wall_s. That process ran the last epochs: the longest suffix of metrics.jsonl's epoch times that
+    fits in wall_s is taken as its own, and only the epochs before it are added (patched is True when
+    there are any). Adding every epoch would count the last process's epochs twice."""
     res = r["results"]
     w = float(res.get("wall_s") or 0)
     if "train_s" in res or "epochs" not in res:
         return w, False
     path = os.path.join(r["path"], "metrics.jsonl")
-    epoch_s = sum(float(m.get("epoch_s") or 0) for m in read_jsonl(path) if "epoch" in m) if os.path.exists(path) else 0
-    return (w + epoch_s, True) if epoch_s > w else (w, False)
+    ep = [float(m.get("epoch_s") or 0) for m in read_jsonl(path) if "epoch" in m] if os.path.exists(path) else []
+    tail, k = 0.0, 0
+    for e in reversed(ep):
+        if tail + e > w:
+            break
+        tail, k = tail + e, k + 1
+    earlier = sum(ep[:len(ep) - k])
+    return (w + earlier, True) if earlier > 0 else (w, False)
 
 
 # ---------------------------------------------------------------- assembling the report

@@ -10,10 +10,10 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
 from composed_ft.core import checkpoint
-from composed_ft.core.compose import Composed, freeze, l2_penalty, weight_params
+from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from composed_ft.imggen import data, perturbations, train
 from composed_ft.imggen.__main__ import parse
-from composed_ft.imggen.models import MLPGenerator, UNet
+from composed_ft.imggen.models import MLPGenerator, PreActUNet, UNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,9 +80,54 @@ def test_model_shapes_and_ranges():
     f = MLPGenerator(dropout=0.1)
     out = f(torch.randint(0, 100, (5,)), torch.randint(0, 62, (5,)))
     assert out.shape == (5, 1, 32, 32) and out.abs().max() <= 1
-    u = UNet(16)
-    assert u(out).shape == (5, 1, 32, 32)
+    for u in (UNet(16), PreActUNet(16)):
+        assert u(out).shape == (5, 1, 32, 32)
     assert UNet(8)(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+
+
+def test_batchnorm_eps_is_the_authors_and_breaks_rescaling_invariance():
+    """The authors' BatchNorm1d(n, 0.8): with eps 1e-5 scaling a hidden Linear layer's weights and bias
+    leaves f unchanged (the norm undoes it, so an L2 penalty cannot simplify f); with eps 0.8 it does not,
+    and f starts near-constant (PAPER.md)."""
+    assert {m.eps for m in MLPGenerator().modules() if isinstance(m, torch.nn.BatchNorm1d)} == {0.8}
+    torch.manual_seed(1)
+    font, char = torch.randint(0, 100, (64,)), torch.randint(0, 62, (64,))
+    change, spread = {}, {}
+    for eps in (1e-5, 0.8):
+        torch.manual_seed(0)
+        f = MLPGenerator(bn_eps=eps).train()
+        before = f(font, char).detach()
+        spread[eps] = before.std().item()
+        lin = [m for m in f.net if isinstance(m, torch.nn.Linear)][2]  # a hidden Linear followed by BatchNorm
+        with torch.no_grad():
+            lin.weight.mul_(10), lin.bias.mul_(10)
+        change[eps] = (f(font, char).detach() - before).abs().max().item()
+    assert change[1e-5] < 1e-3 and change[0.8] > 0.5 * spread[0.8]
+    assert spread[0.8] < 0.2 * spread[1e-5]  # near-constant at initialization
+
+
+def test_unet_blocks_are_conv_norm_activation_with_three_dropouts():
+    """The authors' layout: every block is conv -> [InstanceNorm] -> activation [-> dropout 0.5]; no norm on
+    the first block and the bottleneck; dropout in the bottleneck and both up blocks; 4x4 output conv."""
+    from torch import nn
+    u = UNet(16)
+    kinds = lambda block: [type(m).__name__ for m in block]  # noqa: E731
+    assert kinds(u.down1) == ["Conv2d", "LeakyReLU"]
+    assert kinds(u.down2) == ["Conv2d", "InstanceNorm2d", "LeakyReLU"]
+    assert kinds(u.bottleneck) == ["Conv2d", "LeakyReLU", "Dropout"]
+    assert kinds(u.up1) == kinds(u.up2) == ["ConvTranspose2d", "InstanceNorm2d", "ReLU", "Dropout"]
+    assert kinds(u.out) == ["Upsample2x", "ZeroPad2d", "Conv2d", "Tanh"] and u.out[2].kernel_size == (4, 4)
+    drops = [m for m in u.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 3 and {d.p for d in drops} == {0.5}
+    assert u.down2[0].bias is None and u.up1[0].bias is None  # a norm follows: no bias, as the authors'
+    # skip connections: the up blocks see the concatenated encoder features
+    assert u.up2[0].in_channels == 4 * 16 and u.out[2].in_channels == 2 * 16
+    # eval mode is deterministic (dropout off), train mode is not
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    u.eval()
+    assert torch.equal(u(x), u(x))
+    u.train()
+    assert not torch.equal(u(x), u(x))
 
 
 def test_splits_are_disjoint_and_sized():
@@ -134,6 +179,36 @@ def test_l2_penalty_value_and_gradient():
     for p in ws:
         assert torch.allclose(p.grad, 2 * lam * p.detach(), rtol=1e-5, atol=1e-9)
     assert f.net[0].bias.grad is None
+
+
+def test_l2_over_nonbias_params_includes_batchnorm_scales_and_excludes_every_bias():
+    """The authors' penalty sums over every parameter whose name has no 'bias': Linear weights,
+    embeddings and BatchNorm scales; never a Linear or BatchNorm bias."""
+    f = MLPGenerator()
+    ids = {id(p) for p in nonbias_params(f)}
+    bns = [m for m in f.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    lins = [m for m in f.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(bns) == 5 and all(id(m.weight) in ids and id(m.bias) not in ids for m in bns)
+    assert all(id(m.weight) in ids and id(m.bias) not in ids for m in lins)
+    assert id(f.font_emb.weight) in ids and id(f.char_emb.weight) in ids
+    assert len(ids) == len(bns) + len(lins) + 2
+    # BatchNorm scales start at 1: the authors' penalty is larger than the matrices-only one by their count
+    extra = l2_penalty(nonbias_params(f)) - l2_penalty(weight_params(f))
+    assert torch.isclose(extra, torch.tensor(float(sum(m.weight.numel() for m in bns))))
+
+
+def test_presets_give_the_authors_losses_per_method_and_flags_override():
+    for preset in ("cpu", "paper", "smoke"):
+        d = parse(["train", "--preset", preset, "--method", "direct", "--denoiser", "x", "--run-dir", "r"])
+        c = parse(["train", "--preset", preset, "--method", "composed", "--denoiser", "x", "--run-dir", "r"])
+        assert (d.dropout, d.l2, d.bn_eps, d.l2_scope) == (0.0, 0.0, 0.8, "nonbias")
+        assert (c.dropout, c.l2, c.bn_eps, c.l2_scope) == (0.1, 1e-4, 0.8, "nonbias")
+    assert parse(["train", "--preset", "paper", "--method", "direct", "--denoiser", "x", "--run-dir", "r"]).max_epoch == 1000
+    old = parse(["train", "--method", "direct", "--denoiser", "x", "--run-dir", "r", "--bn-eps", "1e-5",
+                 "--dropout", "0.1", "--l2-scope", "weights", "--l2", "0"])
+    assert (old.bn_eps, old.dropout, old.l2_scope, old.l2) == (1e-5, 0.1, "weights", 0.0)
+    den = parse(["denoise", "--run-dir", "r"])
+    assert den.unet_layout == "authors" and parse(["denoise", "--run-dir", "r", "--unet-layout", "preact"]).unet_layout == "preact"
 
 
 def test_composed_objective_gradient_flows_through_frozen_denoiser():
@@ -231,6 +306,56 @@ def test_resume_after_kill_equals_uninterrupted(tiny_fonts, denoiser_run, tmp_pa
     assert os.path.getmtime(os.path.join(killed, "results.json")) == mtime
 
 
+def _den_args(tiny_fonts, run_dir, *extra):
+    return _args("denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", run_dir, "--device", "cpu",
+                 "--batch-size", "512", "--max-update", "14", "--curve-interval", "3", *extra)
+
+
+def test_denoiser_update_budget_curve_rows_and_resume(tiny_fonts, tmp_path, monkeypatch):
+    """--max-update fixes the budget in updates; the curve rows (held-out MSE every N updates against
+    training seconds) continue across a kill and resume exactly as in an uninterrupted run."""
+    from composed_ft.core import trainer
+    full = str(tmp_path / "full")
+    res = train.denoise(_den_args(tiny_fonts, full))
+    assert res["updates"] == 14 and res["epochs"] == 2 and res["unet_layout"] == "authors"
+    assert "train_s" in res and res["wall_s"] >= res["train_s"]
+    rows = lambda d: [json.loads(x) for x in open(os.path.join(d, "metrics.jsonl"))]  # noqa: E731
+    curve = [r for r in rows(full) if "curve_val_mse" in r]
+    assert [r["updates"] for r in curve] == [3, 6, 9, 12]
+    assert all(a["train_s"] < b["train_s"] for a, b in zip(curve, curve[1:]))
+
+    killed = str(tmp_path / "killed")
+    real = trainer.progress
+
+    def dying(batches, desc=""):
+        for i, b in enumerate(real(batches, desc=desc)):
+            if desc == "epoch 2" and i == 4:
+                raise KeyboardInterrupt  # after the curve point at update 12 was logged (epochs: 9 + 5 updates)
+            yield b
+    monkeypatch.setattr(trainer, "progress", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train.denoise(_den_args(tiny_fonts, killed))
+    monkeypatch.setattr(trainer, "progress", real)
+    res2 = train.denoise(_den_args(tiny_fonts, killed))
+    key = lambda rs: [(r.get("epoch"), r.get("updates"), r.get("curve_val_mse"), r.get("val_mse")) for r in rs]  # noqa: E731
+    assert key(rows(killed)) == key(rows(full))
+    assert res2["val_mse_denoised"] == res["val_mse_denoised"] and res2["resumed_train_s"] > 0
+
+
+def test_old_denoiser_checkpoints_load_with_their_layout(denoiser_run, tmp_path):
+    """A checkpoint whose config predates --unet-layout holds the pre-activation U-Net."""
+    ck = checkpoint.load(os.path.join(denoiser_run, "checkpoint_best.pt"))
+    assert ck["config"]["unet_layout"] == "authors"
+    model, _ = train.load_denoiser(denoiser_run, torch.device("cpu"))
+    assert isinstance(model, UNet)
+    old = PreActUNet(8)
+    ck = {"model": old.state_dict(), "config": {k: v for k, v in ck["config"].items() if k != "unet_layout"}}
+    os.makedirs(tmp_path / "old")
+    torch.save(ck, tmp_path / "old" / "checkpoint_best.pt")
+    model, _ = train.load_denoiser(str(tmp_path / "old"), torch.device("cpu"))
+    assert isinstance(model, PreActUNet) and all(not p.requires_grad for p in model.parameters())
+
+
 def _cli(*argv, timeout=300):
     env = dict(os.environ, PYTHONPATH=ROOT, CI="1")
     return subprocess.run([sys.executable, "-m", "composed_ft.imggen", *argv], capture_output=True, text=True,
@@ -241,16 +366,29 @@ def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
     runs = tmp_path / "runs"
     r = _cli("denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", str(runs / "denoisers/blur2"))
     assert r.returncode == 0, r.stderr
-    for method in ("direct", "composed"):
-        r = _cli("train", "--preset", "smoke", "--method", method, "--tag", "main", "--data", tiny_fonts,
-                 "--denoiser", str(runs / "denoisers/blur2"), "--run-dir", str(runs / f"main/{method}-s0"))
+    for name, flags in (("direct", ["--method", "direct", "--variant", "authors"]), ("composed", ["--method", "composed"]),
+                        ("direct_strong", ["--method", "direct", "--variant", "strong", "--bn-eps", "1e-5",
+                                           "--dropout", "0.1", "--max-epoch", "1"])):
+        r = _cli("train", "--preset", "smoke", *flags, "--tag", "main", "--data", tiny_fonts,
+                 "--denoiser", str(runs / "denoisers/blur2"), "--run-dir", str(runs / f"main/{name}-s0"))
         assert r.returncode == 0, r.stderr
         assert "test MSE" in r.stderr
+    res = json.loads((runs / "main/composed-s0/results.json").read_text())
+    assert res["weight_norm"] > res["weight_norm_matrices"] > 0  # BatchNorm scales count in the non-bias norm
+    assert 0 < res["test_spread_base"] and 0.5 < res["test_spread_truth"] < 1.1
+    # the sample grid carries its panels' layout, so the report can cut them out
+    from composed_ft.imggen.plots import read_panels
+    panels = read_panels(str(runs / "main/composed-s0/samples.png"))
+    assert set(panels) == {"truth", "base", "denoised"} and panels["base"][1].height > 0
     out = tmp_path / "imggen.md"
     r = _cli("table", "--runs", str(runs), "--out", str(out))
     assert r.returncode == 0, r.stderr
     text = out.read_text()
-    assert "| 2500 |" in text and "Composed Π(f(x))" in text and "Preset: smoke" in text
+    assert "| 2500 | Direct (authors') | BN eps 0.8, dropout 0, λ 0 |" in text
+    assert "| 2500 | Direct (strongest) | BN eps 1e-05, dropout 0.1, λ 0 |" in text
+    assert "| 2500 | Composed | BN eps 0.8, dropout 0.1, λ 0.0001 |" in text
+    assert "better Direct = " in text and "1 seed, not resolved" in text and "Preset: smoke" in text
+    assert "Wall time per tag" in text
     assert (tmp_path / "imggen.tsv").exists()
 
 

@@ -87,7 +87,7 @@ def test_report_tables_claims_figures_and_provenance(make_report, runs, tmp_path
     text = out.read_text()
 
     # imggen: mean ± std per labeled size and model, and the 95% CI from core.tables
-    assert "| 200 | Direct f(x) | 0.3100 ± 0.0141 |" in text
+    assert "| 200 | Direct (authors') f(x) | 0.3100 ± 0.0141 |" in text
     assert "| 200 | Composed Π(f(x)) | 0.2100 ± 0.0141 |" in text
     assert "| 100 | Composed Π(f(x)) | 0.3200 ± 0.0283 |" in text
     h = tables.ci95([0.20, 0.22])
@@ -103,7 +103,7 @@ def test_report_tables_claims_figures_and_provenance(make_report, runs, tmp_path
     # claims, inside each experiment's section: composed beats direct / pretrained by the right relative amounts
     assert text.count("### The paper's claims beside our measurements") == 2
     claims = claims_of(text, "## Font image generation")
-    row = next(line for line in claims.splitlines() if "200 labeled" in line)
+    row = next(line for line in claims.splitlines() if "200 labeled: Composed Π(f(x)) vs" in line)
     assert "0.3100 → 0.2100" in row and "-32.3% rel." in row and row.rstrip(" |").endswith("yes")
     claims = claims_of(text, "## SansType")
     row = next(line for line in claims.splitlines() if "ID test: Composed" in line)
@@ -214,14 +214,21 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
 
 def test_wall_time_of_a_run_resumed_before_train_s_existed(make_report, tmp_path):
     """A run killed after training and resumed for evaluation (older trainer: no train_s) recorded
-    only its last process in wall_s; the report adds the epochs' times from metrics.jsonl."""
+    only its last process in wall_s; the report adds the epochs' times from metrics.jsonl that the
+    last process did not run — never those it did (the imggen denoiser resumed for its second epoch
+    was counted 703 s twice)."""
     ep = [{"epoch": i, "epoch_s": 100.0} for i in (1, 2, 3)]
     fake_run(str(tmp_path / "old"), {"stage": "direct", "seed": 0}, {"epochs": 3, "wall_s": 50.0}, metrics=ep)
+    fake_run(str(tmp_path / "last_epoch"), {"stage": "denoise", "seed": 0}, {"epochs": 3, "wall_s": 130.0},
+             metrics=ep)
     fake_run(str(tmp_path / "whole"), {"stage": "direct", "seed": 0}, {"epochs": 3, "wall_s": 400.0}, metrics=ep)
     fake_run(str(tmp_path / "new"), {"stage": "direct", "seed": 0},
              {"epochs": 3, "wall_s": 350.0, "train_s": 310.0, "resumed_train_s": 200.0}, metrics=ep)
     runs = {os.path.basename(r["path"]): r for r in tables.collect(str(tmp_path / "*"))}
     assert make_report.run_wall_s(runs["old"]) == (350.0, True)
+    assert make_report.run_wall_s(runs["last_epoch"]) == (330.0, True)  # epoch 3 ran in the last process
+    from composed_ft.imggen.report import wall_s
+    assert wall_s(runs["last_epoch"]) == 330.0 and wall_s(runs["whole"]) == 400.0
     assert make_report.run_wall_s(runs["whole"]) == (400.0, False)
     assert make_report.run_wall_s(runs["new"]) == (350.0, False)
 
@@ -301,3 +308,47 @@ def test_ood_vs_id_gain_from_unresolved_differences_says_within_noise(make_repor
            ("compose", 0): (0.14, 0.004), ("compose", 1): (0.15, 0.004)}
     row = ood_vs_id_row(make_report, tmp_path, acc)
     assert row[3] == "yes (within noise: the gains it compares are not resolved)", row
+
+
+def test_imggen_paper_figure_and_mechanism_from_the_runs_sample_grids(make_report, tmp_path, monkeypatch):
+    """Both Direct baselines and Composed at the largest size: the report cuts the panels out of each
+    run's samples.png (their layout is in the PNG) into the paper's figure, tables f's norm and spread,
+    and compares Composed with the better Direct."""
+    import numpy as np
+    from composed_ft.imggen.plots import save_grids
+    monkeypatch.setattr(make_report, "describe", lambda: "test machine")
+    root = tmp_path / "runs" / "imggen" / "cpu"
+    fake_run(root / "denoisers" / "blur2", {"stage": "denoise", "seed": 0}, {"wall_s": 1.0, "n_unlabeled": 10})
+    pos = np.arange(8).reshape(2, 4)
+    models = {"direct": ("authors", 0.30, 40.0, 0.80), "direct_strong": ("strong", 0.28, 60.0, 0.85),
+              "composed": ("", 0.25, 20.0, 0.30)}
+    for name, (variant, mse, norm, spread) in models.items():
+        for seed in (0, 1, 2):
+            d = root / "main" / f"{name}-n100-s{seed}"
+            method = "composed" if name == "composed" else "direct"
+            fake_run(d, {"stage": "train", "tag": "main", "method": method, "variant": variant, "n_train": 100,
+                         "seed": seed, "bn_eps": 0.8 if variant != "strong" else 1e-5, "dropout": 0.1, "l2": 0.0},
+                     {"method": method, "n_test": 8, "wall_s": 1.0, "test_mse_base": mse + 0.3 * (method == "composed")
+                      + 0.001 * seed, "test_mse_denoised": mse + 0.001 * seed, "weight_norm": norm + seed,
+                      "test_spread_base": spread, "test_spread_denoised": 0.8, "test_spread_truth": 0.9},
+                     [{"epoch": 1, "val_mse": 0.5, "val_mse_base": 0.5, "val_mse_denoised": 0.4, "weight_norm": norm}])
+            imgs = np.full((8, 1, 8, 8), {"direct": -0.5, "direct_strong": 0.0, "composed": 0.5}[name], np.float32)
+            save_grids(str(d / "samples.png"), [("truth", imgs, "truth"), ("f", imgs, "base"), ("pi", imgs, "denoised")],
+                       pos)
+    out = tmp_path / "results" / "REPORT.md"
+    assert make_report.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert (out.parent / "figures" / "imggen_grid.png").exists() and "](figures/imggen_grid.png)" in text
+    grid = Image.open(out.parent / "figures" / "imggen_grid.png")
+    # five panels (truth, two Directs, Composed base and Π∘f), each a 24-pixel title strip above a
+    # 2 x 4 mosaic of 8-pixel glyphs at scale 2; each Direct's own images are in its panel
+    assert grid.height == 5 * (24 + 2 * (2 * 9 + 1))
+    levels = set(np.asarray(grid).ravel().tolist())
+    assert {63, 127, 191} <= levels
+    claims = claims_of(text, "## Font image generation")
+    row = next(line for line in claims.splitlines() if "vs Direct (strongest) f(x) (the better Direct" in line)
+    assert "0.2810 → 0.2510" in row and "| yes" in row
+    assert "vs Direct (authors') f(x)" in claims
+    row = next(line for line in claims.splitlines() if "‖f‖" in line)
+    assert "41.0 → 21.0" in row and "| yes" in row
+    assert "| 100 | Composed | BN eps 0.8, dropout 0.1, λ 0 | 21.0 ± 1.0 | 0.300 ± 0.000 | 0.800 ± 0.000 |" in text

@@ -45,3 +45,9 @@ def weight_params(module):
     """f's non-bias weights: every trainable parameter with more than one dimension
     (linear/conv weights and embeddings), excluding biases and normalization scales."""
     return [p for p in module.parameters() if p.requires_grad and p.dim() > 1]
+
+
+def nonbias_params(module):
+    """Every trainable parameter of `module` but its biases: weights, embeddings and normalization
+    scales. The authors' imggen L2 penalty sums over exactly these (`'bias' not in name`)."""
+    return [p for name, p in module.named_parameters() if p.requires_grad and not name.endswith("bias")]

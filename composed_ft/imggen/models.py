@@ -1,21 +1,28 @@
 """The two networks of the font experiment (PAPER.md, Experiment 1).
 
 MLPGenerator: the base predictor f: (font id, char id) -> 1 x S x S image in [-1, 1].
-UNet: the denoiser Π: a small pix2pix-style U-Net mapping a perturbed glyph to a clean one."""
+UNet: the denoiser Π, the authors' small pix2pix-style U-Net (conv -> norm -> activation).
+PreActUNet: the layout this project used before (activation -> conv -> norm), kept so that its
+denoiser checkpoints still load and its results can be redone (`--unet-layout preact`)."""
 import torch
 from torch import nn
 
 N_CHARS = 62
 
+# The authors build every BatchNorm of f as `BatchNorm1d(n, 0.8)`, i.e. eps = 0.8 (PAPER.md). With
+# eps 1e-5 each hidden Linear is followed by a normalization that makes f invariant to rescaling its
+# weights, so an L2 penalty cannot make f simpler; eps 0.8 breaks that invariance.
+AUTHORS_BN_EPS = 0.8
+
 
 class MLPGenerator(nn.Module):
     """Embeddings (char 62-d, font 100-d) -> MLP 162→128→256→256→512→512→1024 -> S*S, tanh.
 
-    BatchNorm on every hidden block but the first, LeakyReLU(0.2), dropout on the last two hidden
-    blocks (the paper's regularization ablation)."""
+    BatchNorm (eps `bn_eps`) on every hidden block but the first, LeakyReLU(0.2), dropout on the
+    last two hidden blocks (the paper's regularization ablation)."""
 
     def __init__(self, n_fonts=100, image_size=32, dropout=0.0, font_dim=100, char_dim=62,
-                 hidden=(128, 256, 256, 512, 512, 1024)):
+                 hidden=(128, 256, 256, 512, 512, 1024), bn_eps=AUTHORS_BN_EPS):
         super().__init__()
         self.image_size = image_size
         self.font_emb = nn.Embedding(n_fonts, font_dim)
@@ -24,7 +31,7 @@ class MLPGenerator(nn.Module):
         for i, h in enumerate(hidden):
             layers.append(nn.Linear(d, h))
             if i > 0:
-                layers.append(nn.BatchNorm1d(h))
+                layers.append(nn.BatchNorm1d(h, eps=bn_eps))
             layers.append(nn.LeakyReLU(0.2))
             if dropout > 0 and i >= len(hidden) - 2:
                 layers.append(nn.Dropout(dropout))
@@ -47,10 +54,61 @@ class Upsample2x(nn.Module):
         return x[:, :, :, None, :, None].expand(B, C, H, 2, W, 2).reshape(B, C, 2 * H, 2 * W)
 
 
+def _down(c_in, c_out, norm=True, dropout=0.0):
+    """Strided 4x4 conv (no bias: a norm follows, or the authors left it out) -> [InstanceNorm] ->
+    LeakyReLU(0.2) -> [dropout]: halves the resolution."""
+    layers = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)]
+    if norm:
+        layers.append(nn.InstanceNorm2d(c_out))
+    layers.append(nn.LeakyReLU(0.2))
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def _up(c_in, c_out, dropout=0.0):
+    """Transposed 4x4 conv -> InstanceNorm -> ReLU -> [dropout]: doubles the resolution."""
+    layers = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.InstanceNorm2d(c_out), nn.ReLU()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
 class UNet(nn.Module):
-    """Three strided-conv down blocks (1→w→2w→2w, the last the bottleneck), two transposed-conv up
-    blocks with skip connections, InstanceNorm, LeakyReLU down / ReLU up, dropout 0.5 in the inner
-    up block, then upsample + conv + tanh. The paper's width is w = 64."""
+    """The authors' layout (PAPER.md): blocks are conv -> norm -> activation.
+
+    down1 1→w (no norm), down2 w→2w, bottleneck 2w→2w (no norm, dropout), up1 2w→2w (dropout) with
+    the skip of down2, up2 4w→w (dropout) with the skip of down1, then nearest upsample, a
+    one-pixel zero pad at the top and left, a 4x4 conv to one channel and tanh. Dropout (0.5) sits
+    in three places: the bottleneck and both up blocks. The paper's width is w = 64."""
+
+    layout = "authors"
+
+    def __init__(self, width=64, dropout=0.5):
+        super().__init__()
+        w = width
+        self.down1 = _down(1, w, norm=False)                          # S -> S/2
+        self.down2 = _down(w, 2 * w)                                  # -> S/4
+        self.bottleneck = _down(2 * w, 2 * w, norm=False, dropout=dropout)  # -> S/8
+        self.up1 = _up(2 * w, 2 * w, dropout=dropout)                 # -> S/4
+        self.up2 = _up(4 * w, w, dropout=dropout)                     # -> S/2
+        # S/2 -> S; pad (left 1, right 0, top 1, bottom 0) so a 4x4 conv with padding 1 keeps size S
+        self.out = nn.Sequential(Upsample2x(), nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(2 * w, 1, 4, 1, 1), nn.Tanh())
+
+    def forward(self, x):
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        b = self.bottleneck(d2)
+        u1 = torch.cat([self.up1(b), d2], 1)
+        u2 = torch.cat([self.up2(u1), d1], 1)
+        return self.out(u2)
+
+
+class PreActUNet(nn.Module):
+    """This project's earlier layout: activation -> conv -> norm, dropout 0.5 only in the inner up
+    block, 3x3 output conv. Same sizes and skips as UNet."""
+
+    layout = "preact"
 
     def __init__(self, width=64, dropout=0.5):
         super().__init__()
@@ -72,3 +130,10 @@ class UNet(nn.Module):
         u1 = self.up1(b)
         u2 = self.up2(torch.cat([u1, d2], 1))
         return self.out(torch.cat([u2, d1], 1))
+
+
+UNET_LAYOUTS = {"authors": UNet, "preact": PreActUNet}
+
+
+def make_unet(width=64, dropout=0.5, layout="authors"):
+    return UNET_LAYOUTS[layout](width, dropout)

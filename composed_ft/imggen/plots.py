@@ -38,20 +38,56 @@ def tile(images, positions, pad=1):
 
 
 def save_grids(path, panels, positions, scale=2):
-    """panels: [(title, images)] stacked vertically, a title strip above each, into one PNG."""
-    from PIL import ImageDraw
+    """panels: [(title, images[, key])] stacked vertically, a title strip above each, into one PNG.
 
-    mosaics = [(t, tile(imgs, positions)) for t, imgs in panels]
-    W = max(m.shape[1] for _, m in mosaics)
-    strips = []
-    for title, m in mosaics:
+    The PNG carries a text chunk "panels": JSON [{key, title, top, height}] in pixels of the saved
+    image (mosaic only, title strip excluded), so that read_panels() can cut one panel back out —
+    the report assembles the paper's figure from the panels of several runs."""
+    import json
+
+    from PIL import ImageDraw
+    from PIL.PngImagePlugin import PngInfo
+
+    mosaics = [(p[0], tile(p[1], positions), p[2] if len(p) > 2 else p[0]) for p in panels]
+    W = max(m.shape[1] for _, m, _ in mosaics)
+    strips, layout, y = [], [], 0
+    for title, m, key in mosaics:
         head = Image.new("L", (W, 12), 0)
         ImageDraw.Draw(head).text((2, 0), title, fill=255)
         strips += [np.asarray(head), np.pad(m, ((0, 0), (0, W - m.shape[1])))]
-    img = Image.fromarray(np.concatenate(strips)).resize((W * scale, sum(s.shape[0] for s in strips) * scale),
-                                                         Image.NEAREST)
+        layout.append({"key": key, "title": title, "top": (y + 12) * scale, "height": m.shape[0] * scale})
+        y += 12 + m.shape[0]
+    img = Image.fromarray(np.concatenate(strips)).resize((W * scale, y * scale), Image.NEAREST)
+    info = PngInfo()
+    info.add_text("panels", json.dumps(layout))
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        img.save(tmp, format="PNG", pnginfo=info)
+
+
+def read_panels(path):
+    """{key: (title, PIL image of that panel's mosaic)} from a PNG written by save_grids."""
+    import json
+
+    img = Image.open(path)
+    img.load()
+    layout = json.loads(img.info.get("panels", "[]"))
+    return {p["key"]: (p["title"], img.crop((0, p["top"], img.width, p["top"] + p["height"]))) for p in layout}
+
+
+def stack_panels(path, panels, scale=1):
+    """[(title, PIL image)] -> one PNG, a title strip (drawn at this size) above each panel."""
+    from PIL import ImageDraw
+
+    W = max(im.width for _, im in panels)
+    head_h = 12 * scale * 2
+    out = Image.new("L", (W, sum(head_h + im.height for _, im in panels)), 0)
+    y = 0
+    for title, im in panels:
+        ImageDraw.Draw(out).text((4, y + 4), title, fill=255, font_size=10 * scale * 2 - 4)
+        out.paste(im.convert("L"), (0, y + head_h))
+        y += head_h + im.height
+    with atomic_path(path) as tmp:
+        out.save(tmp, format="PNG")
 
 
 def learning_curves(path, rows, keys, title=""):

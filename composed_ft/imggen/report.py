@@ -1,78 +1,242 @@
-"""results/imggen.md: the main table and one table per ablation, built from run directories.
+"""results/imggen.md: the main table, the claim, one table per ablation, the denoisers, wall times —
+all built from run directories.
 
-Runs are grouped by their --tag: `main` gives the main table (Direct, Direct + Π, Composed base
-predictor, Composed Π∘f at each number of labeled examples); every other tag gives an ablation
-table whose rows are the settings that vary between its runs. Values are mean ± std over seeds."""
+Runs are grouped by their --tag: `main` gives the main table (the authors' Direct, the strongest
+Direct, Composed at each number of labeled examples) and the claim (Composed Π(f(x)) against each
+Direct, paired by seed, with a 95% CI of the difference); every other tag gives an ablation table
+whose rows are the settings that vary between its runs, with the main runs of the same seeds as its
+reference rows (the runner does not train those twice). Values are mean ± std over seeds."""
+import math
 import os
 import time
 from collections import defaultdict
 
 from ..core import tables
 from ..core.machine import describe
+from ..core.runs import read_jsonl
 
 # Settings that can distinguish runs within a tag (seed is averaged over).
-VARIED = ["n_train", "l2", "dropout", "max_epoch", "denoiser.perturb", "denoiser.blur_max",
-          "denoiser.unlabeled_fonts", "denoiser.unet_width"]
+VARIED = ["n_train", "bn_eps", "l2", "l2_scope", "dropout", "max_epoch", "denoiser.perturb", "denoiser.blur_max",
+          "denoiser.unlabeled_fonts", "denoiser.unet_width", "denoiser.unet_layout"]
+# Settings of runs made before the flag existed (this project's earlier f, loss and U-Net).
+LEGACY = {"bn_eps": 1e-5, "l2_scope": "weights", "variant": "", "unet_layout": "preact"}
+STRONG = "strong"  # --variant of the strongest Direct we could make (the second Direct baseline)
 
 
-def _get(run, key):
+def cfg(run, key):
     if key.startswith("denoiser."):
-        return run["results"].get("denoiser", {}).get(key.split(".", 1)[1])
-    return run["config"].get(key)
+        k = key.split(".", 1)[1]
+        v = run["results"].get("denoiser", {}).get(k)
+        return LEGACY.get(k) if v is None and k == "unet_layout" else v
+    v = run["config"].get(key)
+    return LEGACY.get(key) if v is None else v
 
 
 def _seeds(runs):
     return " ".join(str(s) for s in sorted({r["config"]["seed"] for r in runs}))
 
 
-def main_table(runs):
-    by_n = defaultdict(lambda: defaultdict(list))
+def settings(run):
+    """f's regularization in words: what distinguishes the two Directs and Composed."""
+    c = run["config"]
+    s = f"BN eps {cfg(run, 'bn_eps'):g}, dropout {c.get('dropout', 0):g}, λ {c.get('l2', 0):g}"
+    return s + (" (matrices only)" if c.get("l2") and cfg(run, "l2_scope") == "weights" else "")
+
+
+def model_label(run):
+    method, variant = run["config"]["method"], cfg(run, "variant")
+    if method == "composed":
+        return "Composed"
+    return "Direct (strongest)" if variant == STRONG else "Direct (authors')"
+
+
+def by_seed(runs, key):
+    acc = defaultdict(list)
     for r in runs:
-        by_n[r["config"]["n_train"]][r["config"]["method"]].append(r)
+        acc[r["config"]["seed"]].append(r["results"][key])
+    return {s: sum(v) / len(v) for s, v in sorted(acc.items())}
+
+
+def paired(new, ref):
+    """(mean difference new - ref, std, n, 95% CI half-width) over the seeds both have: both
+    methods of a seed share the split, the denoiser and the seed, so the difference is per seed."""
+    d = [new[s] - ref[s] for s in new if s in ref]
+    m, sd, n = tables.mean_std(d)
+    return m, sd, n, tables.ci95(d)
+
+
+def verdict(m, h, n):
+    """The sign of Composed - Direct (test MSE) and whether the seeds resolve it."""
+    if n == 0:
+        return "missing runs"
+    sign = "Composed lower (better)" if m < 0 else ("tie" if m == 0 else "Composed higher (worse)")
+    if n < 2:
+        return f"{sign}; 1 seed, not resolved"
+    return f"{sign}; " + ("resolved: CI excludes 0" if (m + h < 0 or m - h > 0) else "not resolved: CI contains 0")
+
+
+def claim_rows(main):
+    """Per labeled size: Composed Π(f(x)) against each Direct f(x) and against the better of the two
+    (the lower seed-mean test MSE; choosing it on the test set only makes the reference stronger)."""
+    rows, words = [], []
+    for n in sorted({r["config"]["n_train"] for r in main}, reverse=True):
+        at = [r for r in main if r["config"]["n_train"] == n]
+        comp = by_seed([r for r in at if model_label(r) == "Composed"], "test_mse_denoised")
+        directs = {lab: by_seed([r for r in at if model_label(r) == lab], "test_mse_base")
+                   for lab in ("Direct (authors')", "Direct (strongest)")}
+        directs = {k: v for k, v in directs.items() if v}
+        if not directs or not comp:
+            continue
+        mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
+        better = min(directs, key=lambda k: mean(directs[k]))
+        for lab, ref in list(directs.items()) + [(f"better Direct = {better}", directs[better])]:
+            m, sd, k, h = paired(comp, ref)
+            ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if k >= 2 else "— (1 seed)"
+            rows.append([str(n), lab, list(ref.values()), list(comp.values()),
+                         f"{m:+.4f} ± {sd:.4f}" if k >= 2 else f"{m:+.4f}", ci,
+                         f"{100 * m / mean(ref):+.1f}%", verdict(m, h, k), " ".join(map(str, sorted(comp)))])
+            if lab.startswith("better"):
+                words.append(f"- **{n} labeled**: Composed Π(f(x)) {mean(comp):.4f} vs {better} {mean(ref):.4f}: "
+                             f"{verdict(m, h, k)} (paired difference {m:+.4f}"
+                             + (f", 95% CI [{m - h:+.4f}, {m + h:+.4f}]; the seeds resolve differences larger "
+                                f"than ±{h:.4f}" if k >= 2 else "") + ").")
+    header = ["labeled", "reference", "Direct f(x)", "Composed Π(f(x))", "difference (paired)", "95% CI",
+              "relative", "verdict", "seeds"]
+    return header, rows, words
+
+
+def main_table(main):
+    groups = defaultdict(list)
+    for r in main:
+        groups[(r["config"]["n_train"], model_label(r))].append(r)
+    order = {"Direct (authors')": 0, "Direct (strongest)": 1, "Composed": 2}
     rows = []
-    for n in sorted(by_n, reverse=True):
-        d, c = by_n[n].get("direct", []), by_n[n].get("composed", [])
-        vals = lambda rs, k: [r["results"][k] for r in rs]  # noqa: E731
-        gain = "—"
-        if d and c:
-            md = sum(vals(d, "test_mse_base")) / len(d)
-            mc = sum(vals(c, "test_mse_denoised")) / len(c)
-            gain = f"{100 * (md - mc) / md:+.1f}%"
-        rows.append([str(n), vals(d, "test_mse_base"), vals(d, "test_mse_denoised"),
-                     vals(c, "test_mse_base"), vals(c, "test_mse_denoised"), gain,
-                     _seeds(d + c), str(sorted({r["results"]["n_test"] for r in d + c}))])
-    header = ["labeled", "Direct f(x)", "Direct + Π", "Composed base f(x)", "Composed Π(f(x))",
-              "Composed vs Direct", "seeds", "test pairs"]
+    for (n, lab) in sorted(groups, key=lambda k: (-k[0], order[k[1]])):
+        rs = groups[(n, lab)]
+        v = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
+        rows.append([str(n), lab, " / ".join(sorted({settings(r) for r in rs})), v("test_mse_base"),
+                     v("test_mse_denoised"), v("weight_norm"), v("test_spread_base"),
+                     " ".join(f"{r['results']['best_epoch']}/{r['results']['epochs']}" for r in
+                              sorted(rs, key=lambda r: r["config"]["seed"])),
+                     _seeds(rs), str(sorted({r["results"]["n_test"] for r in rs}))])
+    header = ["labeled", "model", "f's settings", "test MSE f(x)", "test MSE Π(f(x))", "‖f‖ (non-bias)",
+              "spread of f(x)", "best epoch / epochs (per seed)", "seeds", "test pairs"]
     return header, rows
 
 
-def ablation_table(runs):
-    varied = [k for k in VARIED if len({repr(_get(r, k)) for r in runs}) > 1]
+def reference_runs(tag, runs, main):
+    """The main runs that are an ablation's reference rows: same seeds, methods and (except for the
+    labeled-examples ablation, which spans every size) labeled sizes, never the strongest Direct."""
+    seeds = {r["config"]["seed"] for r in runs}
+    methods = {r["config"]["method"] for r in runs}
+    sizes = {r["config"]["n_train"] for r in runs}
+    return [r for r in main if r["config"]["seed"] in seeds and r["config"]["method"] in methods
+            and cfg(r, "variant") != STRONG and (tag == "ablation-labeled" or r["config"]["n_train"] in sizes)]
+
+
+def _show(key, v):
+    if key == "denoiser.unlabeled_fonts" and v is None:
+        return "all"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def ablation_table(runs, refs=()):
+    everything = list(runs) + list(refs)
+    ref_paths = {r["path"] for r in refs}
+    varied = [k for k in VARIED if len({repr(cfg(r, k)) for r in everything}) > 1]
     groups = defaultdict(list)
-    for r in runs:
-        groups[tuple(_get(r, k) for k in varied) + (r["config"]["method"],)].append(r)
+    for r in everything:
+        groups[tuple(cfg(r, k) for k in varied) + (r["config"]["method"],)].append(r)
+
+    def sort_key(k):
+        return tuple((v is None, v if isinstance(v, (int, float)) else 0, str(v)) for v in k)
     rows = []
-    for key in sorted(groups, key=lambda k: tuple((v is None, v if v is not None else 0) if not isinstance(v, str)
-                                                  else (False, 0) for v in k[:-1]) + (k[-1],)):
+    for key in sorted(groups, key=sort_key):
         rs = groups[key]
-        rows.append([str(v) for v in key] + [[r["results"]["test_mse_base"] for r in rs],
-                                             [r["results"]["test_mse_denoised"] for r in rs], _seeds(rs)])
-    return varied + ["method", "test MSE f(x)", "test MSE Π(f(x))", "seeds"], rows
+        res = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
+        is_ref = all(r["path"] in ref_paths for r in rs)
+        rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (" (main run)" if is_ref else ""),
+                    res("test_mse_base"), res("test_mse_denoised"), res("weight_norm"), res("test_spread_base"),
+                    " ".join(str(r["results"]["best_epoch"]) for r in rs), _seeds(rs)])
+    return varied + ["method", "test MSE f(x)", "test MSE Π(f(x))", "‖f‖", "spread of f(x)", "best epoch",
+                     "seeds"], rows
+
+
+def wall_s(run):
+    """A run's wall time. Runs resumed before the stage recorded `train_s` logged only their last
+    process in wall_s: add the epochs that process did not run (the longest suffix of epoch times
+    that fits in wall_s is taken as the last process's; the epochs before it ran earlier)."""
+    res = run["results"]
+    w = float(res.get("wall_s") or 0)
+    if "train_s" in res or "epochs" not in res:
+        return w
+    ep = [float(m.get("epoch_s") or 0) for m in read_jsonl(os.path.join(run["path"], "metrics.jsonl")) if "epoch" in m]
+    tail, k = 0.0, 0
+    for e in reversed(ep):
+        if tail + e > w:
+            break
+        tail, k = tail + e, k + 1
+    return w + sum(ep[:len(ep) - k])
 
 
 def denoiser_rows(denoisers):
     rows = []
     for r in denoisers:
         c, res = r["config"], r["results"]
-        rows.append([os.path.basename(r["path"]), c["perturb"] + (f" s={c['blur_max']}" if c["perturb"] == "blur" else ""),
-                     str(c["unet_width"]), str(res["n_unlabeled"]), str(res["epochs"]),
-                     [res["val_mse_perturbed"]], [res["val_mse_denoised"]], f"{res['wall_s'] / 60:.1f}"])
-    return ["run", "perturbation", "U-Net width", "unlabeled images", "epochs", "held-out MSE perturbed",
+        rows.append([os.path.relpath(r["path"], os.path.dirname(os.path.dirname(r["path"]))),
+                     c["perturb"] + (f" s={c['blur_max']:g}" if c["perturb"] == "blur" else ""),
+                     cfg(r, "unet_layout") if "unet_layout" in c else LEGACY["unet_layout"], str(c["unet_width"]),
+                     str(res["n_unlabeled"]), str(res.get("updates", "?")), [res["val_mse_perturbed"]],
+                     [res["val_mse_denoised"]], f"{wall_s(r) / 60:.1f}"])
+    return ["run", "perturbation", "U-Net layout", "width", "unlabeled images", "updates", "held-out MSE perturbed",
             "held-out MSE denoised", "minutes"], rows
 
 
+def curves(denoisers):
+    """{run name: (median seconds per update, [(updates, minutes, held-out MSE)])} from the denoisers'
+    curve rows. Minutes are updates x the median seconds per update between curve points: on a shared
+    machine a stretch slowed by another job would otherwise bend the curve (the raw train_s is kept
+    in metrics.jsonl)."""
+    import statistics
+    out = {}
+    for r in denoisers:
+        pts = [(m["updates"], m["train_s"], m["curve_val_mse"])
+               for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "curve_val_mse" in m]
+        if len(pts) < 2:
+            continue
+        rate = statistics.median((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(pts, pts[1:]))
+        name = os.path.relpath(r["path"], os.path.dirname(os.path.dirname(r["path"])))
+        out[name] = (rate, [(u, u * rate / 60, mse) for u, _, mse in pts])
+    return out
+
+
+def curve_rows(denoisers, every=500):
+    rows = []
+    for name, (rate, pts) in curves(denoisers).items():
+        w = next(r["config"]["unet_width"] for r in denoisers if r["path"].endswith(name))
+        rows += [[name, str(w), f"{rate:.3f}", str(u), f"{m:.1f}", [mse]] for u, m, mse in pts if u % every == 0]
+    if not rows:
+        return None
+    return ["run", "U-Net width", "s/update (median)", "updates", "minutes (updates x median)",
+            "held-out MSE denoised"], rows
+
+
+def wall_rows(runs):
+    groups = defaultdict(list)
+    for r in runs:
+        c = r["config"]
+        groups[(c.get("tag") or "—", "denoiser" if c.get("stage") == "denoise" else c.get("method", "?"))].append(r)
+    rows = [[tag, stage, str(len(rs)), f"{sum(wall_s(r) for r in rs) / 60:.1f}"]
+            for (tag, stage), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "main", kv[0]))]
+    return ["tag", "stage", "runs", "minutes (sum of wall_s)"], rows
+
+
+def collect(runs_root):
+    return tables.collect(os.path.join(runs_root, "*", "*")) + tables.collect(os.path.join(runs_root, "*"))
+
+
 def write_tables(runs_root, out):
-    runs = tables.collect(os.path.join(runs_root, "*", "*")) + tables.collect(os.path.join(runs_root, "*"))
+    runs = collect(runs_root)
     predictors = [r for r in runs if r["config"].get("stage") == "train"]
     denoisers = [r for r in runs if r["config"].get("stage") == "denoise"]
     if not predictors and not denoisers:
@@ -80,28 +244,51 @@ def write_tables(runs_root, out):
         raise UserError(f"{runs_root}: no finished runs found")
     presets = sorted({r["config"]["preset"] for r in runs})
     commits = sorted({r["git_commit"] for r in runs if r.get("git_commit")})
-    wall = sum(r["results"].get("wall_s", 0) for r in runs)
+    wall = sum(wall_s(r) for r in runs)
     sections = [
         "# Font generation (imggen): test MSE, lower is better\n",
         f"Generated by `python -m composed_ft.imggen table --runs {runs_root}` on {time.strftime('%Y-%m-%d %H:%M')} "
-        f"from {len(runs)} run directories. Preset: {', '.join(presets)}. Machine: {describe()}. "
-        f"Commits: {', '.join(c[:12] for c in commits)}. Total training wall time: {wall / 60:.0f} min.\n",
+        f"from {len(runs)} run directories. Preset: {', '.join(presets)}. Machine (generating this table): "
+        f"{describe()}. Commits: {', '.join(c[:12] for c in commits)}. Total training wall time: {wall / 60:.0f} min "
+        "(sum of the runs' wall_s; runs on a shared machine are slower than on an idle one).\n",
         "Per-pixel MSE on the held-out (font, character) pairs, pixels in [-1, 1]; mean ± std over seeds. "
-        "Each model is selected by its validation MSE (Direct: f(x); Composed: Π(f(x))); Direct and "
-        "Composed train for the same number of epochs. The denoiser Π is trained once and shared by every "
-        "seed; the labeled/unlabeled split is fixed by --data-seed, seeds vary initialization, batch order "
-        "and dropout.\n",
+        "Each model is selected by its validation MSE (Direct: f(x); Composed: Π(f(x))). The denoiser Π is "
+        "trained once and shared by every seed; the labeled/unlabeled split is fixed by --data-seed, seeds vary "
+        "initialization, batch order and dropout. ‖f‖: the norm of every non-bias parameter of f (the set the "
+        "authors' L2 penalty sums over). Spread of f(x): the per-image pixel std of the base predictor's test "
+        "output, averaged (the ground truth's is about "
+        + (f"{_truth_spread(predictors):.2f}" if _truth_spread(predictors) else "?")
+        + "; gray, blurry output has a small one).\n",
     ]
     main = [r for r in predictors if r["config"].get("tag") == "main"]
     if main:
         h, rows = main_table(main)
         sections.append(("Main comparison", h, rows, {"digits": 4}))
+        h, rows, words = claim_rows(main)
+        if rows:
+            sections.append("### The claim: Composed Π(f(x)) against Direct f(x)\n\n"
+                            "Paired by seed: difference = Composed − Direct test MSE (negative: Composed better), "
+                            "mean ± std over seeds and the 95% CI of its mean (Student's t).\n")
+            sections.append(("", h, rows, {"digits": 4}))
+            sections.append("In words:\n\n" + "\n".join(words) + "\n")
     for tag in sorted({r["config"].get("tag") for r in predictors} - {"main"}):
-        h, rows = ablation_table([r for r in predictors if r["config"].get("tag") == tag])
+        tagged = [r for r in predictors if r["config"].get("tag") == tag]
+        h, rows = ablation_table(tagged, reference_runs(tag, tagged, main))
         sections.append((f"Ablation: {tag}", h, rows, {"digits": 4}))
     if denoisers:
         h, rows = denoiser_rows(denoisers)
         sections.append(("Denoisers (held-out unlabeled glyphs)", h, rows, {"digits": 4}))
+        curve = curve_rows(denoisers)
+        if curve:
+            sections.append(("Denoisers: held-out MSE against training updates and time (curve points)",
+                             *curve, {"digits": 4}))
+    h, rows = wall_rows(runs)
+    sections.append(("Wall time per tag and stage", h, rows, {}))
     tsv = os.path.splitext(out)[0] + ".tsv"
     tables.write(out, sections, tsv)
     print(f"wrote {out} and {tsv}")
+
+
+def _truth_spread(predictors):
+    v = [r["results"]["test_spread_truth"] for r in predictors if "test_spread_truth" in r["results"]]
+    return v[0] if v else None

@@ -11,14 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from ..core import checkpoint, distributed
-from ..core.compose import Composed, freeze, l2_penalty, weight_params
+from ..core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from ..core.errors import UserError
 from ..core.perf import forward_flops
 from ..core.runs import Run
 from ..core.seed import seed_everything
 from ..core.trainer import fit, load_best
 from . import data, perturbations, plots
-from .models import MLPGenerator, UNet
+from .models import MLPGenerator, make_unet
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,43 @@ def _fixed_noise(fn, x, seed):
 
 # ---------------------------------------------------------------- denoiser
 
+def _curve_logger(run, model, val_in, holdout, every, ctx):
+    """Held-out MSE every `every` updates, against training seconds (validation time excluded), as
+    metrics rows {"updates", "train_s", "curve_val_mse"}: the denoiser's quality-vs-time curve at a
+    finer grain than one point per epoch. Returns (wrap_batches, tick): wrap fit()'s batches with the
+    first, call the second at the start of every step (each step is one update).
+
+    Resume: the counters restart from the last epoch row that fit() kept (it truncates later rows)."""
+    st = {"updates": 0, "base_s": 0.0, "t0": None, "eval_s": 0.0}
+    net = distributed.unwrap(model)
+
+    def wrap_batches(make):
+        def batches(epoch):
+            if st["t0"] is None:  # first epoch of this process: continue the logged counters
+                rows = [r for r in run.metrics() if "epoch" in r]
+                st["updates"] = rows[-1]["updates"] if rows else 0
+                st["base_s"] = sum(r["epoch_s"] for r in rows)
+            else:
+                st["base_s"] += time.perf_counter() - st["t0"] - st["eval_s"]
+            st["t0"], st["eval_s"] = time.perf_counter(), 0.0
+            return make(epoch)
+        return batches
+
+    def tick():  # st["updates"] updates are complete
+        if every and st["updates"] and st["updates"] % every == 0 and ctx.is_main:
+            t = time.perf_counter()
+            train_s = st["base_s"] + t - st["t0"] - st["eval_s"]
+            net.eval()
+            with torch.no_grad():
+                mse = F.mse_loss(net(val_in), holdout).item()
+            net.train()
+            run.log_metrics(updates=st["updates"], train_s=round(train_s, 2), curve_val_mse=mse)
+            st["eval_s"] += time.perf_counter() - t
+        st["updates"] += 1
+
+    return wrap_batches, tick
+
+
 def denoise(args):
     run, ctx = _start(args)
     if run.finished:
@@ -70,10 +107,12 @@ def denoise(args):
     val_in = _fixed_noise(perturb, holdout, args.seed + 12345)
     log.info("denoiser data: %d unlabeled images (+%d held out), perturbation %s", len(clean), len(holdout),
              args.perturb)
-    model = ctx.wrap(UNet(args.unet_width, args.unet_dropout).to(device))
+    model = ctx.wrap(make_unet(args.unet_width, args.unet_dropout, args.unet_layout).to(device))
     opt = _adam(model.parameters(), args)
+    wrap_batches, tick = _curve_logger(run, model, val_in, holdout, args.curve_interval, ctx)
 
     def step(idx):
+        tick()
         y = clean[idx]
         with torch.no_grad():
             x = perturb(y)
@@ -83,12 +122,16 @@ def denoise(args):
         return {"val_mse": F.mse_loss(model(val_in), holdout).item()}
 
     flops = 3 * forward_flops(distributed.unwrap(model), val_in)
-    # Small unlabeled sets (the 100-font ablation) get more epochs: --min-updates sets the floor.
+    # The budget in updates: --max-update when given; else --max-epoch epochs, and at least
+    # --min-updates (small unlabeled sets, the 100-font ablation, get more epochs).
     steps_per_epoch = -(-len(clean) // args.batch_size)
-    max_epoch = max(args.max_epoch, -(-args.min_updates // steps_per_epoch))
-    summary = fit(run, model, opt, _batches(len(clean), args.batch_size, device, ctx), step, validate,
-                  max_epoch=max_epoch, best_metric="val_mse", save_interval=1, log_interval=1,
-                  flops_per_item=flops, device=device, ddp=ctx)
+    if args.max_update:
+        max_epoch, max_updates = -(-args.max_update // steps_per_epoch), args.max_update
+    else:
+        max_epoch, max_updates = max(args.max_epoch, -(-args.min_updates // steps_per_epoch)), 0
+    summary = fit(run, model, opt, wrap_batches(_batches(len(clean), args.batch_size, device, ctx)), step, validate,
+                  max_epoch=max_epoch, max_updates=max_updates, best_metric="val_mse", save_interval=1,
+                  log_interval=1, flops_per_item=flops, device=device, ddp=ctx)
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
@@ -97,7 +140,7 @@ def denoise(args):
     with torch.no_grad():
         res = {"val_mse_denoised": F.mse_loss(model(val_in), holdout).item(),
                "val_mse_perturbed": F.mse_loss(val_in, holdout).item(),
-               "n_unlabeled": len(clean), "epochs": summary["epochs"], "best_epoch": summary["best_epoch"],
+               "n_unlabeled": len(clean), "unet_layout": args.unet_layout, **summary,
                "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         n_show = min(200, len(holdout)) // 20 * 20
         pos = torch.arange(n_show).view(-1, 20).numpy()
@@ -119,15 +162,28 @@ def load_denoiser(path, device):
     cfg = ckpt.get("config", {})
     if cfg.get("stage") != "denoise":
         raise UserError(f"{path}: not a denoiser checkpoint (stage {cfg.get('stage')!r})")
-    model = UNet(cfg["unet_width"], cfg["unet_dropout"])
+    # checkpoints from before --unet-layout existed used the pre-activation layout
+    model = make_unet(cfg["unet_width"], cfg["unet_dropout"], cfg.get("unet_layout", "preact"))
     checkpoint.load_model_state(model, ckpt["model"], path)
     return freeze(model.to(device)), cfg
 
 
 # ---------------------------------------------------------------- predictors
 
+def l2_params(f, scope):
+    """The tensors λ Σ‖W‖² sums over: `nonbias` (the authors': every parameter but biases, so
+    BatchNorm scales too) or `weights` (matrices and embeddings only)."""
+    return nonbias_params(f) if scope == "nonbias" else weight_params(f)
+
+
+@torch.no_grad()
+def spread(images):
+    """Mean over images of the per-image pixel std: ~0.9 for crisp glyphs, small for gray blur."""
+    return images.flatten(1).std(dim=1).mean().item()
+
+
 def train_predictor(args):
-    """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's weights)."""
+    """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters)."""
     run, ctx = _start(args)
     if run.finished:
         log.info("%s: finished already, nothing to do", run.path)
@@ -141,17 +197,20 @@ def train_predictor(args):
     seed_everything(args.seed)
     splits = data.load_labeled(args.data, args.data_seed, n_train=args.n_train)
     tr, va, te = (splits[k].to(device) for k in ("train", "val", "test"))
-    log.info("%s: %d train / %d val / %d test pairs", args.method, len(tr), len(va), len(te))
-    f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=args.dropout).to(device)
+    log.info("%s: %d train / %d val / %d test pairs (dropout %g, λ %g over %s, BatchNorm eps %g)", args.method,
+             len(tr), len(va), len(te), args.dropout, args.l2, args.l2_scope, args.bn_eps)
+    f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=args.dropout,
+                     bn_eps=args.bn_eps).to(device)
     model = ctx.wrap(Composed(f, denoiser) if args.method == "composed" else f)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adam(params, args)
-    l2_params = weight_params(f)
+    penalized = l2_params(f, args.l2_scope)
+    norm_params = nonbias_params(f)  # the reported norm: one definition for every run
 
     def step(idx):
         out = model(tr.font[idx], tr.char[idx])
         mse = F.mse_loss(out, tr.image[idx])
-        loss = mse + args.l2 * l2_penalty(l2_params) if args.l2 > 0 else mse
+        loss = mse + args.l2 * l2_penalty(penalized) if args.l2 > 0 else mse
         return loss, len(idx), {"mse": mse.detach()}
 
     def predict(split):
@@ -162,7 +221,8 @@ def train_predictor(args):
         base, den = predict(va)
         mse_base, mse_den = F.mse_loss(base, va.image).item(), F.mse_loss(den, va.image).item()
         return {"val_mse": mse_den if args.method == "composed" else mse_base,
-                "val_mse_base": mse_base, "val_mse_denoised": mse_den}
+                "val_mse_base": mse_base, "val_mse_denoised": mse_den,
+                "weight_norm": l2_penalty(norm_params).sqrt().item(), "val_base_spread": spread(base)}
 
     flops = 3 * forward_flops(f, tr.font, tr.char)
     if args.method == "composed":
@@ -179,23 +239,31 @@ def train_predictor(args):
     with torch.no_grad():
         base, den = predict(te)
         vb, vd = predict(va)
-        res = {"method": args.method, "test_mse_base": F.mse_loss(base, te.image).item(),
+        res = {"method": args.method, "variant": args.variant,
+               "test_mse_base": F.mse_loss(base, te.image).item(),
                "test_mse_denoised": F.mse_loss(den, te.image).item(),
                "val_mse_base": F.mse_loss(vb, va.image).item(), "val_mse_denoised": F.mse_loss(vd, va.image).item(),
-               "weight_norm": l2_penalty(l2_params).sqrt().item(), **splits["info"], **summary,
+               # f's norm over every non-bias parameter (the authors' L2 set), and over matrices only
+               "weight_norm": l2_penalty(norm_params).sqrt().item(),
+               "weight_norm_matrices": l2_penalty(weight_params(f)).sqrt().item(),
+               # how far f's output is from gray: per-image pixel std (the truth's for scale)
+               "test_spread_base": spread(base), "test_spread_denoised": spread(den), "test_spread_truth": spread(te.image),
+               **splits["info"], **summary,
                "denoiser": {k: dcfg.get(k) for k in ("run_dir", "perturb", "blur_max", "contrast",
-                                                     "unlabeled_fonts", "unet_width")},
+                                                     "unlabeled_fonts", "unet_width", "unet_layout")},
                "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         pos = plots.grid_pairs(te.font.cpu().numpy(), te.char.cpu().numpy())
         plots.save_grids(run.file("samples.png"), [
-            ("ground truth (test pairs)", te.image.cpu().numpy()),
-            (f"{args.method}: base predictor f(x)", base.cpu().numpy()),
-            (f"{args.method}: denoised {'Pi(f(x))' if args.method == 'composed' else 'Pi(f(x)), post hoc'}", den.cpu().numpy())],
+            ("ground truth (test pairs)", te.image.cpu().numpy(), "truth"),
+            (f"{args.method}: base predictor f(x)", base.cpu().numpy(), "base"),
+            (f"{args.method}: denoised {'Pi(f(x))' if args.method == 'composed' else 'Pi(f(x)), post hoc'}",
+             den.cpu().numpy(), "denoised")],
             pos)
     plots.learning_curves(run.file("curves.png"), run.metrics(),
                           ["train_mse", "val_mse_base", "val_mse_denoised"], f"{args.method}, {len(tr)} labeled")
-    log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d)", args.method, res["test_mse_base"],
-             res["test_mse_denoised"], res["best_epoch"])
+    log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d; ‖f‖ %.1f, spread of f(x) %.3f)", args.method,
+             res["test_mse_base"], res["test_mse_denoised"], res["best_epoch"], res["weight_norm"],
+             res["test_spread_base"])
     run.finish(res)
     ctx.close()
     return res
