@@ -155,14 +155,15 @@ def claims_section(claims):
 # Rows of the imggen table: (label, model of the run (composed_ft.imggen.report.model_label), results key).
 IMG_ROWS = [("Direct (authors') f(x)", "Direct (authors')", "test_mse_base"),
             ("Direct (authors') + Π (post hoc)", "Direct (authors')", "test_mse_denoised"),
+            ("Direct f(x)", "Direct", "test_mse_base"), ("Direct + Π (post hoc)", "Direct", "test_mse_denoised"),
             ("Direct (strongest) f(x)", "Direct (strongest)", "test_mse_base"),
             ("Direct (strongest) + Π (post hoc)", "Direct (strongest)", "test_mse_denoised"),
             ("Composed base f(x)", "Composed", "test_mse_base"), ("Composed Π(f(x))", "Composed", "test_mse_denoised")]
-IMG_MODELS = ["Direct (authors')", "Direct (strongest)", "Composed"]
+IMG_MODELS = ["Direct (authors')", "Direct", "Direct (strongest)", "Composed"]  # composed_ft.imggen.report.MODELS
 
 
 def imggen_section(runs, out, figdir):
-    from composed_ft.imggen.report import model_label, settings
+    from composed_ft.imggen.report import model_label, norm, settings
     main = [r for r in runs if r["config"].get("stage") == "train" and r["config"].get("tag") == "main"]
     if not main:
         return ["No finished main runs (tag main) yet.\n"], [], []
@@ -178,8 +179,9 @@ def imggen_section(runs, out, figdir):
                 rows.append([n, label, mean_std_cell(v, 4), ci_cell(v, 4), " ".join(map(str, val(n, model, key)))])
         for model in IMG_MODELS:
             if of(n, model):
-                cells = [mean_std_cell(list(val(n, model, k).values()), d)
-                         for k, d in (("weight_norm", 1), ("test_spread_base", 3), ("test_spread_denoised", 3))]
+                norms = by_seed([r for r in of(n, model) if norm(r) is not None], norm)
+                cells = [mean_std_cell(list(norms.values()), 1)] + [
+                    mean_std_cell(list(val(n, model, k).values()), 3) for k in ("test_spread_base", "test_spread_denoised")]
                 mech.append([n, model, " / ".join(sorted({settings(r) for r in of(n, model)}))] + cells)
     n_test = sorted({r["results"].get("n_test") for r in main} - {None})
     truth = sorted({round(r["results"]["test_spread_truth"], 3) for r in main if "test_spread_truth" in r["results"]})
@@ -196,7 +198,7 @@ def imggen_section(runs, out, figdir):
     claims = []
     for n in sizes:
         comp = val(n, "Composed", "test_mse_denoised")
-        directs = {m: val(n, m, "test_mse_base") for m in IMG_MODELS[:2] if val(n, m, "test_mse_base")}
+        directs = {m: val(n, m, "test_mse_base") for m in IMG_MODELS[:3] if val(n, m, "test_mse_base")}
         if not directs:
             continue
         better = min(directs, key=lambda m: stats(list(directs[m].values()))[0])
@@ -206,10 +208,11 @@ def imggen_section(runs, out, figdir):
             claims.append([f"{n} labeled: Composed Π(f(x)) vs {m} f(x){tag}, test MSE",
                            "Composed has lower test MSE than Direct", measured, verdict])
         ref = "Direct (authors')" if "Direct (authors')" in directs else better
-        for key, what, digits in (("weight_norm", "‖f‖ (non-bias parameters)", 1),
-                                  ("test_spread_base", "spread of f(x) on test (gray = small)", 3)):
-            measured, _, verdict, _ = compare(val(n, "Composed", key), val(n, ref, key), lower_is_better=True,
-                                              digits=digits)
+        norms = lambda m: by_seed([r for r in of(n, m) if norm(r) is not None], norm)  # noqa: E731
+        for new, old, what, digits in ((norms("Composed"), norms(ref), "‖f‖ (non-bias parameters)", 1),
+                                       (val(n, "Composed", "test_spread_base"), val(n, ref, "test_spread_base"),
+                                        "spread of f(x) on test (gray = small)", 3)):
+            measured, _, verdict, _ = compare(new, old, lower_is_better=True, digits=digits)
             claims.append([f"{n} labeled: {what}, Composed base vs {ref}",
                            "the composed base predictor is simpler: lower norm, gray and blurry output",
                            measured, verdict])
@@ -231,7 +234,7 @@ def imggen_figures(main, sizes, out, figdir):
     grid = []
     if "Composed" in panels and {"truth", "base", "denoised"} <= set(panels["Composed"]):
         grid.append(("ground truth", panels["Composed"]["truth"][1]))
-        for m in IMG_MODELS[:2]:
+        for m in IMG_MODELS[:3]:
             if "base" in panels.get(m, {}):
                 grid.append((f"{m}: f(x)", panels[m]["base"][1]))
         grid += [("Composed: base predictor f(x)", panels["Composed"]["base"][1]),
@@ -244,7 +247,7 @@ def imggen_figures(main, sizes, out, figdir):
                     + ", ".join(t for t, _ in grid[1:]) + ".\n\n"
                     f"![font samples]({rel_link(dst, out)})\n")
     for method in ("direct", "composed"):
-        model = "Composed" if method == "composed" else "Direct (authors')"
+        model = "Composed" if method == "composed" else next((m for m in IMG_MODELS[:3] if m in src), "Direct")
         if model in src:
             dst = os.path.join(figdir, f"imggen_samples_{method}.png")
             with atomic_path(dst) as tmp:
@@ -267,8 +270,8 @@ def plot_val_curves(main, sizes, path):
     fig, axes = plt.subplots(2 if with_norm else 1, len(sizes), figsize=(4.2 * len(sizes), 6.4 if with_norm else 3.4),
                              squeeze=False)
     # Each model's own selection metric: what its checkpoint was chosen by.
-    styles = {"Direct (authors')": ("val_mse_base", "tab:blue"), "Direct (strongest)": ("val_mse_base", "tab:green"),
-              "Composed": ("val_mse_denoised", "tab:orange")}
+    styles = {"Direct (authors')": ("val_mse_base", "tab:blue"), "Direct": ("val_mse_base", "tab:purple"),
+              "Direct (strongest)": ("val_mse_base", "tab:green"), "Composed": ("val_mse_denoised", "tab:orange")}
     for col, n in enumerate(sizes):
         for model, (key, color) in styles.items():
             first = True

@@ -44,10 +44,25 @@ def settings(run):
 
 
 def model_label(run):
-    method, variant = run["config"]["method"], cfg(run, "variant")
-    if method == "composed":
+    """Composed, Direct (authors'): eps 0.8, no dropout, λ 0 (or --variant authors), Direct
+    (strongest): --variant strong; any other Direct (the earlier setting's runs) is plain Direct."""
+    c, variant = run["config"], cfg(run, "variant")
+    if c["method"] == "composed":
         return "Composed"
-    return "Direct (strongest)" if variant == STRONG else "Direct (authors')"
+    if variant == STRONG:
+        return "Direct (strongest)"
+    authors = cfg(run, "bn_eps") == 0.8 and not c.get("dropout") and not c.get("l2")
+    return "Direct (authors')" if variant == "authors" or authors else "Direct"
+
+
+MODELS = ["Direct (authors')", "Direct", "Direct (strongest)", "Composed"]
+
+
+def norm(run):
+    """‖f‖ over every non-bias parameter; runs from before it was recorded logged matrices only
+    under the same key (no weight_norm_matrices beside it), which is not comparable: None."""
+    res = run["results"]
+    return res["weight_norm"] if "weight_norm_matrices" in res else None
 
 
 def by_seed(runs, key):
@@ -83,19 +98,20 @@ def claim_rows(main):
         at = [r for r in main if r["config"]["n_train"] == n]
         comp = by_seed([r for r in at if model_label(r) == "Composed"], "test_mse_denoised")
         directs = {lab: by_seed([r for r in at if model_label(r) == lab], "test_mse_base")
-                   for lab in ("Direct (authors')", "Direct (strongest)")}
+                   for lab in MODELS[:3]}
         directs = {k: v for k, v in directs.items() if v}
         if not directs or not comp:
             continue
         mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
         better = min(directs, key=lambda k: mean(directs[k]))
-        for lab, ref in list(directs.items()) + [(f"better Direct = {better}", directs[better])]:
+        pairs = list(directs.items()) + ([(f"better Direct = {better}", directs[better])] if len(directs) > 1 else [])
+        for lab, ref in pairs:
             m, sd, k, h = paired(comp, ref)
             ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if k >= 2 else "— (1 seed)"
             rows.append([str(n), lab, list(ref.values()), list(comp.values()),
                          f"{m:+.4f} ± {sd:.4f}" if k >= 2 else f"{m:+.4f}", ci,
                          f"{100 * m / mean(ref):+.1f}%", verdict(m, h, k), " ".join(map(str, sorted(comp)))])
-            if lab.startswith("better"):
+            if lab.startswith("better") or len(directs) == 1:
                 words.append(f"- **{n} labeled**: Composed Π(f(x)) {mean(comp):.4f} vs {better} {mean(ref):.4f}: "
                              f"{verdict(m, h, k)} (paired difference {m:+.4f}"
                              + (f", 95% CI [{m - h:+.4f}, {m + h:+.4f}]; the seeds resolve differences larger "
@@ -109,13 +125,13 @@ def main_table(main):
     groups = defaultdict(list)
     for r in main:
         groups[(r["config"]["n_train"], model_label(r))].append(r)
-    order = {"Direct (authors')": 0, "Direct (strongest)": 1, "Composed": 2}
     rows = []
-    for (n, lab) in sorted(groups, key=lambda k: (-k[0], order[k[1]])):
+    for (n, lab) in sorted(groups, key=lambda k: (-k[0], MODELS.index(k[1]))):
         rs = groups[(n, lab)]
         v = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
         rows.append([str(n), lab, " / ".join(sorted({settings(r) for r in rs})), v("test_mse_base"),
-                     v("test_mse_denoised"), v("weight_norm"), v("test_spread_base"),
+                     v("test_mse_denoised"), tables.fmt([x for x in map(norm, rs) if x is not None], 1),
+                     tables.fmt(v("test_spread_base"), 3),
                      " ".join(f"{r['results']['best_epoch']}/{r['results']['epochs']}" for r in
                               sorted(rs, key=lambda r: r["config"]["seed"])),
                      _seeds(rs), str(sorted({r["results"]["n_test"] for r in rs}))])
@@ -156,7 +172,8 @@ def ablation_table(runs, refs=()):
         res = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
         is_ref = all(r["path"] in ref_paths for r in rs)
         rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (" (main run)" if is_ref else ""),
-                    res("test_mse_base"), res("test_mse_denoised"), res("weight_norm"), res("test_spread_base"),
+                    res("test_mse_base"), res("test_mse_denoised"),
+                    tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
                     " ".join(str(r["results"]["best_epoch"]) for r in rs), _seeds(rs)])
     return varied + ["method", "test MSE f(x)", "test MSE Π(f(x))", "‖f‖", "spread of f(x)", "best epoch",
                      "seeds"], rows
