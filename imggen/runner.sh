@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # ---- what to run --------------------------------------------------------------------------
 PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of every stage
 SEEDS=${SEEDS:-0}                  # predictor seeds; the denoiser is trained once and shared
-TARGETS=${TARGETS:-main}           # main blur l2 unlabeled labeled dropout perturb | all
+TARGETS=${TARGETS:-main}           # main blur l2 unlabeled labeled dropout perturb | all; budget candidates
 DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/imggen/$PRESET}
 TABLE=${TABLE:-results/imggen.md}
@@ -47,6 +47,12 @@ L2_COMPOSED=${L2_COMPOSED:-}           # 1e-4: λ of λ Σ‖W‖² on f
 # the second Direct baseline: the strongest Direct we could make at the same budget (imggen/README)
 DIRECT_STRONG=${DIRECT_STRONG:-"--bn-eps 1e-5 --dropout 0.1 --l2 0"}
 N_TRAIN_MAIN=${N_TRAIN_MAIN:-"2500 500"}
+# how the cpu budgets and the strongest Direct were chosen (not part of `all`; imggen/README.md):
+# `budget` trains each main model once (seed 0) for long and the budgets come from its validation
+# curve; `candidates` trains Direct variants at 2,500 labels, the best validation MSE is DIRECT_STRONG
+PROBE_EPOCHS_DIRECT=${PROBE_EPOCHS_DIRECT:-1000}
+PROBE_EPOCHS_COMPOSED=${PROBE_EPOCHS_COMPOSED:-600}
+CANDIDATES=${CANDIDATES:-"eps1e-5_do0.1:--bn-eps=1e-5,--dropout=0.1 eps1e-5_do0.2:--bn-eps=1e-5,--dropout=0.2 eps1e-5_do0.1_l2_1e-4:--bn-eps=1e-5,--dropout=0.1,--l2=1e-4 eps0.8_do0.1_l2_1e-4:--dropout=0.1,--l2=1e-4"}
 # ablations (the main setting is each one's reference row and is not trained again)
 ABL_BLUR=${ABL_BLUR:-"0.1 1 4 8"}
 ABL_L2=${ABL_L2:-"1e-6 1e-5 1e-4 1e-3 1e-2 1e-1"}
@@ -87,7 +93,8 @@ strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant st
 composed() { predictor "$1" "composed-$2" "$3" --method composed $COMPOSED_FLAGS "${@:4}"; }
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
-ablations() { local t=${TARGETS//main/}; [[ -n "${t// /}" ]]; }   # any target but main
+only() { [[ " $TARGETS " == *" $1 "* ]]; }   # targets that `all` leaves out
+ablations() { local t; for t in all blur l2 unlabeled labeled dropout perturb; do only "$t" && return 0; done; return 1; }
 stamp() { echo "[imggen/runner] $(date '+%H:%M:%S') $*" >&2; }
 DEN="blur$BLUR_MAX"
 T0=$SECONDS
@@ -102,6 +109,21 @@ if want main || ablations; then
         direct main "n$n" "$DEN" --n-train "$n"
         composed main "n$n" "$DEN" --n-train "$n"
         if want main; then strong main "n$n" "$DEN" --n-train "$n"; fi
+    done
+fi
+if only budget; then      # long runs of the main models (seed 0 of SEEDS) whose curves set the budgets
+    stamp "budget probes"
+    for n in $N_TRAIN_MAIN; do
+        SEEDS=${SEEDS%% *} direct budget "n$n" "$DEN" --n-train "$n" --max-epoch "$PROBE_EPOCHS_DIRECT"
+        SEEDS=${SEEDS%% *} composed budget "n$n" "$DEN" --n-train "$n" --max-epoch "$PROBE_EPOCHS_COMPOSED"
+    done
+fi
+if only candidates; then  # Direct variants for the strongest Direct, at 2,500 labels
+    stamp "Direct candidates"
+    for c in $CANDIDATES; do   # NAME:--flag=value,--flag=value
+        flags=${c#*:}
+        SEEDS=${SEEDS%% *} predictor candidates "direct-${c%%:*}" "$DEN" --method direct --variant candidate $DIRECT_FLAGS \
+            --n-train 2500 ${flags//,/ }
     done
 fi
 if want blur; then        # denoiser perturbation strength (s = BLUR_MAX is the main run)

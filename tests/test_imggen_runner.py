@@ -1,0 +1,78 @@
+"""imggen/runner.sh's plan (PY=echo prints the commands instead of running them): the two Direct
+baselines and Composed of the main table, ablations that reuse the main runs as their reference rows,
+and the probes that are not part of `all`."""
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def plan(tmp_path, **env):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "fonts32.npz"
+    data.touch()  # present: the runner would otherwise install fonts
+    e = dict(os.environ, PY="echo", PRESET="cpu", SEEDS="0", RUNS=str(tmp_path / "runs"), DATA=str(data),
+             TABLE=str(tmp_path / "t.md"))
+    e.update(env)
+    p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    cmds = [line.split() for line in p.stdout.splitlines() if line.startswith("-m composed_ft.imggen")]
+    runs = str(tmp_path / "runs") + "/"
+    return {c[c.index("--run-dir") + 1].replace(runs, ""): c for c in cmds if "--run-dir" in c}
+
+
+def flag(cmd, name):
+    """The last value of a flag, given as `--flag value` or `--flag=value` (argparse keeps the last), or None."""
+    pos = [i for i, a in enumerate(cmd) if a == name or a.startswith(name + "=")]
+    if not pos:
+        return None
+    last = cmd[pos[-1]]
+    return last.split("=", 1)[1] if "=" in last else cmd[pos[-1] + 1]
+
+
+def test_main_table_plans_both_directs_and_composed(tmp_path):
+    runs = plan(tmp_path, TARGETS="main", SEEDS="0 1")
+    for n in (2500, 500):
+        for s in (0, 1):
+            d, c, st = (runs[f"main/{m}-n{n}-s{s}"] for m in ("direct", "composed", "direct_strong"))
+            assert flag(d, "--method") == "direct" and flag(d, "--variant") == "authors"
+            assert flag(c, "--method") == "composed"
+            # the presets hold the authors' losses; the strongest Direct overrides them, at the same budget
+            assert flag(d, "--dropout") is None and flag(c, "--l2") is None and flag(d, "--bn-eps") is None
+            assert flag(st, "--variant") == "strong" and flag(st, "--bn-eps") == "1e-5"
+            assert flag(st, "--max-epoch") == flag(d, "--max-epoch")
+    assert set(runs) == {f"main/{m}-n{n}-s{s}" for m in ("direct", "composed", "direct_strong")
+                         for n in (2500, 500) for s in (0, 1)} | {"denoisers/blur2"}
+    # budgets from the environment reach the right method
+    runs = plan(tmp_path / "e", TARGETS="main", EPOCHS_DIRECT="7", EPOCHS_COMPOSED="9", DEN_UPDATES="11")
+    assert flag(runs["main/direct-n500-s0"], "--max-epoch") == "7" == flag(runs["main/direct_strong-n500-s0"], "--max-epoch")
+    assert flag(runs["main/composed-n500-s0"], "--max-epoch") == "9"
+    assert flag(runs["denoisers/blur2"], "--max-update") == "11"
+    assert flag(runs["denoisers/blur2"], "--unet-layout") == "authors"
+
+
+def test_ablations_reuse_the_main_runs_and_skip_the_main_settings(tmp_path):
+    runs = plan(tmp_path, TARGETS="blur l2 labeled perturb unlabeled dropout")
+    main = {k for k in runs if k.startswith("main/")}
+    assert main == {f"main/{m}-n{n}-s0" for m in ("direct", "composed") for n in (2500, 500)}  # references only
+    assert "ablation-blur/composed-blur2-s0" not in runs and "ablation-blur/composed-blur8-s0" in runs
+    assert flag(runs["ablation-blur/composed-blur8-s0"], "--denoiser").endswith("denoisers/blur8")
+    assert "ablation-l2/composed-l2_1e-4-s0" not in runs and "ablation-l2/direct-l2_1e-4-s0" in runs
+    assert flag(runs["ablation-l2/composed-l2_1e-1-s0"], "--l2") == "1e-1"
+    assert {k for k in runs if k.startswith("ablation-labeled/")} == {
+        f"ablation-labeled/{m}-n{n}-s0" for m in ("direct", "composed") for n in (1500, 4500)}
+    assert "ablation-perturb/composed-blur-s0" not in runs and "ablation-perturb/composed-emboss-s0" in runs
+    assert flag(runs["ablation-unlabeled/composed-fonts100-s0"], "--denoiser").endswith("denoisers/fonts100")
+    assert flag(runs["denoisers/fonts100"], "--unlabeled-fonts") == "100"
+    do = runs["ablation-dropout/composed-do0.3-s0"]
+    assert flag(do, "--l2") == "0" and flag(do, "--dropout") == "0.3"
+
+
+def test_probes_run_one_seed_and_are_not_part_of_all(tmp_path):
+    runs = plan(tmp_path, TARGETS="budget candidates", SEEDS="3 4")
+    assert not any(k.startswith("main/") for k in runs)  # probes come before the main runs
+    assert {k.split("/")[0] for k in runs} == {"budget", "candidates", "denoisers"}
+    assert all(k.endswith("-s3") for k in runs if not k.startswith("denoisers"))
+    assert flag(runs["budget/composed-n2500-s3"], "--max-epoch") == "600"
+    assert flag(runs["candidates/direct-eps1e-5_do0.1-s3"], "--bn-eps") == "1e-5"
+    assert not any(k.split("/")[0] in ("budget", "candidates") for k in plan(tmp_path / "a", TARGETS="all"))
