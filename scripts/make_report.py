@@ -216,7 +216,33 @@ def imggen_section(runs, out, figdir):
             claims.append([f"{n} labeled: {what}, Composed base vs {ref}",
                            "the composed base predictor is simpler: lower norm, gray and blurry output",
                            measured, verdict])
-    return text, claims, imggen_figures(main, sizes, out, figdir)
+    figures = imggen_figures(main, sizes, out, figdir)
+    dst = os.path.join(figdir, "imggen_denoiser_curve.png")
+    if plot_denoiser_curves([r for r in runs if r["config"].get("stage") == "denoise"], dst):
+        figures.append("Denoisers: held-out MSE of Π against training time (updates x the run's median seconds per "
+                       "update, one thread; the cpu preset's width and updates were chosen from this):\n\n"
+                       f"![denoiser curves]({rel_link(dst, out)})\n")
+    return text, claims, figures
+
+
+def plot_denoiser_curves(denoisers, path):
+    """Held-out MSE against minutes for every denoiser that logged curve points; False if none did."""
+    from composed_ft.imggen.report import curves
+    found = curves(denoisers)
+    if not found:
+        return False
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, (rate, pts) in sorted(found.items()):
+        ax.plot([m for _, m, _ in pts], [v for _, _, v in pts], marker=".", label=f"{name} ({rate:.2f} s/update)")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("held-out MSE of Π(perturbed)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_fig(fig, path)
+    return True
 
 
 def imggen_figures(main, sizes, out, figdir):
@@ -345,8 +371,8 @@ def code_values(preds, splits):
 def code_examples(preds, splits):
     """{row name: {split: {seed: [correct per program]}}} from the runs' per-program records
     (eval_<split>.jsonl, or the .gz of the archive); runs without records are left out."""
-    from composed_ft.code.errors import read_records
-    from composed_ft.code.evaluate import gated_pick
+    from composed_ft.code.error_analysis import read_records
+    from composed_ft.code.judge import gated_pick
     cache, out = {}, {}
     for name, kind, runs in code_rows(preds):
         for split, _ in splits:

@@ -195,7 +195,7 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     first = gz.read_bytes()
     archive_runs.archive(str(runs), str(archive))
     assert gz.read_bytes() == first  # deterministic bytes: re-archiving changes nothing in git
-    from composed_ft.code.errors import read_records
+    from composed_ft.code.error_analysis import read_records
     assert read_records(str(gz.parent), "test") == [{"index": 0}]
 
     out_runs, out_arch = tmp_path / "a" / "REPORT.md", tmp_path / "b" / "REPORT.md"
@@ -318,7 +318,9 @@ def test_imggen_paper_figure_and_mechanism_from_the_runs_sample_grids(make_repor
     from composed_ft.imggen.plots import save_grids
     monkeypatch.setattr(make_report, "describe", lambda: "test machine")
     root = tmp_path / "runs" / "imggen" / "cpu"
-    fake_run(root / "denoisers" / "blur2", {"stage": "denoise", "seed": 0}, {"wall_s": 1.0, "n_unlabeled": 10})
+    fake_run(root / "denoisers" / "blur2", {"stage": "denoise", "seed": 0, "unet_width": 16},
+             {"wall_s": 1.0, "n_unlabeled": 10}, [{"updates": u, "train_s": 0.5 * u, "curve_val_mse": 1 / u}
+                                                 for u in (250, 500, 750)])
     pos = np.arange(8).reshape(2, 4)
     models = {"direct": ("authors", 0.30, 40.0, 0.80), "direct_strong": ("strong", 0.28, 60.0, 0.85),
               "composed": ("", 0.25, 20.0, 0.30)}
@@ -339,6 +341,7 @@ def test_imggen_paper_figure_and_mechanism_from_the_runs_sample_grids(make_repor
     assert make_report.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     text = out.read_text()
     assert (out.parent / "figures" / "imggen_grid.png").exists() and "](figures/imggen_grid.png)" in text
+    assert "](figures/imggen_denoiser_curve.png)" in text  # the denoiser logged curve points
     grid = Image.open(out.parent / "figures" / "imggen_grid.png")
     # five panels (truth, two Directs, Composed base and Π∘f), each a 24-pixel title strip above a
     # 2 x 4 mosaic of 8-pixel glyphs at scale 2; each Direct's own images are in its panel
