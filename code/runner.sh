@@ -44,42 +44,43 @@ RELEASED=${RELEASED:-../shared/data/sanstype-1000a}   # the authors' released dr
 DATA_SEED=${DATA_SEED:-0}          # seed of the unlabeled programs (only used when $DATA does not exist)
 N_GEN=${N_GEN:-2000}               # authors: generated test_gen / ood_gen programs each (0: none)
 GEN_SEED=${GEN_SEED:-1}            # their own seed
-VOCAB_SIZE=${VOCAB_SIZE:-600}      # SentencePiece BPE shared by pseudocode and code
+VOCAB_SIZE=${VOCAB_SIZE:-}         # SentencePiece BPE shared by pseudocode and code
 DEN_PER_SEED=${DEN_PER_SEED:-$([[ $VARIANT == authors ]] && echo 1 || echo 0)}  # 1: a denoiser per seed
 
-# ---- hyperparameters (PAPER.md, Experiment 2); empty = the preset's value ----------------
-MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (paper 4000; cpu: denoiser 4000, predictors 2000)
-UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (paper 4, cpu 1)
-WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
-LABEL_SMOOTHING=${LABEL_SMOOTHING:-0}
-DROPOUT=${DROPOUT:-0.1}            # predictors; attention/activation dropout: paper 0.2, cpu 0 (stage defaults)
-BEAM=${BEAM:-0}                    # 0: greedy evaluation
+# ---- hyperparameters (PAPER.md, Experiment 2): empty = the preset's value --------------------
+# (composed_ft/code/presets.py; `python -m composed_ft.code presets --preset cpu` prints them)
+MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch
+UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update
+WEIGHT_DECAY=${WEIGHT_DECAY:-}
+LABEL_SMOOTHING=${LABEL_SMOOTHING:-}
+DROPOUT=${DROPOUT:-}               # the predictors' (Direct, Pretrained, Composed, backtranslation)
+BEAM=${BEAM:-}                     # beam width of the evaluation (0: greedy)
+LR_SCHEDULER=${LR_SCHEDULER:-}     # the predictors': inverse_sqrt | cosine
+CHECKPOINT_SELECT=${CHECKPOINT_SELECT:-}  # Direct, Pretrained, reverse, backtranslation: best (val NLL) | last
+                                   # (Composed always keeps its best val NLL_Π)
 # denoiser Π
-DEN_DROPOUT=${DEN_DROPOUT:-}       # paper 0.4 (+ attention/activation 0.2); cpu 0.1 (+ 0), see code/README.md
-DEN_LR=${DEN_LR:-}                 # paper 1e-3
-DEN_WARMUP=${DEN_WARMUP:-}         # paper 4000
-DEN_EPOCHS=${DEN_EPOCHS:-}         # paper 50, cpu 6
-DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all 20,000)
+DEN_DROPOUT=${DEN_DROPOUT:-}
+DEN_LR=${DEN_LR:-}
+DEN_WARMUP=${DEN_WARMUP:-}
+DEN_EPOCHS=${DEN_EPOCHS:-}
+DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all)
 # Direct
-DIRECT_LR=${DIRECT_LR:-}           # paper 2e-3
-DIRECT_WARMUP=${DIRECT_WARMUP:-}   # paper 400
-DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # paper 500, cpu 90
+DIRECT_LR=${DIRECT_LR:-}
+DIRECT_WARMUP=${DIRECT_WARMUP:-}
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}
 # Pretrained (init from Π)
-PRE_LR=${PRE_LR:-}                 # paper 2e-3
-PRE_WARMUP=${PRE_WARMUP:-}         # paper 150
-PRE_EPOCHS=${PRE_EPOCHS:-}         # paper 300, cpu 40
+PRE_LR=${PRE_LR:-}
+PRE_WARMUP=${PRE_WARMUP:-}
+PRE_EPOCHS=${PRE_EPOCHS:-}
 # Composed
-COMP_LR=${COMP_LR:-}               # paper 2e-4
-COMP_WARMUP=${COMP_WARMUP:-}       # paper 90
-COMP_EPOCHS=${COMP_EPOCHS:-}       # paper 300, cpu 10
-LAM=${LAM:-1}                      # λ of the CE term
-LR_SCHEDULER=${LR_SCHEDULER:-}     # predictors: paper inverse_sqrt, cpu cosine (the denoiser: inverse_sqrt)
-CHECKPOINT_SELECT=${CHECKPOINT_SELECT:-}  # Direct, Pretrained, reverse, backtranslation: best (val NLL) | last;
-                                   # paper best, cpu last (Composed always keeps its best val NLL_Π)
+COMP_LR=${COMP_LR:-}
+COMP_WARMUP=${COMP_WARMUP:-}
+COMP_EPOCHS=${COMP_EPOCHS:-}
+LAM=${LAM:-}                       # λ of the CE term
 # Backtranslation
-REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (paper 500)
-BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs (paper 300)
-BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate (paper all; cpu 4,000)
+REV_EPOCHS=${REV_EPOCHS:-}         # reverse model
+BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs
+BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate
 # ablations
 ABL_LAM=${ABL_LAM:-"0.25 4"}
 ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}
@@ -89,8 +90,9 @@ EVAL_SPLITS="test ood"
 [[ $VARIANT == authors && $N_GEN != 0 ]] && EVAL_SPLITS="test ood test_gen ood_gen"
 # strict keeps the fresh corruption per epoch its archived runs used; authors: one fixed draw, as upstream
 NOISE_DRAW=$([[ $VARIANT == authors ]] && echo fixed || echo fresh)
-COMMON="--preset $PRESET --data $DATA --vocab-size $VOCAB_SIZE --device $DEVICE --weight-decay $WEIGHT_DECAY
-        --label-smoothing $LABEL_SMOOTHING --beam $BEAM $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
+COMMON="--preset $PRESET --data $DATA --device $DEVICE $(opt --vocab-size "$VOCAB_SIZE")
+        $(opt --weight-decay "$WEIGHT_DECAY") $(opt --label-smoothing "$LABEL_SMOOTHING") $(opt --beam "$BEAM")
+        $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
 CODE="$PY -m composed_ft.code"
 SELECT=$(opt --checkpoint-select "$CHECKPOINT_SELECT")   # the predictor stages only
 
@@ -117,7 +119,7 @@ denoiser() {
 # stage TAG NAME STAGE SEED [flags]: runs/.../TAG/NAME-sSEED
 stage() {
     local tag=$1 name=$2 st=$3 seed=$4; shift 4
-    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" --dropout "$DROPOUT" \
+    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" $(opt --dropout "$DROPOUT") \
         --eval-splits $EVAL_SPLITS $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
 }
 # direct TAG SEED [DENOISER]
@@ -128,7 +130,7 @@ pretrain() { stage "$1" "$2" pretrain "$3" --init "$(den "$4" "$3")" --denoiser 
                  $(opt --lr "$PRE_LR") $(opt --warmup-updates "$PRE_WARMUP") $(opt --max-epoch "$PRE_EPOCHS"); }
 # compose TAG NAME SEED INIT_RUN_DIR DENOISER [flags]
 compose()  { local tag=$1 name=$2 seed=$3 init=$4 dn=$5; shift 5
-             stage "$tag" "$name" compose "$seed" --init "$init" --denoiser "$(den "$dn" "$seed")" --lam "$LAM" \
+             stage "$tag" "$name" compose "$seed" --init "$init" --denoiser "$(den "$dn" "$seed")" $(opt --lam "$LAM") \
                  $(opt --lr "$COMP_LR") $(opt --warmup-updates "$COMP_WARMUP") $(opt --max-epoch "$COMP_EPOCHS") "$@"; }
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from composed_ft.code import sandbox  # noqa: E402
 from composed_ft.code.corruptions import corrupt_sanstype  # noqa: E402
 from composed_ft.code.cpp_tokenize import detokenize_program  # noqa: E402
-from composed_ft.code.evaluate import evaluate_programs, summarize, with_header  # noqa: E402
+from composed_ft.code.judge import evaluate_programs, summarize, with_header  # noqa: E402
 from composed_ft.code.sanstype import generate_split  # noqa: E402
 
 

@@ -3,7 +3,7 @@
     python scripts/bench_seq2seq.py [--arch cpu|paper] [--iters 5] [--device auto]
 
 Reports (1) training tokens/s of our model (transformers MBart built from a config) vs the same
-architecture on plain torch.nn.Transformer (composed_ft/code/torch_transformer.py, pre-LayerNorm,
+architecture on plain torch.nn.Transformer (composed_ft/code/model.py, pre-LayerNorm,
 shared embeddings, tied output projection, learned positions); (2) the composed step (sample ŷ from f, NLL_Π(y|ŷ) under
 the frozen Π, log p_f(ŷ|x), CE) relative to a plain CE step (target ≤ 2x); (3) greedy decoding
 with our incremental decoder vs transformers' key/value cache vs no cache. Batches are SansType-shaped: 16 sources of 84 and targets
@@ -20,8 +20,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from composed_ft.code import seq2seq  # noqa: E402
+from composed_ft.code import batching, losses  # noqa: E402
+from composed_ft.code import model as models  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
+from composed_ft.code.presets import ARCHS  # noqa: E402
 from composed_ft.code.reinforce import composed_loss  # noqa: E402
 from composed_ft.code.tokens import EOS  # noqa: E402
 from composed_ft.core.compose import freeze  # noqa: E402
@@ -58,28 +60,28 @@ def _flops(fn):
 def bench(arch="cpu", iters=5, device="auto", batch=16, src_len=84, tgt_len=151, vocab=600, decode_len=151):
     torch.manual_seed(0)
     dev = get_device(device)
-    a = seq2seq.ARCHS[arch]
+    a = ARCHS[arch]
     srcs, tgts = _batch(batch, src_len, tgt_len, vocab, dev)
-    b = seq2seq.collate(srcs, tgts, dev)
+    b = batching.collate(srcs, tgts, dev)
     ntok = int(b["tgt_mask"].sum())
     out = {"arch": arch, "device": str(dev), "batch": batch, "src_len": src_len, "tgt_len": tgt_len,
            "threads": torch.get_num_threads(), "iters": iters}
 
-    model = seq2seq.build_model(vocab, **a).to(dev).train()
+    model = models.build_model(vocab, **a).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def ce_step():
-        loss, _ = seq2seq.batch_nll(model, b, 0.1)
+        loss, _ = losses.batch_nll(model, b, 0.1)
         (loss.sum() / ntok).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    # the same sizes and dropout on torch.nn.Transformer (composed_ft/code/torch_transformer.py)
-    plain = seq2seq.build_model(vocab, **a, impl="torch-pre").to(dev).train()
+    # the same sizes and dropout on torch.nn.Transformer (composed_ft/code/model.py)
+    plain = models.build_model(vocab, **a, impl="torch-pre").to(dev).train()
     popt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
 
     def plain_step():
-        loss, _ = seq2seq.batch_nll(plain, b, 0.1)
+        loss, _ = losses.batch_nll(plain, b, 0.1)
         (loss.sum() / ntok).backward()
         popt.step()
         popt.zero_grad(set_to_none=True)
@@ -88,9 +90,9 @@ def bench(arch="cpu", iters=5, device="auto", batch=16, src_len=84, tgt_len=151,
     out["train_tokens_per_s_ours"] = ntok / t_ours
     out["train_tokens_per_s_plain_torch"] = ntok / t_plain
     out["train_all_tokens_per_s_ours"] = (int(b["src_mask"].sum()) + ntok) / t_ours
-    out["params"] = seq2seq.count_parameters(model)
+    out["params"] = models.count_parameters(model)
 
-    pi = freeze(seq2seq.build_model(vocab, **a).to(dev))
+    pi = freeze(models.build_model(vocab, **a).to(dev))
     # A random f samples until the length limit; cap sampling at the target length so the composed
     # step costs what it costs on a trained f (samples about as long as the gold programs).
     def comp_step():
@@ -149,7 +151,7 @@ def report(r):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default="cpu", choices=sorted(seq2seq.ARCHS))
+    p.add_argument("--arch", default="cpu", choices=sorted(ARCHS))
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="also write the numbers here")

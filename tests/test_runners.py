@@ -48,17 +48,46 @@ def test_runner_plans_every_preset(runner, preset, tmp_path):
     assert seeds == {"0", "1"}, seeds
 
 
+def resolved(cmd):
+    """The values a planned stage command resolves to: its flags over the preset's table (presets.py)."""
+    from composed_ft.code.__main__ import build_parser
+    from composed_ft.code.config import preset_values
+    from composed_ft.core.presets import given_flags
+    return preset_values(cmd[2], given_flags(build_parser().parse_args(cmd[2:])))
+
+
 def test_runner_spoc_cpu_preset_values(tmp_path):
     """The cpu preset's budget-setting values reach the stages (code/README.md times them)."""
     cmds = plan("code/runner_spoc.sh", "cpu", tmp_path)
-    comp = next(c for c in cmds if c[2] == "compose")
-    assert comp[comp.index("--max-epoch") + 1] == "2" and comp[comp.index("--n-eval") + 1] == "100"
-    assert comp[comp.index("--max-positions") + 1] == "2048"  # generation can pass the longest gold program
-    paper = next(c for c in plan("code/runner_spoc.sh", "paper", tmp_path / "p") if c[2] == "compose")
-    assert paper[paper.index("--max-positions") + 1] == "2048" and paper[paper.index("--n-eval") + 1] == "0"
+    comp = resolved(next(c for c in cmds if c[2] == "compose"))
+    assert comp["experiment"] == "spoc" and comp["max_epoch"] == 2 and comp["n_eval"] == 100
+    assert comp["max_positions"] == 2048  # generation can pass the longest gold program
+    paper = resolved(next(c for c in plan("code/runner_spoc.sh", "paper", tmp_path / "p") if c[2] == "compose"))
+    assert paper["max_positions"] == 2048 and paper["n_eval"] == 0 and paper["arch"] == "spoc-paper"
     # an environment variable overrides the preset
     over = next(c for c in plan("code/runner_spoc.sh", "cpu", tmp_path / "o", COMP_EPOCHS="3") if c[2] == "compose")
-    assert over[over.index("--max-epoch") + 1] == "3"
+    assert resolved(over)["max_epoch"] == 3
+    # the line-wise denoiser is planned at every preset and off (0 epochs) but at smoke, where the test runs it
+    for preset, epochs in (("cpu", 0), ("smoke", 1)):
+        lines = next(c for c in plan("code/runner_spoc.sh", preset, tmp_path / f"l{preset}")
+                     if c[2] == "denoise" and "given-lines" in c)
+        assert resolved(lines)["max_epoch"] == epochs
+
+
+# what a runner may pass by default: which run, which data, which preset -- never a preset's value
+SELECTING = {"--preset", "--experiment", "--data", "--device", "--seed", "--tag", "--run-dir", "--denoiser", "--init",
+             "--eval-splits", "--noise", "--noise-draw", "--reverse", "--reverse-model"}
+
+
+@pytest.mark.parametrize("runner", ["code/runner.sh", "code/runner_spoc.sh"])
+def test_runners_only_select_and_override(runner, tmp_path):
+    """By default a runner selects (preset, data, runs) and leaves every value to the preset's table: a
+    value written in a runner would be a second preset mechanism that can drift from the first."""
+    for preset in ("smoke", "cpu", "paper"):
+        for c in plan(runner, preset, tmp_path / preset, TARGETS="main"):
+            if c[2] in ("make-sanstype", "make-spoc", "gold-ceiling", "table"):
+                continue
+            assert {a for a in c if a.startswith("--")} <= SELECTING, (preset, c)
 
 
 def test_runner_checkpoint_select_reaches_predictors_not_compose(tmp_path):

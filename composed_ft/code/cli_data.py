@@ -1,4 +1,5 @@
-"""Data commands of `python -m composed_ft.code`: make-sanstype, gold-ceiling, make-denoise-data."""
+"""Data commands of `python -m composed_ft.code`: make-sanstype, gold-ceiling, make-denoise-data, make-spoc."""
+import argparse
 import json
 import logging
 import os
@@ -6,8 +7,16 @@ import random
 
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_json
+from composed_ft.core.presets import NAMES, given_flags, resolve
 
 log = logging.getLogger(__name__)
+
+
+def _with_preset(args, key, defaults):
+    """args with the flags of `defaults` left unset filled from SPoC's --preset table `key` (or `defaults`)."""
+    from composed_ft.code import presets
+    table = presets.table("spoc", args.preset, key) if args.preset else {}
+    return argparse.Namespace(**{**vars(args), **resolve(given_flags(args), table, defaults)})
 
 
 # ---- make-sanstype ---------------------------------------------------------------------------
@@ -66,7 +75,9 @@ def add_args_gold_ceiling(p):
                    help="SPoC: comma-separated -std values to try ('default' = g++'s own); the "
                         "one with more programs passing is chosen")
     p.add_argument("--limit", type=int, default=None,
-                   help="judge only the first N programs of each split (quick look)")
+                   help="judge only the first N programs of each split (quick look; 0: all)")
+    p.add_argument("--preset", choices=NAMES, default=None,
+                   help="SPoC: --limit from this preset (code/presets.py): the programs per split its stages evaluate")
     p.add_argument("--compare", choices=["exact", "rstrip"], default=None,
                    help="output comparison (default: the data set's: byte-exact, or rstrip for the authors' "
                         "SansType format, whose gold outputs are stripped lines)")
@@ -78,7 +89,7 @@ def add_args_gold_ceiling(p):
 def _gold_sanstype(args):
     from composed_ft.code import dataset
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import evaluate_programs, summarize
+    from composed_ft.code.judge import evaluate_programs, summarize
     from composed_ft.code.sanstype import LABELED
 
     d = args.data or "data/sanstype"
@@ -109,7 +120,7 @@ def _gold_sanstype(args):
 def _gold_spoc(args):
     from composed_ft.code import spoc
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import evaluate_programs, summarize
+    from composed_ft.code.judge import evaluate_programs, summarize
 
     data = spoc.load_spoc(args.data, splits=("testp", "testw"))
     print(data["note"])
@@ -140,6 +151,9 @@ def _gold_spoc(args):
 
 
 def run_gold_ceiling(args):
+    if args.dataset == "spoc":
+        args = _with_preset(args, "gold-ceiling", dict(limit=None))
+    args = argparse.Namespace(**{**vars(args), "limit": args.limit or None})  # 0: every program
     return _gold_spoc(args) if args.dataset == "spoc" else _gold_sanstype(args)
 
 
@@ -179,7 +193,7 @@ def run_make_denoise_data(args):
     print(data["note"])
     extra = spoc.load_codeforces_extra(exclude_probids=spoc.test_problem_ids(args.data))[: args.limit]
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import compile_check
+    from composed_ft.code.judge import compile_check
 
     # a few reconstructed Codeforces programs still do not compile; clean targets must
     std = None if args.std == "default" else args.std
@@ -204,12 +218,14 @@ def add_args_make_spoc(p):
     p.add_argument("--spoc-dir", default=None,
                    help="SPoC release directory (default: data/spoc, falling back to ../shared/data/spoc)")
     p.add_argument("--out", default="data/spoc_ft", help="output directory in the four-file format")
-    p.add_argument("--copies", type=int, default=3,
+    p.add_argument("--preset", choices=NAMES, default=None,
+                   help="fill the four flags below from SPoC's preset (code/presets.py; default: the values below)")
+    p.add_argument("--copies", type=int, default=None,
                    help="up to this many distinct failing one-line corruptions per unlabeled program "
-                        "(paper: 100; each candidate costs one g++ -fsyntax-only)")
-    p.add_argument("--n-train", type=int, default=0, help="use only the first N labeled training programs (0: all)")
-    p.add_argument("--n-val", type=int, default=0, help="use only the first N validation programs (0: all)")
-    p.add_argument("--n-unlabeled", type=int, default=0,
+                        "(3; each candidate costs one g++ -fsyntax-only)")
+    p.add_argument("--n-train", type=int, default=None, help="use only the first N labeled training programs (0: all)")
+    p.add_argument("--n-val", type=int, default=None, help="use only the first N validation programs (0: all)")
+    p.add_argument("--n-unlabeled", type=int, default=None,
                    help="corrupt only the first N unlabeled programs (0: all training code + Codeforces extras)")
     p.add_argument("--n-eval", type=int, default=0, help="keep only the first N programs of each test split (0: all)")
     p.add_argument("--no-extra", action="store_true", help="do not add the DrRepair Codeforces programs")
@@ -225,9 +241,10 @@ def run_make_spoc(args):
     and dataset.json (where the test cases are, the judge's -std, the split note)."""
     from composed_ft.code import corruptions, dataset, spoc
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import compile_check
+    from composed_ft.code.judge import compile_check
     from composed_ft.core.io import write_text
 
+    args = _with_preset(args, "make-spoc", dict(copies=3, n_train=0, n_val=0, n_unlabeled=0))
     data = spoc.load_spoc(args.spoc_dir)
     print(data["note"])
     s = data["splits"]

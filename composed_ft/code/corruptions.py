@@ -227,7 +227,7 @@ def drrepair_corruptions(programs, copies, rng, jobs=None, attempts_per_copy=3, 
     """For each clean program (tokenized), up to `copies` distinct one-line corruptions that fail to
     compile. Returns [(corrupted, clean)] in program order (deterministic given rng)."""
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import compile_check
+    from composed_ft.code.judge import compile_check
 
     cands = []
     for g, tgt in enumerate(programs):

@@ -52,6 +52,12 @@ def describe(directory):
     return m
 
 
+def require(directory):
+    """A clear error when a stage is pointed at a data set that is not there."""
+    if not os.path.isdir(directory):
+        raise UserError(f"{directory}: data set not found (make it with `python -m composed_ft.code make-sanstype`)")
+
+
 def escape_io(text):
     if "\t" in text or "\r" in text:
         raise ValueError(f"test input/output must not contain TAB or CR: {text[:60]!r}")

@@ -8,12 +8,22 @@ input order, the output id lists (EOS removed) and a flag per output that is Tru
 output hit the length limit without producing EOS (it is then truncated: callers count these).
 Sources are grouped by length into batches of at most `max_tokens` source+output tokens.
 Sampling draws from torch's global RNG, so a seeded run samples the same programs and a resumed
-run continues the same stream."""
+run continues the same stream.
+
+`length_limit` is the one rule for how long an output may get: 1.5 x the longest gold sequence + 10
+tokens (evaluation, validation, backtranslation; Composed's training samples use their own factor),
+at most what the model's positions hold."""
 import torch
 import torch.nn.functional as F
 
-from composed_ft.code.seq2seq import pad
+from composed_ft.code.batching import pad
 from composed_ft.code.tokens import BOS, EOS, PAD
+
+
+def length_limit(longest, cap, factor=1.5):
+    """factor x `longest` (a gold sequence's BPE ids incl. EOS) + 10 tokens, at most `cap`: room for
+    every gold-length output, without a silent fixed cap below it."""
+    return min(int(factor * longest) + 10, cap)
 
 
 def _encode(model, src, mask):

@@ -26,8 +26,9 @@ ran to the length limit (code/README.md).
 import torch
 import torch.nn.functional as F
 
+from composed_ft.code.batching import collate, pad
 from composed_ft.code.decode import generate
-from composed_ft.code.seq2seq import batch_nll, collate, label_smoothed_nll, pad
+from composed_ft.code.losses import batch_nll, label_smoothed_nll
 from composed_ft.code.tokens import BOS, EOS, PAD
 
 

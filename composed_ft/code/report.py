@@ -141,7 +141,8 @@ def _variant_of(r):
 def backfill(runs_root):
     """Runs evaluated before the gated + Π row existed get it from their per-example records."""
     import glob
-    from composed_ft.code.evaluate import backfill_gated
+
+    from composed_ft.code.judge import backfill_gated
     for d in sorted({os.path.dirname(p) for p in glob.glob(os.path.join(runs_root, "**", "eval_*.jsonl"),
                                                            recursive=True)}):
         backfill_gated(d)

@@ -111,8 +111,8 @@ def code_values(preds, splits):
 def code_examples(preds, splits):
     """{row name: {split: {seed: [correct per program]}}} from the runs' per-program records
     (eval_<split>.jsonl, or the .gz of the archive); runs without records are left out."""
-    from composed_ft.code.errors import read_records
-    from composed_ft.code.evaluate import gated_pick
+    from composed_ft.code.error_analysis import read_records
+    from composed_ft.code.judge import gated_pick
     cache, out = {}, {}
     for name, kind, runs in code_rows(preds):
         for split, _ in splits:

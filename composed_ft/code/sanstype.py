@@ -289,7 +289,7 @@ def make_sanstype(out_dir, seed=0, sizes=None, jobs=None):
     running each labeled gold program in the sandbox (and must equal a Python simulation of the
     program, else the generator has a bug). Returns {split: n}."""
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import run_programs
+    from composed_ft.code.judge import run_programs
 
     sizes = {**SIZES, **(sizes or {})}
     os.makedirs(out_dir, exist_ok=True)

@@ -374,7 +374,7 @@ GENERATED_EVAL = ("test_gen", "ood_gen")   # large evaluation splits beside the 
 def _check_gold(examples, jobs, split):
     """Every gold program, compiled and run in the sandbox, prints what the simulation says."""
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import evaluate_programs
+    from composed_ft.code.judge import evaluate_programs
 
     # byte-exact against the simulated output (batched: 16 programs per g++ process)
     res = evaluate_programs([detokenize_program(ex["tgt"], indent_anywhere=True) for ex in examples],

@@ -7,8 +7,9 @@ not user-defined symbols: as ordinary characters BPE merges them with their lead
 single pieces (`▁$`, `▁~`), which makes SansType targets ~20% shorter (151 vs 188 pieces).
 Ids: 0 pad, 1 unk, 2 bos, 3 eos.
 """
-import logging
+import hashlib
 import io
+import logging
 import os
 
 from composed_ft.core.errors import UserError
@@ -21,6 +22,12 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 def default_path(data_dir, vocab_size):
     return os.path.join(data_dir, f"spm_bpe{vocab_size}.model")
+
+
+def file_md5(path):
+    """The MD5 of a vocabulary file: runs record it, and models trained with another cannot compose."""
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
 
 
 def train_vocab(texts, path, vocab_size=600):

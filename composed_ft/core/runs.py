@@ -53,17 +53,21 @@ class Run:
     def finished(self):
         return os.path.exists(self.file("results.json"))
 
-    def start(self, resume_ok=True):
+    def start(self, resume_ok=True, upgrade=None):
         """Create the directory and write config.json.
 
         An existing run with a different config is refused (a silent mix of two settings in one
-        directory would make its results meaningless); pass a new --name or delete it."""
+        directory would make its results meaningless); pass a new --name or delete it. `upgrade`
+        reads an older config as today's code does (fields added since are filled with the values the
+        old run was made with); a key only one side has (added or dropped since) is not compared."""
         os.makedirs(self.path, exist_ok=True)
         cfg_path = self.file("config.json")
         if os.path.exists(cfg_path):
-            old = read_json(cfg_path)
-            mismatch = {k for k in set(old.get("config", {})) | set(self.config)
-                        if old.get("config", {}).get(k) != self.config.get(k) and k not in VOLATILE_KEYS}
+            saved = read_json(cfg_path).get("config", {})
+            old = upgrade(saved) if upgrade else saved
+            new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
+            old = json.loads(json.dumps(old))
+            mismatch = {k for k in set(saved) & set(new) if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
             if mismatch:
                 raise UserError(f"{cfg_path}: run exists with different settings ({', '.join(sorted(mismatch))}); "
                                 f"use another run name or delete the directory")

@@ -89,7 +89,7 @@ def test_drrepair_keeps_only_failing_distinct_copies():
     assert 1 <= len(out) <= 3
     assert len({c for c, _ in out}) == len(out)
     from composed_ft.code.cpp_tokenize import detokenize_program
-    from composed_ft.code.evaluate import compile_check
+    from composed_ft.code.judge import compile_check
 
     assert compile_check([detokenize_program(PROG)])[0]
     assert not any(compile_check([detokenize_program(c) for c, _ in out]))
@@ -98,8 +98,9 @@ def test_drrepair_keeps_only_failing_distinct_copies():
 def test_drrepair_rounds_select_what_compiling_everything_selects(monkeypatch):
     """Compiling candidates in rounds keeps, per program, exactly its first `copies` failing
     candidates — what compiling all of them and filtering would keep — with fewer compiles."""
-    import composed_ft.code.evaluate as E
     import zlib
+
+    import composed_ft.code.judge as E
     fails = lambda text: zlib.crc32(text.encode()) % 3 != 0  # noqa: E731  (a deterministic stand-in for g++)
     calls = []
 

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from composed_ft.code.cpp_tokenize import detokenize_program, split_lines, tokenize_line, tokenize_program
-from composed_ft.code.evaluate import compile_check, evaluate_programs
+from composed_ft.code.judge import compile_check, evaluate_programs
 from composed_ft.code.sanstype import generate_program
 
 

@@ -1,13 +1,12 @@
 """The sandbox contains hostile programs, buckets them correctly and leaves nothing behind."""
 import os
-
 import shutil
 import tempfile
 
 import pytest
 
 from composed_ft.code import sandbox
-from composed_ft.code.evaluate import evaluate_programs, run_programs, summarize
+from composed_ft.code.judge import evaluate_programs, run_programs, summarize
 
 HOSTILE = {
     "correct": ("int main() { int a; cin >> a; cout << a + 1 << endl; }", "correct"),
@@ -111,7 +110,7 @@ def test_pch_is_built_and_used():
 
 
 def test_batchable_programs():
-    from composed_ft.code.evaluate import batchable
+    from composed_ft.code.judge import batchable
     yes = ["int main() { int a; cin >> a; cout << a + 1 << endl; }",
            'int main ( ) {\n  string s = "a}{" ;\n  char c = \'}\' ;\n  cout << s << c << endl ;\n}\n',
            'int main() { string s = "\\"}"; cout << s; }']

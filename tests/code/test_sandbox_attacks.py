@@ -14,7 +14,7 @@ import pytest
 
 import composed_ft
 from composed_ft.code import sandbox
-from composed_ft.code.evaluate import evaluate_programs, run_programs
+from composed_ft.code.judge import evaluate_programs, run_programs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks aim at a judge running as root")
 
@@ -212,7 +212,7 @@ UID_PROG = "int main() { cout << getuid() << endl; }"
 def _judge_in_child(caps, **env):
     """Judge UID_PROG in a python whose capability bounding set lacks `caps` (a container-like root)."""
     code = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
-            "from composed_ft.code.evaluate import evaluate_programs\n"
+            "from composed_ft.code.judge import evaluate_programs\n"
             f"r = evaluate_programs([{UID_PROG!r}], [[('', '0\\n')]], jobs=1)\n"
             "print('OUTCOME', r[0]['outcome'], r[0]['failure'] and r[0]['failure']['got'])\n")
     full_env = dict(os.environ, PYTHONPATH=REPO, **env)

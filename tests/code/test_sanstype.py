@@ -9,7 +9,7 @@ import pytest
 from composed_ft.code import dataset, sanstype
 from composed_ft.code.__main__ import main as cli
 from composed_ft.code.cpp_tokenize import detokenize_program
-from composed_ft.code.evaluate import evaluate_programs
+from composed_ft.code.judge import evaluate_programs
 from composed_ft.core.errors import UserError
 
 SMALL = ["--n-train", "6", "--n-val", "3", "--n-test", "3", "--n-ood", "4", "--n-unlabeled", "30",

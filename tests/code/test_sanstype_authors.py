@@ -7,10 +7,12 @@ import random
 
 import pytest
 
-from composed_ft.code import dataset, sanstype_authors as sa, sanstype_stats as st
+from composed_ft.code import dataset
+from composed_ft.code import sanstype_authors as sa
+from composed_ft.code import sanstype_stats as st
 from composed_ft.code.__main__ import main as cli
 from composed_ft.code.cpp_tokenize import detokenize_program
-from composed_ft.code.evaluate import evaluate_programs
+from composed_ft.code.judge import evaluate_programs
 
 RELEASED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "sanstype-1000a")
 
@@ -146,7 +148,7 @@ def test_outputs_equal_to_a_checked_gold_program_are_not_judged_again(drawn):
     """On a split whose gold programs were all judged when the data set was made (manifest
     `gold_checked`), an output equal to its gold program is that program: correct without compiling it
     again; every other output is judged, once even when both rows (base, + Π) produced it."""
-    from composed_ft.code.stages import _judge
+    from composed_ft.code.evaluation import judge_outputs
     a, _ = drawn
     m = dataset.describe(a)
     assert "test_gen" in m["gold_checked"]
@@ -157,7 +159,7 @@ def test_outputs_equal_to_a_checked_gold_program_are_not_judged_again(drawn):
     texts = [exs[0]["tgt"], broken, other, exs[3]["tgt"], exs[4]["tgt"], exs[5]["tgt"]]
     data = type("D", (), {"manifest": m, "std": None, "compare": m["compare"]})()
     progs = [detokenize_program(t, indent_anywhere=True) for t in texts]
-    out = _judge(data, "test_gen", exs, tests, {"base": (texts, progs), "denoised": (texts, progs)}, jobs=2)
+    out = judge_outputs(data, "test_gen", exs, tests, {"base": (texts, progs), "denoised": (texts, progs)}, jobs=2)
     assert [r["outcome"] for r in out["base"]] == ["correct", "compile_error", "wrong_output" if exs[0]["out"]
                                                    != exs[2]["out"] else "correct", "correct", "correct", "correct"]
     assert [r.get("judged", True) for r in out["base"]] == [False, True, True, False, False, False]

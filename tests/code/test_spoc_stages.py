@@ -65,9 +65,12 @@ def test_runner_smoke_every_stage(smoke):
         res = json.load(open(runs / "main" / f"{name}-s0" / "results.json"))
         assert set(res["eval"]) == {"testw", "testp"}
         for split in ("testw", "testp"):
-            for kind in ("base", "denoised"):
+            recs = [json.loads(line) for line in open(runs / "main" / f"{name}-s0" / f"eval_{split}.jsonl")]
+            for kind in ("base", "denoised"):  # the summary is the per-program records, counted
                 s = res["eval"][split][kind]
-                assert s["n"] == 4 and 0 <= s["accuracy"] <= 1 and "hit_limit" in s
+                assert s["n"] == len(recs) == 4
+                assert s["accuracy"] == sum(x[kind]["outcome"] == "correct" for x in recs) / 4
+                assert s["hit_limit"] == sum(x[kind]["hit_limit"] for x in recs)
         assert "eval" in res["data_note"]
     # every test case of the problem is judged, not just one
     row = json.loads(open(runs / "main" / "direct-s0" / "eval_testp.jsonl").readline())

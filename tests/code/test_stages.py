@@ -1,11 +1,15 @@
 """The SansType stages end to end on tiny data (slow: data generation and g++ judging), and their CLI."""
+import dataclasses
 import json
 import os
 
 import pytest
 import torch
 
-from composed_ft.code.__main__ import build_parser, main as cli
+from composed_ft.code.__main__ import build_parser
+from composed_ft.code.__main__ import main as cli
+from composed_ft.code.config import MAX_POSITIONS, preset_values
+from composed_ft.core.presets import given_flags
 
 SMALL = ["--n-train", "24", "--n-val", "6", "--n-test", "4", "--n-ood", "4", "--n-unlabeled", "40",
          "--n-unlabeled-val", "6"]
@@ -17,13 +21,25 @@ def test_stage_cli_help_and_presets():
         with pytest.raises(SystemExit) as e:
             p.parse_args([name, "--help"])
         assert e.value.code == 0
-    from composed_ft.code.stages import fill_preset
-    a = fill_preset(p.parse_args(["denoise", "--preset", "paper", "--run-dir", "x"]), "denoise")
-    assert (a.layers, a.d_model, a.ffn, a.heads, a.dropout, a.lr, a.warmup_updates, a.max_epoch) == \
-        (3, 256, 1024, 2, 0.4, 1e-3, 4000, 50)
-    a = fill_preset(p.parse_args(["compose", "--preset", "paper", "--run-dir", "x", "--init", "y", "--lr", "1e-5"]),
-                    "compose")
-    assert a.lr == 1e-5 and a.lam == 1.0 and a.update_freq == 4 and a.max_tokens == 4000
+    a = preset_values("denoise", {"preset": "paper"})
+    assert tuple(a[k] for k in ("layers", "d_model", "ffn", "heads", "dropout", "lr", "warmup_updates", "max_epoch")) \
+        == (3, 256, 1024, 2, 0.4, 1e-3, 4000, 50)
+    a = preset_values("compose", given_flags(p.parse_args(["compose", "--preset", "paper", "--run-dir", "x", "--init",
+                                                           "y", "--lr", "1e-5"])))
+    assert a["lr"] == 1e-5 and a["lam"] == 1.0 and a["update_freq"] == 4 and a["max_tokens"] == 4000
+
+
+def test_every_table_key_is_a_setting_of_some_stage():
+    """A misspelt key in a preset table would be silently ignored: every key is a field of a stage's
+    config (or of the data commands' tables)."""
+    from composed_ft.code import config, presets
+    fields = {f.name for cls in config.CLASSES.values() for f in dataclasses.fields(cls)}
+    for exp, tables in presets.PRESETS.items():
+        for preset, stages in tables.items():
+            for key, table in stages.items():
+                if key in ("make-spoc", "gold-ceiling"):
+                    continue
+                assert set(table) <= fields, (exp, preset, key, set(table) - fields)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +68,17 @@ def test_every_stage_end_to_end(data, tmp_path):
     _run(["direct", *common, "--run-dir", f"{r}/rev", "--reverse"])
     _run(["backtranslate", *common, "--run-dir", f"{r}/bt", "--reverse-model", f"{r}/rev", "--denoiser", den,
           "--tag", "main"])
+    from composed_ft.code.judge import gated_summary
     for name in ("direct", "pre", "comp", "comp_d", "bt"):
         res = json.load(open(f"{r}/{name}/results.json"))
         for split in ("test", "ood"):
-            for kind in ("base", "denoised", "gated"):
+            recs = [json.loads(line) for line in open(f"{r}/{name}/eval_{split}.jsonl")]
+            assert len(recs) == 3
+            for kind in ("base", "denoised"):  # the summary is the per-program records, counted
                 s = res["eval"][split][kind]
-                assert s["n"] == 3 and 0 <= s["accuracy"] <= 1 and "hit_limit" in s
-            lines = open(f"{r}/{name}/eval_{split}.jsonl").read().splitlines()
-            assert len(lines) == 3 and "outcome" in json.loads(lines[0])["denoised"]
+                assert s["n"] == 3 and s["accuracy"] == sum(x[kind]["outcome"] == "correct" for x in recs) / 3
+                assert s["hit_limit"] == sum(x[kind]["hit_limit"] for x in recs)
+            assert res["eval"][split]["gated"] == gated_summary(recs)
     comp = json.load(open(f"{r}/comp/results.json"))
     assert comp["init_stage"] == "pretrain" and json.load(open(f"{r}/comp_d/results.json"))["init_stage"] == "direct"
     assert len(open(f"{r}/bt/pseudo.src").read().splitlines()) == 32  # smoke preset: 32 unlabeled programs
@@ -137,11 +156,10 @@ def test_direct_on_the_torch_transformer_trains_saves_and_reevaluates(data, tmp_
     _run(["evaluate", "--run-dir", r, "--device", "cpu", "--eval-splits", "test"])
     ev = json.load(open(f"{r}/eval_beam0.json"))
     assert ev["test"]["base"] == res["eval"]["test"]["base"]
-    from composed_ft.code.stages import _init_arch, fill_preset
-    args = fill_preset(build_parser().parse_args(["pretrain", "--run-dir", "x", "--init", r, "--impl", "torch"]),
-                       "pretrain")
-    _init_arch(args, r)
-    assert args.impl == "torch-pre"  # f takes the architecture of the run it starts from
+    from composed_ft.code.config import resolve
+    cfg = resolve(build_parser().parse_args(["pretrain", "--run-dir", "x", "--init", r, "--impl", "torch", "--data", data,
+                                             "--vocab-size", "120"]), "pretrain")
+    assert cfg.impl == "torch-pre" and cfg.init_stage == "direct"  # f takes the architecture of the run it starts from
 
 
 def _fake_run(root, name, cfg, res):
@@ -198,8 +216,7 @@ def test_table_from_run_directories(tmp_path):
 def test_gated_denoiser_row_and_its_backfill(tmp_path):
     """+ Π gated: Π's program replaces f's only where f's fails to compile; the same summary is
     rebuilt from the per-example records of a run evaluated before the gate existed."""
-    from composed_ft.code.evaluate import summarize
-    from composed_ft.code.evaluate import backfill_gated, gated_summary
+    from composed_ft.code.judge import backfill_gated, gated_summary, summarize
 
     def rec(o, pred):
         return {"outcome": o, "pred": pred, "hit_limit": o == "compile_error"}
@@ -223,49 +240,54 @@ def test_gated_denoiser_row_and_its_backfill(tmp_path):
 
 
 def test_pairs_longer_than_the_positions_are_dropped():
-    from composed_ft.code import seq2seq, stages
-    n = seq2seq.MAX_POSITIONS
+    from composed_ft.code.corpus import within_positions
+    n = MAX_POSITIONS
     srcs = [[5] * 10, [5] * (n - 2), [5] * (n - 1), [5] * 3]
     tgts = [[6] * 10, [6] * 4, [6] * 4, [6] * (n + 5)]
-    s, t = stages._within_positions(srcs, tgts, "test")
+    s, t = within_positions(srcs, tgts, "test", n)
     assert s == srcs[:2] and t == tgts[:2]
 
 
 def test_max_positions_sets_the_model_the_limits_and_the_cuts():
     """--max-positions: the model's position tables, the generation limit, the pairs kept and the
     evaluation sources cut all follow it; runs without the key keep the default of 1,024."""
-    from composed_ft.code import seq2seq, stages
+    from composed_ft.code import model
+    from composed_ft.code.config import from_saved
+    from composed_ft.code.corpus import within_positions
     from composed_ft.code.decode import generate
+    from composed_ft.code.evaluation import cut_sources
+    from composed_ft.code.presets import ARCHS
     from composed_ft.code.tokens import EOS
-    cfg = dict(seq2seq.ARCHS["smoke"], dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
-    assert seq2seq.positions(stages._build(cfg, 50)) == seq2seq.MAX_POSITIONS  # an older run's config
-    m = stages._build(dict(cfg, max_positions=1500), 50).eval()
-    assert seq2seq.positions(m) == 1500
-    args = type("A", (), {"max_len": 0, "max_positions": 1500})()
-    assert stages._max_len(args, None, [[1] * 1626]) == 1498  # capped by the positions, not by 1,024
-    assert stages._max_len(type("A", (), {"max_len": 0})(), None, [[1] * 100]) == 160
+    from composed_ft.code.training import generation_limit
+    old = dict(ARCHS["smoke"], stage="direct", dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+               max_positions=None)  # an older run's config: the key is null
+    assert model.positions(model.from_config(from_saved(old), 50)) == MAX_POSITIONS
+    cfg = from_saved(dict(old, max_positions=1500))
+    m = model.from_config(cfg, 50).eval()
+    assert model.positions(m) == 1500
+    assert generation_limit(cfg, [[1] * 1626]) == 1498  # capped by the positions, not by 1,024
+    assert generation_limit(from_saved(old), [[1] * 100]) == 160
     torch.manual_seed(0)
     with torch.no_grad():  # force the decoder never to stop: it runs past 1,024 positions up to the limit
         m.final_logits_bias[0, EOS] = -1e9  # EOS never wins
         outs, hit = generate(m, [[5, 6, EOS]], max_len=1200)
     assert len(outs[0]) == 1200 and hit[0]
-    s, n_cut = stages._fit_sources([[5] * 10 + [EOS], [5] * 1600 + [EOS]], 1500)
+    s, n_cut = cut_sources([[5] * 10 + [EOS], [5] * 1600 + [EOS]], 1500)
     assert n_cut == 1 and len(s[1]) == 1499 and s[1][-1] == EOS and s[0] == [5] * 10 + [EOS]
-    kept, _ = stages._within_positions([[5] * 1400, [5] * 1499], [[6] * 4, [6] * 4], "test", 1500)
+    kept, _ = within_positions([[5] * 1400, [5] * 1499], [[6] * 4, [6] * 4], "test", 1500)
     assert kept == [[5] * 1400]
 
 
 def test_cpu_preset_predictors_cosine_small_batches_denoiser_unchanged():
     """The cpu predictors share one schedule and batch size (equal tuning; code/README.md measures
     both against the old preset); the denoiser keeps its measured settings, so its runs stay valid."""
-    from composed_ft.code.stages import fill_preset
-    p = build_parser()
-    den = fill_preset(p.parse_args(["denoise", "--run-dir", "x"]), "denoise")
-    assert (den.lr_scheduler, den.max_tokens, den.max_epoch, den.checkpoint_select) == ("inverse_sqrt", 4000, 6, "best")
-    for st, extra, epochs in (("direct", [], 90), ("pretrain", ["--init", "y"], 40), ("compose", ["--init", "y"], 10),
-                              ("backtranslate", ["--reverse-model", "y"], 8)):
-        a = fill_preset(p.parse_args([st, "--run-dir", "x", *extra]), st)
-        assert (a.lr_scheduler, a.max_tokens, a.max_epoch) == ("cosine", 2000, epochs), st
-        assert a.checkpoint_select == ("best" if st == "compose" else "last"), st  # Composed: the paper's val NLL_Π
-    a = fill_preset(p.parse_args(["direct", "--run-dir", "x", "--preset", "paper"]), "direct")
-    assert (a.lr_scheduler, a.max_tokens, a.update_freq) == ("inverse_sqrt", 4000, 4)
+    den = preset_values("denoise", {})
+    assert (den["lr_scheduler"], den["max_tokens"], den["max_epoch"], den["checkpoint_select"]) == \
+        ("inverse_sqrt", 4000, 6, "best")
+    for st, flags, epochs in (("direct", {}, 90), ("direct", {"reverse": True}, 40), ("pretrain", {}, 40),
+                              ("compose", {}, 10), ("backtranslate", {}, 8)):
+        a = preset_values(st, flags)
+        assert (a["lr_scheduler"], a["max_tokens"], a["max_epoch"]) == ("cosine", 2000, epochs), st
+        assert a["checkpoint_select"] == ("best" if st == "compose" else "last"), st  # Composed: the paper's val NLL_Π
+    a = preset_values("direct", {"preset": "paper"})
+    assert (a["lr_scheduler"], a["max_tokens"], a["update_freq"]) == ("inverse_sqrt", 4000, 4)

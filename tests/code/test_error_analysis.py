@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from composed_ft.code import errors
+from composed_ft.code import error_analysis as ea
 from composed_ft.code.__main__ import main as cli
 from composed_ft.core.errors import UserError
 
@@ -23,7 +23,7 @@ GOLD = ('int main ( ) { $ ~ string var_1 ; $ ~ cin >> var_1 ; $ ~ int var_2 = 7 
     ("int main ( ) {", "line missing"),
 ])
 def test_first_difference(pred, cat):
-    assert errors.first_difference(pred, GOLD) == cat
+    assert ea.first_difference(pred, GOLD) == cat
 
 
 def test_cli_counts_failures_by_outcome(tmp_path, capsys):
@@ -34,7 +34,7 @@ def test_cli_counts_failures_by_outcome(tmp_path, capsys):
             rec(GOLD.replace("~ string var_1 ;", "~ bool var_1 ;"), "compile_error"),
             rec(GOLD.replace('"ab"', '"ba"'), "wrong_output"), rec(GOLD + " x", "compile_error", hit=True)]
     (tmp_path / "eval_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    table = errors.classify(recs)
+    table = ea.classify(recs)
     assert table["compile_error"] == {"type": 2, "length limit": 1}
     assert table["wrong_output"] == {"string literal": 1}
     assert cli(["errors", "--run-dir", str(tmp_path)]) == 0
@@ -49,15 +49,15 @@ def test_cli_counts_failures_by_outcome(tmp_path, capsys):
 
 def test_missing_records_name_the_file(tmp_path):
     with pytest.raises(UserError, match="eval_ood.jsonl"):
-        errors.read_records(str(tmp_path), "ood")
+        ea.read_records(str(tmp_path), "ood")
 
 
 def test_type_detail():
-    assert errors.type_detail(GOLD.replace("~ string var_1 ;", "~ int var_1 ;"), GOLD) == \
+    assert ea.type_detail(GOLD.replace("~ string var_1 ;", "~ int var_1 ;"), GOLD) == \
         ("declaration without initializer", "f declares")
-    assert errors.type_detail(GOLD.replace("~ int var_2 = 7 ;", "~ var_2 = 7 ;"), GOLD) == \
+    assert ea.type_detail(GOLD.replace("~ int var_2 = 7 ;", "~ var_2 = 7 ;"), GOLD) == \
         ("declaration with initializer", "f does not declare")
-    assert errors.type_detail(GOLD.replace('~ var_1 += "ab" ;', '~ string var_1 += "ab" ;'), GOLD) == \
+    assert ea.type_detail(GOLD.replace('~ var_1 += "ab" ;', '~ string var_1 += "ab" ;'), GOLD) == \
         ("not a declaration", "f declares")
 
 
@@ -71,8 +71,8 @@ def test_compare_counts_gains_losses_on_common_programs(tmp_path, capsys):
     # ref right on 0-5; new right on 0-1 and 6-9 (+ index 10, which the reference never judged)
     write(tmp_path / "ref", {i: "correct" if i < 6 else "compile_error" for i in range(10)})
     write(tmp_path / "new", {i: "correct" if i < 2 or i >= 6 else "wrong_output" for i in range(11)})
-    n, r, k, b, c = errors.paired(errors.read_records(tmp_path / "ref", "test"),
-                                  errors.read_records(tmp_path / "new", "test"))
+    n, r, k, b, c = ea.paired(ea.read_records(tmp_path / "ref", "test"),
+                                  ea.read_records(tmp_path / "new", "test"))
     assert (n, r, k, b, c) == (10, 6, 6, 4, 4)
     assert cli(["compare", "--ref", str(tmp_path / "ref"), "--run-dir", str(tmp_path / "new")]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1]

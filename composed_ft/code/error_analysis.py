@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter
 
-from composed_ft.code.evaluate import gated_pick
+from composed_ft.code.judge import gated_pick
 from composed_ft.core.errors import UserError
 
 TYPES = {"int", "bool", "string", "char", "double", "float", "long", "void", "auto", "unsigned", "short"}
