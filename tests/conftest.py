@@ -8,6 +8,20 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+
+
+def require_shared(*parts):
+    """The path of data under ../shared/data. Missing, the test fails with this message in CI (where
+    ../shared must be provided: a silent skip would hide every test that needs it) and is skipped
+    elsewhere (a clone without ../shared beside it)."""
+    path = os.path.join(SHARED_DATA, *parts)
+    if not os.path.exists(path):
+        msg = f"{path}: missing; this test needs ../shared beside the repository (see ../shared/README.md)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
 
 
 def make_synthetic_fonts(out, n_fonts=130, size=32, seed=0):

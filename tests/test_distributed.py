@@ -26,7 +26,7 @@ def test_torchrun_two_processes_match_one(tiny_fonts, tmp_path):
     den = str(tmp_path / "den")
     train.denoise(parse(["denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", den, "--device", "cpu"]))
     one = _train([sys.executable], tiny_fonts, den, str(tmp_path / "one"))
-    two = _train([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"],
+    two = _train([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"],
                  tiny_fonts, den, str(tmp_path / "two"))
     assert one["updates"] == two["updates"] == 3 * 8  # same global batches (64 = 2 x 32)
     # Each rank normalizes its half batch with its own BatchNorm statistics, so the runs are close,

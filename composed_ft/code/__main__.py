@@ -12,7 +12,7 @@ import logging
 
 from composed_ft.core.errors import cli_entry
 
-_DATA, _CONFIG, _STAGES, _ANALYSIS = ("composed_ft.code.cli_data", "composed_ft.code.config",
+_DATA, _FLAGS, _STAGES, _ANALYSIS = ("composed_ft.code.cli_data", "composed_ft.code.flags",
                                       "composed_ft.code.stages", "composed_ft.code.error_analysis")
 COMMANDS = {
     "make-sanstype": (_DATA, _DATA, "generate the SansType data set (seeded, deterministic)"),
@@ -20,13 +20,13 @@ COMMANDS = {
     "make-spoc": (_DATA, _DATA, "write SPoC (labeled pairs, test problems, corrupted unlabeled code) "
                                 "in the four-file format"),
     "make-denoise-data": (_DATA, _DATA, "write corrupted->clean pairs for the denoiser"),
-    "denoise": (_CONFIG, _STAGES, "train the denoiser Π (corrupted -> clean programs)"),
-    "direct": (_CONFIG, _STAGES, "train f from scratch on the labeled pairs (--reverse: code -> pseudocode)"),
-    "pretrain": (_CONFIG, _STAGES, "fine-tune f initialized from Π (standard fine-tuning)"),
-    "compose": (_CONFIG, _STAGES, "composed fine-tuning of f through the frozen Π (REINFORCE)"),
-    "backtranslate": (_CONFIG, _STAGES, "train f on labeled + backtranslated unlabeled programs"),
-    "evaluate": (_CONFIG, "composed_ft.code.evaluation", "re-evaluate a finished predictor run (e.g. with --beam)"),
-    "presets": (_CONFIG, _CONFIG, "print the preset tables as the stages resolve them"),
+    "denoise": (_FLAGS, _STAGES, "train the denoiser Π (corrupted -> clean programs)"),
+    "direct": (_FLAGS, _STAGES, "train f from scratch on the labeled pairs (--reverse: code -> pseudocode)"),
+    "pretrain": (_FLAGS, _STAGES, "fine-tune f initialized from Π (standard fine-tuning)"),
+    "compose": (_FLAGS, _STAGES, "composed fine-tuning of f through the frozen Π (REINFORCE)"),
+    "backtranslate": (_FLAGS, _STAGES, "train f on labeled + backtranslated unlabeled programs"),
+    "evaluate": (_FLAGS, "composed_ft.code.evaluation", "re-evaluate a finished predictor run (e.g. with --beam)"),
+    "presets": (_FLAGS, _FLAGS, "print the preset tables as the stages resolve them"),
     "table": ("composed_ft.code.report", "composed_ft.code.report",
               "write results/sanstype.md (+ .tsv) from run directories"),
     "errors": (_ANALYSIS, _ANALYSIS, "classify a run's failed outputs by where they first differ from the gold"),

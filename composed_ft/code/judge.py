@@ -24,10 +24,10 @@ import json
 import logging
 import os
 import re
-import sys
 
 from composed_ft.code import sandbox
 from composed_ft.core.io import write_json, write_text
+from composed_ft.core.progress import progress_enabled
 from composed_ft.core.runs import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def _pool_map(fn, items, jobs, desc):
     out = [None] * len(items)
     if not items:
         return out
-    bar = tqdm(total=len(items), desc=desc, disable=not _progress_enabled(), leave=False)
+    bar = tqdm(total=len(items), desc=desc, disable=not progress_enabled(), leave=False)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
         futs = {pool.submit(fn, x): j for j, x in enumerate(items)}
         step = max(1, len(items) // 10)
@@ -268,10 +268,6 @@ def compile_check(programs, jobs=None, std=None, header=sandbox.DEFAULT_HEADER, 
     res = _pool_map(_compile_task, [(with_header(p, header), kw) for p in uniq], jobs or os.cpu_count() or 1, desc)
     memo = dict(zip(uniq, res))
     return [memo[p] for p in programs]
-
-
-def _progress_enabled():
-    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def _key(source, tests):

@@ -13,19 +13,13 @@ import math
 import os
 from collections import defaultdict
 
-from composed_ft.code.report import ROW_KINDS, method_label
+from composed_ft.code.report import ROW_KINDS, SPLIT_PAIRS, denoiser_per_seed, method_label
 from composed_ft.core import tables
 from composed_ft.core.errors import UserError
 from composed_ft.core.figures import pyplot, save_fig
+from composed_ft.core.io import display_paths
 from composed_ft.core.runs import read_jsonl
 
-# (ID split, OOD split) pairs per data set, each (key in results.json "eval", column label); SansType's
-# second pair is the large generated test set (make-sanstype --n-gen) beside the released 500
-SPLIT_PAIRS = {
-    "sanstype": [(("test", "ID test"), ("ood", "OOD test")),
-                 (("test_gen", "ID generated"), ("ood_gen", "OOD generated"))],
-    "spoc": [(("testw", "TestW (ID)"), ("testp", "TestP (OOD)"))],
-}
 # the paper's relative gains of Composed over standard fine-tuning on its two code datasets (abstract)
 PAPER_REL = {"id": (0.03, 0.06), "ood": (0.04, 0.25)}
 ORDER = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Backtranslation)",
@@ -246,7 +240,7 @@ def code_section(exp, runs, root, out, figdir, title):
             cells += [mean_std_cell(list(row[split].values())), ci_cell(list(row[split].values()))]
         seeds = sorted({s for split, _ in splits for s in row[split]})
         rows.append(cells + [" ".join(map(str, seeds))])
-    per_seed_pi = _denoiser_per_seed(preds)
+    per_seed_pi = denoiser_per_seed(preds)
     text += ["### Accuracy (% of programs that compile and pass their tests)\n",
              "Programs per split: " + ", ".join(f"{k} {', '.join(map(str, v)) or '?'}" for k, v in n_eval.items())
              + ". `+ Π`: the frozen denoiser applied at test time to the model's output; for Composed, "
@@ -269,20 +263,10 @@ def code_section(exp, runs, root, out, figdir, title):
     return text, claims, figures
 
 
-def _denoiser_per_seed(preds):
-    """True when the runs of each seed used their own denoiser (a different Π per seed)."""
-    dens = defaultdict(set)
-    for r in preds:
-        d = (r["results"].get("denoiser") or {}).get("run_dir")
-        if d:
-            dens[r["config"]["seed"]].add(os.path.basename(os.path.normpath(d)))
-    return len(dens) > 1 and len(set.union(*dens.values())) >= len(dens)
-
-
 def spoc_notes(runs, root):
     """Which data mapping the SPoC runs used, and the accuracy of the gold programs (the ceiling)."""
     notes = sorted({r["results"].get("note") or r["results"].get("data_note") or "" for r in runs} - {""})
-    text = [f"Data: {n}.\n" for n in notes]
+    text = [f"Data: {display_paths(n)}.\n" for n in notes]
     path = os.path.join(root, "gold_ceiling", "spoc_summary.json")
     if os.path.exists(path):
         try:

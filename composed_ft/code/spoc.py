@@ -19,6 +19,7 @@ import os
 
 from composed_ft.code.cpp_tokenize import INDENT, LINE_SEP, tokenize_lines
 from composed_ft.core.errors import UserError
+from composed_ft.core.io import display_path
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,10 @@ def load_spoc(data_dir=None, splits=("train", "valid", "testp", "testw"), max_tr
     d, official = resolve_dir(data_dir)
     files = {**(OFFICIAL if official else FALLBACK), **TESTS}
     if official:
-        note = f"SPoC official split from {d}"
+        note = f"SPoC official split from {display_path(d)}"
     else:
         note = (f"SPoC train split unavailable: training on spoc-train-eval (as train) and validating "
-                f"on spoc-train-test (as valid), from {d}")
+                f"on spoc-train-test (as valid), from {display_path(d)}")
     out = {}
     for name in splits:
         if name not in files:

@@ -4,7 +4,10 @@ A killed process therefore never leaves a half-written checkpoint, table or data
 import contextlib
 import json
 import os
+import re
 import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @contextlib.contextmanager
@@ -37,6 +40,26 @@ def write_text(path, text):
 
 def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def display_path(path):
+    """A path as a generated file names it: relative to the repository, ../shared/... for the data
+    beside it, anything else unchanged (a table must not print the directories of the machine that
+    made it)."""
+    p = os.path.abspath(path)
+    parent = os.path.dirname(REPO)
+    for root, prefix in ((REPO, ""), (os.path.join(parent, "shared"), "../")):
+        if p == root or p.startswith(root + os.sep):
+            return prefix + os.path.relpath(p, REPO if not prefix else parent)
+    return path
+
+
+_SHARED = re.compile(r"(?<![\w.])/[^\s'\"]*?/shared/(?=data/)")
+
+
+def display_paths(text):
+    """A text written elsewhere (an older run's note) with absolute paths into ../shared/data as ../shared/data."""
+    return _SHARED.sub("../shared/", text)
 
 
 def cache_root():

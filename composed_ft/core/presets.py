@@ -31,16 +31,17 @@ def given_flags(args):
     return {k: v for k, v in vars(args).items() if v is not None}
 
 
-def render(tables, first_column="stage"):
-    """Markdown of {preset: {stage: {key: value}}}: one table per preset, a row per stage."""
+def render(tables):
+    """Markdown of {preset: {stage: {key: value}}}: one table per preset, a row per setting, a column
+    per stage (empty where a stage has no such setting)."""
     out = []
     for preset, stages in tables.items():
         keys = sorted({k for row in stages.values() for k in row})
         out.append(f"### {preset}\n")
-        out.append("| " + " | ".join([first_column, *keys]) + " |")
-        out.append("|" + "---|" * (len(keys) + 1))
-        for stage, row in stages.items():
-            out.append("| " + " | ".join([stage, *(_cell(row.get(k)) for k in keys)]) + " |")
+        out.append("| setting | " + " | ".join(stages) + " |")
+        out.append("|" + "---|" * (len(stages) + 1))
+        for k in keys:
+            out.append(f"| {k} | " + " | ".join(_cell(row.get(k)) for row in stages.values()) + " |")
         out.append("")
     return "\n".join(out)
 

@@ -1,5 +1,4 @@
 """Each corruption family does what it says, seeded."""
-import os
 import random
 
 import pytest
@@ -8,7 +7,6 @@ from composed_ft.code import corruptions as C
 from composed_ft.code.cpp_tokenize import split_lines
 from composed_ft.code.sanstype import generate_program
 
-SPOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "spoc")
 PROG = ("int main ( ) { $ ~ int n , m ; $ ~ cin >> n >> m ; $ ~ vector < int > a ( n ) ; $ "
         "~ for ( int i = 0 ; i < n ; i ++ ) { cin >> a [ i ] ; } $ ~ if ( n > m ) { $ "
         "~ ~ cout << \"YES\" << endl ; $ ~ } else { $ ~ ~ cout << max ( n , m ) << endl ; $ ~ } $ "

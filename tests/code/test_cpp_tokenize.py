@@ -1,8 +1,8 @@
 """Tokenizer: tricky tokens, round trips, and detokenized gold code compiles."""
-import os
 import random
 
 import pytest
+from conftest import require_shared
 
 from composed_ft.code.cpp_tokenize import detokenize_program, split_lines, tokenize_line, tokenize_program
 from composed_ft.code.judge import compile_check, evaluate_programs
@@ -48,14 +48,10 @@ def test_sanstype_round_trip_and_compiles():
     assert all(compile_check([detokenize_program(t) for t in tgts], jobs=2))
 
 
-SPOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "spoc")
-
-
-@pytest.mark.skipif(not os.path.isdir(SPOC), reason="no SPoC data at ../shared/data/spoc")
 def test_spoc_gold_round_trip_compiles():
     from composed_ft.code import spoc
 
-    exs = spoc.load_spoc(SPOC, splits=("testw",))["splits"]["testw"]
+    exs = spoc.load_spoc(require_shared("spoc"), splits=("testw",))["splits"]["testw"]
     sample = random.Random(0).sample(exs, 8)
     for ex in sample:
         assert tokenize_program(detokenize_program(ex["tgt"])) == ex["tgt"]

@@ -28,7 +28,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
               "--device", "cpu", "--jobs", "1", "--dropout", "0", "--attention-dropout", "0",
               "--activation-dropout", "0", "--max-epoch", "3", "--n-train", "0", "--n-valid", "0"]
     one_proc = [sys.executable]
-    two_procs = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531"]
+    two_procs = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]  # a free port
     _stage(one_proc, ["direct", *common, "--run-dir", str(tmp_path / "one")])
     _stage(two_procs, ["direct", *common, "--run-dir", str(tmp_path / "two")])
     one, two = (json.load(open(tmp_path / d / "results.json")) for d in ("one", "two"))

@@ -6,6 +6,7 @@ import os
 import random
 
 import pytest
+from conftest import require_shared
 
 from composed_ft.code import dataset
 from composed_ft.code import sanstype_authors as sa
@@ -14,15 +15,10 @@ from composed_ft.code.__main__ import main as cli
 from composed_ft.code.cpp_tokenize import detokenize_program
 from composed_ft.code.judge import evaluate_programs
 
-RELEASED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "sanstype-1000a")
-
 
 @pytest.fixture(scope="module")
 def released():
-    if not os.path.isdir(RELEASED):
-        pytest.fail(f"{os.path.abspath(RELEASED)}: the authors' released SansType draw is missing; these tests "
-                    "need ../shared beside the repository (see ../shared/README.md)")
-    return RELEASED
+    return require_shared("sanstype-1000a")  # the authors' released SansType draw
 
 
 SMALL = ["--n-train", "8", "--n-val", "4", "--n-test", "4", "--n-ood", "6", "--n-unlabeled", "40",

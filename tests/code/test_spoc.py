@@ -2,12 +2,12 @@
 import os
 
 import pytest
+from conftest import require_shared
 
 from composed_ft.code import spoc
 from composed_ft.code.cpp_tokenize import split_lines
 from composed_ft.core.errors import UserError
 
-SPOC = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "spoc"))
 HEADER = "text\tcode\tworkerid\tprobid\tsubid\tline\tindent\n"
 ROWS = [("", "int main() {", 0), ("read n", "int n; cin >> n;", 1), ("if n is 1", "if (n == 1) {", 1),
         ("print \"a $ b\"", 'cout << "a $ b" << endl;', 2), ("", "}", 1), ("", "return 0;", 1), ("", "}", 0)]
@@ -55,8 +55,8 @@ def test_malformed_tsv_is_a_clear_error(tmp_path):
         spoc.load_spoc(str(tmp_path))
 
 
-@pytest.mark.skipif(not os.path.isdir(SPOC), reason="no SPoC data at ../shared/data/spoc")
 def test_fallback_to_shared_data(tmp_path):
+    require_shared("spoc")
     d = spoc.load_spoc(str(tmp_path / "nothing"))
     assert not d["official"] and "eval (as train)" in d["note"]
     sizes = {k: len(v) for k, v in d["splits"].items()}

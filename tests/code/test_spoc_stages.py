@@ -6,12 +6,16 @@ import subprocess
 import sys
 
 import pytest
+from conftest import require_shared
 
 from composed_ft.code import dataset, spoc
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(spoc.SHARED_DIR, "test", "spoc-testp.tsv")),
-                                reason="../shared/data/spoc not present")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _spoc_data():
+    require_shared("spoc", "test", "spoc-testp.tsv")
 
 
 def test_no_test_program_or_problem_in_training_data():
