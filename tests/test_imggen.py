@@ -116,12 +116,12 @@ def test_unet_blocks_are_conv_norm_activation_with_three_dropouts():
     assert kinds(u.down2) == ["Conv2d", "InstanceNorm2d", "LeakyReLU"]
     assert kinds(u.bottleneck) == ["Conv2d", "LeakyReLU", "Dropout"]
     assert kinds(u.up1) == kinds(u.up2) == ["ConvTranspose2d", "InstanceNorm2d", "ReLU", "Dropout"]
-    assert kinds(u.out) == ["Upsample2x", "ZeroPad2d", "Conv2d", "Tanh"] and u.out[2].kernel_size == (4, 4)
+    assert kinds(u.out) == ["Upsample2x", "PaddedConv", "Tanh"] and u.out[1].kernel_size == (4, 4)
     drops = [m for m in u.modules() if isinstance(m, nn.Dropout)]
     assert len(drops) == 3 and {d.p for d in drops} == {0.5}
     assert u.down2[0].bias is None and u.up1[0].bias is None  # a norm follows: no bias, as the authors'
     # skip connections: the up blocks see the concatenated encoder features
-    assert u.up2[0].in_channels == 4 * 16 and u.out[2].in_channels == 2 * 16
+    assert u.up2[0].in_channels == 4 * 16 and u.out[1].in_channels == 2 * 16
     # eval mode is deterministic (dropout off), train mode is not
     x = torch.rand(4, 1, 32, 32) * 2 - 1
     u.eval()
@@ -165,6 +165,24 @@ def test_composed_keeps_denoiser_frozen_and_in_eval_mode():
     assert f.training and not u.training
     assert all(not p.requires_grad for p in u.parameters())
     assert {id(p) for p in c.trainable_parameters()} == {id(p) for p in f.parameters()}
+
+
+def test_unet_output_block_equals_the_authors_upsample_pad_conv():
+    """Upsample2x (custom backward) and PaddedConv compute exactly nn.Upsample(2) -> ZeroPad2d((1, 0, 1, 0))
+    -> Conv2d(k 4, padding 1), forward and input gradient."""
+    from torch import nn
+    torch.manual_seed(0)
+    u = UNet(8)
+    ref = nn.Conv2d(16, 1, 4, 1, 1)
+    ref.load_state_dict(u.out[1].state_dict())
+    x = torch.randn(3, 16, 16, 16)
+    ours_in, ref_in = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ours = u.out[1](u.out[0](ours_in))
+    theirs = ref(nn.ZeroPad2d((1, 0, 1, 0))(nn.Upsample(scale_factor=2)(ref_in)))
+    assert ours.shape == theirs.shape == (3, 1, 32, 32) and torch.allclose(ours, theirs, atol=1e-6)
+    g = torch.randn_like(ours)
+    ours.backward(g), theirs.backward(g)
+    assert torch.allclose(ours_in.grad, ref_in.grad, atol=1e-5)
 
 
 def test_l2_penalty_value_and_gradient():
