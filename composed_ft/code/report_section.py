@@ -19,44 +19,13 @@ from composed_ft.core.errors import UserError
 from composed_ft.core.figures import pyplot, save_fig
 from composed_ft.core.io import display_paths
 from composed_ft.core.runs import read_jsonl
+from composed_ft.core.tables import by_seed, ci_cell, md_table, mean_std_cell, rel_link
 
 # the paper's relative gains of Composed over standard fine-tuning on its two code datasets (abstract)
 PAPER_REL = {"id": (0.03, 0.06), "ood": (0.04, 0.25)}
 ORDER = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Backtranslation)",
          "Composed (from Direct)"]
 COMPOSED, PRETRAINED = "Composed (from Pretrained) Π(f(x))", "Pretrained"
-
-
-def md_table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def rel_link(path, out):
-    return os.path.relpath(path, os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
-
-
-def by_seed(runs, value):
-    acc = defaultdict(list)
-    for r in runs:
-        acc[r["config"]["seed"]].append(value(r))
-    return {s: sum(v) / len(v) for s, v in sorted(acc.items())}
-
-
-def mean_std_cell(values, digits=1):
-    m, s, n = tables.mean_std(values)
-    if n == 0:
-        return "—"
-    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
-def ci_cell(values, digits=1):
-    m, _, n = tables.mean_std(values)
-    if n < 2:
-        return "— (1 seed)" if n == 1 else "—"
-    h = tables.ci95(values)
-    return f"[{m - h:.{digits}f}, {m + h:.{digits}f}]"
 
 
 # ---------------------------------------------------------------- which runs, which rows
@@ -213,14 +182,21 @@ def _ood_vs_id_row(gains, id_label, ood_label):
             verdict]
 
 
+CLAIMS_NOTE = ("Each row compares two methods on the same programs: the difference in accuracy with its 95% CI over "
+               "programs (per-program differences averaged over the seeds both have; with two or more seeds, the CI "
+               "over seeds too), the exact McNemar test on the (seed, program) pairs (gained / lost), the smallest "
+               "difference this test set and these seeds resolve (80% power, 5% level), and whether the paper's "
+               "relative effect, at our reference accuracy, is that large. \"within noise\": the CI contains 0.\n")
 CLAIMS_HEADER = ["comparison", "paper", "ours: reference → new (difference, 95% CI)", "McNemar p (gained / lost)",
                  "smallest resolvable difference", "paper's effect at our accuracy", "agrees"]
 
 
 # ---------------------------------------------------------------- the section
 
-def code_section(exp, runs, root, out, figdir, title):
-    """(markdown parts, claim rows, figure parts) of one code experiment."""
+def code_section(exp, runs, root, out, figdir, title, name=None):
+    """(markdown parts, claim rows (CLAIMS_HEADER), figure parts) of one code experiment: `exp` is its data
+    set's kind (sanstype, spoc: its splits and claims), `name` (default exp) names its figures."""
+    figname = name or exp
     preds = table_runs(runs)
     text = spoc_notes(runs, root) if exp == "spoc" else []
     if not preds:
@@ -251,15 +227,15 @@ def code_section(exp, runs, root, out, figdir, title):
              + "95% CI: Student's t over seeds.\n",
              md_table(header + ["seeds"], rows)]
     claims = code_claims(exp, vals, pairs, code_examples(preds, splits))
-    dst = os.path.join(figdir, f"{exp}_accuracy.png")
+    dst = os.path.join(figdir, f"{figname}_accuracy.png")
     plot_accuracy_bars(vals, splits, title, dst)
     figures = ["### Figures\n", f"Accuracy per method (error bars: std over seeds):\n\n"
-                                 f"![{exp} accuracy]({rel_link(dst, out)})\n"]
-    curves = os.path.join(figdir, f"{exp}_val_curves.png")
+                                 f"![{figname} accuracy]({rel_link(dst, out)})\n"]
+    curves = os.path.join(figdir, f"{figname}_val_curves.png")
     if plot_code_curves(preds, curves):
         figures.append("Learning curves: validation NLL per target token of f (left) and, for Composed, the "
                        "selection metric NLL_Π(y | ŷ) with ŷ = f's greedy output (right); one line per seed:\n\n"
-                       f"![{exp} learning curves]({rel_link(curves, out)})\n")
+                       f"![{figname} learning curves]({rel_link(curves, out)})\n")
     return text, claims, figures
 
 

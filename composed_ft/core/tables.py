@@ -133,3 +133,63 @@ def paired_programs(new, ref):
     return {"n": n, "seeds": seeds, "new": acc(new), "ref": acc(ref), "diff": m, "se": se,
             "ci": (m - Z95 * se, m + Z95 * se), "b": b, "c": c, "p_mcnemar": mcnemar_p(b, c),
             "mde": (Z95 + Z80) * se}
+
+
+# ---------------------------------------------------------------- cells and claims of the report sections
+
+def md_table(header, rows):
+    """A markdown table of ready-made cells."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def by_seed(runs, value):
+    """{seed: value(run)}; two runs of one seed (should not happen) are averaged."""
+    acc = {}
+    for r in runs:
+        acc.setdefault(r["config"]["seed"], []).append(value(r))
+    return {s: sum(v) / len(v) for s, v in sorted(acc.items())}
+
+
+def mean_std_cell(values, digits=1):
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "—"
+    return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def ci_cell(values, digits=1):
+    m, _, n = mean_std(values)
+    if n < 2:
+        return "— (1 seed)" if n == 1 else "—"
+    h = ci95(values)
+    return f"[{m - h:.{digits}f}, {m + h:.{digits}f}]"
+
+
+def rel_link(path, out):
+    """`path` as a markdown link from the file `out`."""
+    return os.path.relpath(path, os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
+
+
+def seed_paired_claim(new, ref, lower_is_better, digits, unit=""):
+    """A claim's measurement from two {seed: value} dicts (new vs reference), paired by seed: both
+    methods of one seed share data and initialization, so the 95% CI of the per-seed difference says
+    whether the seeds resolve its sign. Returns (measured text, relative change, verdict)."""
+    if not new or not ref:
+        return "missing runs", math.nan, "n/a"
+    mn, mr = mean_std(list(new.values()))[0], mean_std(list(ref.values()))[0]
+    diff, rel = mn - mr, (mn - mr) / mr if mr else math.nan
+    paired = [new[s] - ref[s] for s in new if s in ref]
+    rel_text = f"{100 * rel:+.1f}% rel." if mr else "no relative change from 0"
+    text = f"{mr:.{digits}f} → {mn:.{digits}f} ({diff:+.{digits}f}{unit}, {rel_text}"
+    verdict = "yes" if (diff < 0 if lower_is_better else diff > 0) else ("tie" if diff == 0 else "no")
+    if len(paired) >= 2:
+        m, h = mean_std(paired)[0], ci95(paired)
+        text += f"; paired 95% CI [{m - h:+.{digits}f}, {m + h:+.{digits}f}])"
+        if not (m - h > 0 or m + h < 0):
+            verdict += " (within noise: CI contains 0)"
+    else:
+        text += ")"
+        verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
+    return text, rel, verdict
