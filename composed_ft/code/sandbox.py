@@ -527,7 +527,7 @@ class Box:
         _remove(self.fd, name)
 
     @contextlib.contextmanager
-    def test_dir(self):
+    def run_dir(self):
         """The working dir of one run: None (the namespace's private /tmp) or a fresh subdir."""
         if self.ns:
             yield None
@@ -699,7 +699,7 @@ def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_
     fds = [_memfd("cft-stdin", input_bytes), _memfd("cft-stdout"), _memfd("cft-stderr")]
     try:
         t0 = time.monotonic()
-        with wd.test_dir() as cwd:
+        with wd.run_dir() as cwd:
             rc, wall_out, cpu_used = wd.spawn(["prog", *args], (cpu, RUN_ADDRESS_SPACE, output_cap, 64, 1),
                                               max(10.0, 5 * time_limit), cwd_fd=cwd, exe_fd=exe,
                                               stdin=fds[0], stdout=fds[1], stderr=fds[2])
