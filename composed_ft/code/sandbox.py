@@ -595,6 +595,27 @@ def default_base():
     return os.path.join(STATE_ROOT if _running_as_root() else cache_root(), "sandbox")
 
 
+_SWEPT_BASES = set()
+
+
+def _sweep_stale(base_fd):
+    """Remove the boxes of judges that died (a live judge holds an flock on its box's dir); a box
+    changed within the hour is left alone all the same (its judge may not have locked it yet)."""
+    for name in os.listdir(base_fd):
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=base_fd)
+        except OSError:
+            continue
+        try:
+            if name.startswith("cft-") and time.time() - os.fstat(fd).st_mtime > 3600:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _remove(base_fd, name)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def workdir(base=None):
     """A sandbox (Box) for one program or one batch: a fresh dir under `base` (default_base();
@@ -604,7 +625,11 @@ def workdir(base=None):
         base = base or default_base()
         base_fd = _owned_dir(base, 0o711, fix_mode=base == default_base())
         try:
+            if base not in _SWEPT_BASES:  # once per process and base
+                _SWEPT_BASES.add(base)
+                _sweep_stale(base_fd)
             name, fd = _mkdir(base_fd, "cft-", 0o711)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # in use, until this process closes fd or dies
             box = Box(fd, os.path.join(base, name), uid if pol["uid"] else None, pol["ns"])
             try:
                 yield box

@@ -266,3 +266,29 @@ def test_executable_must_be_a_regular_file_the_compiler_made():
             assert box.take_exe(fd, "prog") is None
         finally:
             box.drop(name, fd)
+
+
+def test_boxes_of_a_dead_judge_are_removed():
+    """A judge killed mid-run leaves its box behind: the next judge removes it, but never the box of
+    a judge that is still alive (it holds an flock on it), however old."""
+    base = tempfile.mkdtemp(prefix="cft-base-", dir="/var/lib")
+    os.chmod(base, 0o711)
+    code = ("import sys\nfrom composed_ft.code import sandbox\n"
+            f"with sandbox.workdir({base!r}) as b:\n    b.subdir()\n    print(b.path, flush=True)\n    sys.stdin.read()\n")
+    judges = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env=dict(os.environ, PYTHONPATH=REPO)) for _ in range(2)]
+    try:
+        dead, alive = [j.stdout.readline().strip() for j in judges]
+        judges[0].kill()
+        judges[0].wait()
+        for box in (dead, alive):
+            os.utime(box, (0, os.stat(box).st_mtime - 7200))  # both last changed two hours ago
+        with sandbox.workdir(base):
+            pass
+        assert os.path.exists(alive) and not os.path.exists(dead)
+        judges[1].communicate("")
+        assert not os.path.exists(alive)  # removed by its own judge when done
+    finally:
+        for j in judges:
+            j.kill()
+        subprocess.run(["rm", "-rf", base])
