@@ -134,8 +134,9 @@ def main(argv=None):
     if "gold_vs_bfd" in r:
         print(f"same, GNU ld   : {r['fast_bfd_programs_per_s']:.2f} programs/s (gold linker: {r['gold_vs_bfd']:.2f}x)")
     print(f"no batching    : {r['fast_nobatch_programs_per_s']:.2f} programs/s (batching: {r['batching_gain']:.2f}x)")
-    print(f"corrupted      : {r['mixed_programs_per_s']:.2f} programs/s batched vs {r['mixed_nobatch_programs_per_s']:.2f} "
-          f"not ({r['mixed_compile_error_rate']:.0%} compile errors; batching: {r['mixed_batching_gain']:.2f}x)")
+    print(f"corrupted      : {r['mixed_programs_per_s']:.2f} programs/s batched vs "
+          f"{r['mixed_nobatch_programs_per_s']:.2f} not ({r['mixed_compile_error_rate']:.0%} compile errors; "
+          f"batching: {r['mixed_batching_gain']:.2f}x)")
     print(f"plain g++      : {r['plain_programs_per_s']:.2f} programs/s ({r['plain_n']} programs, one at a "
           f"time, no PCH, accuracy {r['plain_accuracy']:.3f})")
     print(f"ratio          : {r['ratio']:.1f}x" + (f" ({r['ratio_nodedup']:.1f}x without duplicate caching)"

@@ -196,7 +196,8 @@ def test_namespaces_hide_network_processes_and_temp_files():
             "  int procs = 0;\n"
             '  for (auto &e : filesystem::directory_iterator("/proc"))\n'
             "    procs += isdigit(e.path().filename().string()[0]) != 0;\n"
-            f'  cout << "net=" << net << " procs=" << procs << " tmp=" << filesystem::exists("{visible.name}") << endl;\n'
+            f'  bool tmp = filesystem::exists("{visible.name}");\n'
+            '  cout << "net=" << net << " procs=" << procs << " tmp=" << tmp << endl;\n'
             "}\n")
     try:
         out = run_programs([prog], [""], jobs=1)[0]
@@ -274,7 +275,8 @@ def test_boxes_of_a_dead_judge_are_removed():
     base = tempfile.mkdtemp(prefix="cft-base-", dir="/var/lib")
     os.chmod(base, 0o711)
     code = ("import sys\nfrom composed_ft.code import sandbox\n"
-            f"with sandbox.workdir({base!r}) as b:\n    b.subdir()\n    print(b.path, flush=True)\n    sys.stdin.read()\n")
+            f"with sandbox.workdir({base!r}) as b:\n"
+            "    b.subdir()\n    print(b.path, flush=True)\n    sys.stdin.read()\n")
     judges = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=dict(os.environ, PYTHONPATH=REPO)) for _ in range(2)]
     try:
