@@ -20,30 +20,31 @@ TARGETS=${TARGETS:-main}           # main blur l2 unlabeled labeled dropout pert
 DEVICE=${DEVICE:-auto}
 RUNS=${RUNS:-runs/imggen/$PRESET}
 TABLE=${TABLE:-results/imggen.md}
-PY=${PY:-python}
+PY=${PY:-python}                   # (PRESETS_PY: the python that answers preset queries, when PY only echoes)
 [[ -n "${THREADS:-}" ]] && export OMP_NUM_THREADS=$THREADS   # THREADS=1 on a shared machine
 
-# ---- hyperparameters (PAPER.md, Experiment 1); empty = the preset's value ----------------
+# ---- hyperparameters (PAPER.md, Experiment 1): empty = the preset's value --------------------
+# (composed_ft/imggen/presets.py; `python -m composed_ft.imggen presets --preset cpu` prints them)
 DATA=${DATA:-data/fonts/fonts32.npz}
 DATA_SEED=${DATA_SEED:-0}          # which 100 fonts are labeled, and the train/val/test split
-LR=${LR:-2e-4}
-BATCH=${BATCH:-}                   # cpu/paper 256
+LR=${LR:-}
+BATCH=${BATCH:-}
 # denoiser Π
-UNET_WIDTH=${UNET_WIDTH:-}         # cpu 16, paper 64
-UNET_LAYOUT=${UNET_LAYOUT:-authors}  # authors (conv -> norm -> act) | preact (this project's earlier one)
-DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (cpu: see imggen/README's curve; paper: >= 27k)
+UNET_WIDTH=${UNET_WIDTH:-}
+UNET_LAYOUT=${UNET_LAYOUT:-}       # authors (conv -> norm -> act) | preact (this project's earlier one)
+DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (imggen/README's curve)
 DEN_EPOCHS=${DEN_EPOCHS:-}         # or epochs over the unlabeled set, when DEN_UPDATES is unset
-BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s]
-# base predictor f and its losses: the authors' by default (preset values when empty)
+BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s] of the main denoiser (it names its run)
+# base predictor f and its losses: the authors' by default
 EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below)
-EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # cpu: chosen from validation curves (imggen/README), paper 1000
+EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # chosen from validation curves (imggen/README)
 EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-}
-BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps (0.8, the authors'; 1e-5 = torch's default)
+BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps
 L2_SCOPE=${L2_SCOPE:-}             # nonbias (the authors': BatchNorm scales too) | weights
-DROPOUT_DIRECT=${DROPOUT_DIRECT:-}     # 0
-DROPOUT_COMPOSED=${DROPOUT_COMPOSED:-} # 0.1
-L2_DIRECT=${L2_DIRECT:-}               # 0
-L2_COMPOSED=${L2_COMPOSED:-}           # 1e-4: λ of λ Σ‖W‖² on f
+DROPOUT_DIRECT=${DROPOUT_DIRECT:-}
+DROPOUT_COMPOSED=${DROPOUT_COMPOSED:-}
+L2_DIRECT=${L2_DIRECT:-}           # λ of λ Σ‖W‖² on f
+L2_COMPOSED=${L2_COMPOSED:-}
 # the second Direct baseline: the strongest Direct we could make at the same budget (imggen/README)
 DIRECT_STRONG=${DIRECT_STRONG:-"--bn-eps 1e-5 --dropout 0.1 --l2 0"}
 N_TRAIN_MAIN=${N_TRAIN_MAIN:-"2500 500"}
@@ -62,7 +63,7 @@ ABL_DROPOUT=${ABL_DROPOUT:-"0.1 0.2 0.3 0.4 0.5"}
 ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
-COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE --lr $LR $(opt --batch-size "$BATCH")"
+COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")"
 F_FLAGS="$(opt --bn-eps "$BN_EPS") $(opt --l2-scope "$L2_SCOPE")"
 DIRECT_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_DIRECT}") $(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
 COMPOSED_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_COMPOSED}") $(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
@@ -77,7 +78,7 @@ fi
 denoiser() {
     local name=$1; shift
     $PY -m composed_ft.imggen denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" \
-        --unet-layout "$UNET_LAYOUT" $(opt --unet-width "$UNET_WIDTH") \
+        $(opt --unet-layout "$UNET_LAYOUT") $(opt --unet-width "$UNET_WIDTH") \
         $(opt --max-update "$DEN_UPDATES") $(opt --max-epoch "$DEN_EPOCHS") "$@"
 }
 # predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED (later flags win)
@@ -93,6 +94,7 @@ strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant st
 composed() { predictor "$1" "composed-$2" "$3" --method composed $COMPOSED_FLAGS "${@:4}"; }
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
+same_number() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 == b + 0 && b != "") }'; }   # 1e-4 == 0.0001
 only() { [[ " $TARGETS " == *" $1 "* ]]; }   # targets that `all` leaves out
 ablations() { local t; for t in all blur l2 unlabeled labeled dropout perturb; do only "$t" && return 0; done; return 1; }
 stamp() { echo "[imggen/runner] $(date '+%H:%M:%S') $*" >&2; }
@@ -136,9 +138,13 @@ if want blur; then        # denoiser perturbation strength (s = BLUR_MAX is the 
 fi
 if want l2; then          # explicit L2 penalty, composed and direct (the main λs are the main runs)
     stamp "ablation l2"
+    # the main runs' λ: the preset's (asked from its table, never written here) unless set above
+    main_l2() { ${PRESETS_PY:-$PY} -m composed_ft.imggen presets --preset "$PRESET" --get "train.$1.l2"; }
+    L2_MAIN_DIRECT=${L2_DIRECT:-$(main_l2 direct)}
+    L2_MAIN_COMPOSED=${L2_COMPOSED:-$(main_l2 composed)}
     for l2 in $ABL_L2; do
-        if [[ "$l2" != "${L2_DIRECT:-0}" ]]; then direct ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
-        if [[ "$l2" != "${L2_COMPOSED:-1e-4}" ]]; then composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
+        if ! same_number "$l2" "$L2_MAIN_DIRECT"; then direct ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
+        if ! same_number "$l2" "$L2_MAIN_COMPOSED"; then composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
     done
 fi
 if want unlabeled; then   # how many unlabeled fonts the denoiser sees (all: the main run)

@@ -40,6 +40,7 @@ import numpy as np
 
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import atomic_path
+from composed_ft.core.progress import progress_enabled
 
 log = logging.getLogger(__name__)
 
@@ -425,13 +426,9 @@ def family_cap_mask(vecs, families, cap):
     return drop
 
 
-def _progress_disabled():
-    return not sys.stderr.isatty() or bool(os.environ.get("CI"))
-
-
 def _progress(iterable, total, desc):
     """tqdm bar on a terminal; otherwise a log line every ~10% so a long build shows it lives."""
-    if _progress_disabled():
+    if not progress_enabled():
         return _log_every(iterable, total, desc)
     try:
         from tqdm import tqdm
