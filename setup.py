@@ -3,7 +3,8 @@ from setuptools import find_packages, setup
 setup(
     name="composed_ft",
     version="0.1.0",
-    description="Composed fine-tuning: freezing pre-trained denoising autoencoders (Xie, Ma, Liang, ICML 2021), reproduced",
+    description="Composed fine-tuning: freezing pre-trained denoising autoencoders (Xie, Ma, Liang, ICML 2021), "
+                "reproduced",
     packages=find_packages(include=["composed_ft", "composed_ft.*"]),
     python_requires=">=3.9",
     install_requires=[
@@ -17,5 +18,5 @@ setup(
         "regex",
         "scipy",  # two-sample tests of the SansType generator against the release
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "ruff"]},  # scripts/test.sh lints with ruff before the tests
 )

@@ -6,8 +6,9 @@ rebuilt on another machine. This copies, for each run directory that has a resul
 the tables and the report read — a few kilobytes per run — into a mirror of the same layout
 (default results/runs/), which is committed. The code experiments' per-program records
 (`eval_<split>.jsonl`: source, gold, outputs, outcomes, diagnostics; ~1 MB per split) are kept
-gzip-compressed (~10x smaller) so that `python -m composed_ft.code errors` can reread any archived run. `scripts/make_report.py --runs results/runs` then
-rebuilds results/REPORT.md anywhere, and runs from earlier sessions stay in it.
+gzip-compressed (~10x smaller) so that `python -m composed_ft.code errors` can reread any archived run.
+`scripts/make_report.py --runs results/runs` then rebuilds results/REPORT.md anywhere, and runs from
+earlier sessions stay in it.
 
     python scripts/archive_runs.py [--runs runs] [--out results/runs]
 

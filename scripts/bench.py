@@ -37,8 +37,9 @@ def seq2seq_section(quick):
         f"| {r['train_tokens_per_s_plain_torch']:,.0f} | {ratio:.2f}x |",
         f"| composed step vs CE step, s (target ≤ 2x) | {r['composed_step_s']:.3f} | {r['ce_step_s']:.3f} "
         f"| {r['composed_vs_ce']:.2f}x |",
-        f"| composed step vs CE step, counted FLOPs (GFLOP; the objective's floor: {r['composed_flop_ratio_no_sampling']:.2f}x "
-        f"without sampling) | {r['composed_flops'] / 1e9:.1f} | {r['ce_flops'] / 1e9:.1f} | {r['composed_flop_ratio']:.2f}x |",
+        "| composed step vs CE step, counted FLOPs (GFLOP; the objective's floor: "
+        f"{r['composed_flop_ratio_no_sampling']:.2f}x without sampling) | {r['composed_flops'] / 1e9:.1f} | "
+        f"{r['ce_flops'] / 1e9:.1f} | {r['composed_flop_ratio']:.2f}x |",
         f"| greedy decoding, s (our incremental decoder vs transformers' cache) | {r['greedy_s_cache']:.2f} "
         f"| {r['greedy_s_hf_cache']:.2f} | {r['fast_vs_hf_cache']:.1f}x faster |",
         f"| greedy decoding, s (our incremental decoder vs no cache) | {r['greedy_s_cache']:.2f} "

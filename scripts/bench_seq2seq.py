@@ -6,8 +6,8 @@ Reports (1) training tokens/s of our model (transformers MBart built from a conf
 architecture on plain torch.nn.Transformer (composed_ft/code/model.py, pre-LayerNorm,
 shared embeddings, tied output projection, learned positions); (2) the composed step (sample ŷ from f, NLL_Π(y|ŷ) under
 the frozen Π, log p_f(ŷ|x), CE) relative to a plain CE step (target ≤ 2x); (3) greedy decoding
-with our incremental decoder vs transformers' key/value cache vs no cache. Batches are SansType-shaped: 16 sources of 84 and targets
-of 151 BPE tokens (the data's mean lengths), ~3,800 tokens. Timings on a loaded machine are
+with our incremental decoder vs transformers' key/value cache vs no cache. Batches are SansType-shaped:
+16 sources of 84 and targets of 151 BPE tokens (the data's mean lengths), ~3,800 tokens. Timings on a loaded machine are
 noisy: compare ratios measured in the same call."""
 import argparse
 import json
@@ -20,8 +20,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from composed_ft.code import batching, losses  # noqa: E402
-from composed_ft.code import model as models  # noqa: E402
+from composed_ft.code import (  # noqa: E402
+    batching,
+    losses,
+    model as models,  # noqa: E402
+)
 from composed_ft.code.decode import generate  # noqa: E402
 from composed_ft.code.presets import ARCHS  # noqa: E402
 from composed_ft.code.reinforce import composed_loss  # noqa: E402
@@ -143,7 +146,8 @@ def report(r):
           f"{r['composed_vs_ce']:.2f}x (target <= 2x); counted FLOPs {r['composed_flop_ratio']:.2f}x "
           f"({r['composed_flop_ratio_no_sampling']:.2f}x without sampling: the objective's floor)")
     print(f"  CE training step: {r['train_flops_per_s_ours'] / 1e9:.1f} GFLOP/s (counted FLOPs / time)")
-    print(f"  greedy decoding of {r['batch']} x {r['tgt_len']} tokens: our incremental decoder {r['greedy_s_cache']:.2f} s, "
+    print(f"  greedy decoding of {r['batch']} x {r['tgt_len']} tokens: our incremental decoder "
+          f"{r['greedy_s_cache']:.2f} s, "
           f"transformers' cache {r['greedy_s_hf_cache']:.2f} s ({r['fast_vs_hf_cache']:.1f}x), "
           f"no cache {r['greedy_s_nocache']:.2f} s ({r['cache_speedup']:.1f}x)")
     print("  (timings on a shared or loaded machine are noisy; ratios from one call are the meaningful part)")

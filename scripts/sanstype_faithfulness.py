@@ -46,7 +46,8 @@ def build_table(released_dir, n_id, n_ood, n_corrupt, seed, vocab_size=600, alph
                      st.compare(st.describe_programs(rel["ood"], tok), st.describe_programs(ours_ood, tok))))
     unlabeled = [e["tgt"] for e in sa.generate_split(seed, "unlabeled", n_corrupt, ood=False)]
     ours_c = st.corruption_stats(unlabeled, sa.corrupt, random.Random(f"faithfulness-corrupt:{seed}"))
-    rel_c = st.corruption_stats([e["tgt"] for e in rel["train"]], sa.corrupt, random.Random(f"faithfulness-corrupt:{seed}"))
+    rel_c = st.corruption_stats([e["tgt"] for e in rel["train"]], sa.corrupt,
+                                random.Random(f"faithfulness-corrupt:{seed}"))
     rows = st.compare_corruption(ours_c)
     rows.append({"stat": "the same corruption of the released train programs: 0/1/2/3 (%), deleted prints (%)",
                  "released": "–", "ours": "/".join(f"{100 * rel_c['differing_lines'].get(k, 0) / rel_c['n']:.1f}"

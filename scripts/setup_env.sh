@@ -26,7 +26,8 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     echo "[setup_env] installing $TORCH_SPEC (a few minutes the first time)"
     "$PY" -m pip install -q "$TORCH_SPEC"
 fi
-if ! "$PY" -c "import composed_ft, numpy, PIL, sentencepiece, transformers, tqdm, matplotlib, regex, scipy, pytest" >/dev/null 2>&1; then
+if ! "$PY" -c "import composed_ft, numpy, PIL, sentencepiece, transformers, tqdm, matplotlib, regex, scipy, pytest, ruff" \
+        >/dev/null 2>&1; then
     echo "[setup_env] installing the composed_ft package and its dependencies"
     "$PY" -m pip install -q -e "$REPO[test]"
 fi

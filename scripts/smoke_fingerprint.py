@@ -86,7 +86,7 @@ def main(argv=None):
                                                       TABLE=f"{tmp}/spoc.md"))
         if "imggen" not in args.skip:
             sys.path.insert(0, os.path.join(REPO, "tests"))
-            from conftest import make_synthetic_fonts   # the tests' small fonts data set, rendered from real fonts
+            from conftest import make_synthetic_fonts  # the tests' small fonts data set, rendered from real fonts
             fonts = f"{tmp}/fonts.npz"
             make_synthetic_fonts(fonts)
             _sh(["bash", "imggen/runner.sh"], dict(env, DATA=fonts, RUNS=f"{tmp}/runs/imggen", TABLE=f"{tmp}/img.md"))

@@ -46,8 +46,8 @@ def make_synthetic_fonts(out, n_fonts=130, size=32, seed=0):
         for j, ch in enumerate(CHARS):
             img = Image.new("L", (size, size), 0)
             d = ImageDraw.Draw(img)
-            l, t, r, b = d.textbbox((0, 0), ch, font=font)
-            d.text(((size - (r - l)) / 2 - l + dx, (size - (b - t)) / 2 - t + dy), ch, fill=255, font=font)
+            left, t, r, b = d.textbbox((0, 0), ch, font=font)
+            d.text(((size - (r - left)) / 2 - left + dx, (size - (b - t)) / 2 - t + dy), ch, fill=255, font=font)
             img = img.transform(img.size, Image.AFFINE, (1, shear, -shear * size / 2, 0, 1, 0), Image.BILINEAR)
             if bold:
                 img = img.filter(ImageFilter.MaxFilter(3))

@@ -40,6 +40,7 @@ def test_run_refuses_different_settings_and_records_commit(tmp_path):
 def test_git_commit_dirty_ignores_results_only(tmp_path):
     """A clean clone stays clean while runner.sh rewrites results/ between stages; a code change is dirty."""
     import subprocess
+
     from composed_ft.core.runs import git_commit
 
     def git(*a):

@@ -25,8 +25,8 @@ def u8_to_float(a):
 @pytest.fixture
 def glyph():
     """A real glyph image (uint8, ink 255 on 0) from the synthetic fonts renderer."""
-    from PIL import ImageDraw, ImageFont
     import matplotlib
+    from PIL import ImageDraw, ImageFont
     f = ImageFont.truetype(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data/fonts/ttf/DejaVuSans.ttf"), 24)
     img = Image.new("L", (32, 32), 0)
     ImageDraw.Draw(img).text((6, 2), "R", fill=255, font=f)
@@ -221,12 +221,14 @@ def test_presets_give_the_authors_losses_per_method_and_flags_override():
         c = parse(["train", "--preset", preset, "--method", "composed", "--denoiser", "x", "--run-dir", "r"])
         assert (d.dropout, d.l2, d.bn_eps, d.l2_scope) == (0.0, 0.0, 0.8, "nonbias")
         assert (c.dropout, c.l2, c.bn_eps, c.l2_scope) == (0.1, 1e-4, 0.8, "nonbias")
-    assert parse(["train", "--preset", "paper", "--method", "direct", "--denoiser", "x", "--run-dir", "r"]).max_epoch == 1000
+    paper = parse(["train", "--preset", "paper", "--method", "direct", "--denoiser", "x", "--run-dir", "r"])
+    assert paper.max_epoch == 1000
     old = parse(["train", "--method", "direct", "--denoiser", "x", "--run-dir", "r", "--bn-eps", "1e-5",
                  "--dropout", "0.1", "--l2-scope", "weights", "--l2", "0"])
     assert (old.bn_eps, old.dropout, old.l2_scope, old.l2) == (1e-5, 0.1, "weights", 0.0)
     den = parse(["denoise", "--run-dir", "r"])
-    assert den.unet_layout == "authors" and parse(["denoise", "--run-dir", "r", "--unet-layout", "preact"]).unet_layout == "preact"
+    assert den.unet_layout == "authors"
+    assert parse(["denoise", "--run-dir", "r", "--unet-layout", "preact"]).unet_layout == "preact"
 
 
 def test_composed_objective_gradient_flows_through_frozen_denoiser():
@@ -384,7 +386,8 @@ def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
     runs = tmp_path / "runs"
     r = _cli("denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", str(runs / "denoisers/blur2"))
     assert r.returncode == 0, r.stderr
-    for name, flags in (("direct", ["--method", "direct", "--variant", "authors"]), ("composed", ["--method", "composed"]),
+    for name, flags in (("direct", ["--method", "direct", "--variant", "authors"]),
+                        ("composed", ["--method", "composed"]),
                         ("direct_strong", ["--method", "direct", "--variant", "strong", "--bn-eps", "1e-5",
                                            "--dropout", "0.1", "--max-epoch", "1"])):
         r = _cli("train", "--preset", "smoke", *flags, "--tag", "main", "--data", tiny_fonts,

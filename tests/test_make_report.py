@@ -282,12 +282,13 @@ def test_imggen_paper_figure_and_mechanism_from_the_runs_sample_grids(make_repor
             fake_run(d, {"stage": "train", "tag": "main", "method": method, "variant": variant, "n_train": 100,
                          "seed": seed, "bn_eps": 0.8 if variant != "strong" else 1e-5, "dropout": 0.1, "l2": 0.0},
                      {"method": method, "n_test": 8, "wall_s": 1.0, "test_mse_base": mse + 0.3 * (method == "composed")
-                      + 0.001 * seed, "test_mse_denoised": mse + 0.001 * seed, "weight_norm": norm + seed, "weight_norm_matrices": norm,
+                      + 0.001 * seed, "test_mse_denoised": mse + 0.001 * seed, "weight_norm": norm + seed,
+                      "weight_norm_matrices": norm,
                       "test_spread_base": spread, "test_spread_denoised": 0.8, "test_spread_truth": 0.9},
                      [{"epoch": 1, "val_mse": 0.5, "val_mse_base": 0.5, "val_mse_denoised": 0.4, "weight_norm": norm}])
             imgs = np.full((8, 1, 8, 8), {"direct": -0.5, "direct_strong": 0.0, "composed": 0.5}[name], np.float32)
-            save_grids(str(d / "samples.png"), [("truth", imgs, "truth"), ("f", imgs, "base"), ("pi", imgs, "denoised")],
-                       pos)
+            save_grids(str(d / "samples.png"),
+                       [("truth", imgs, "truth"), ("f", imgs, "base"), ("pi", imgs, "denoised")], pos)
     out = tmp_path / "results" / "REPORT.md"
     assert make_report.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     text = out.read_text()

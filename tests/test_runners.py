@@ -116,7 +116,8 @@ def test_runner_ablations_reuse_the_main_runs(tmp_path):
     rows (and train those first): Composed from the main Direct (no second, identical Direct), the λ values
     other than the main one, the leave-one-out baseline beside the main Composed."""
     runs = str(tmp_path / "runs")
-    for targets, want in [("init", {"main/pretrain", "main/direct", "main/composed", "ablation-init/composed-from-direct"}),
+    for targets, want in [("init", {"main/pretrain", "main/direct", "main/composed",
+                                    "ablation-init/composed-from-direct"}),
                           ("lam", {"main/pretrain", "main/composed", "ablation-lam/composed-lam0.25",
                                    "ablation-lam/composed-lam4"}),
                           ("baseline", {"main/pretrain", "main/composed", "ablation-baseline/composed-loo"})]:
@@ -141,7 +142,8 @@ def test_runner_sanstype_variants(tmp_path):
         if c[2] in ("pretrain", "compose"):
             seed = c[c.index("--seed") + 1]
             assert c[c.index("--denoiser") + 1].endswith(f"denoisers/main-s{seed}"), c
-            assert c[c.index("--eval-splits") + 1:c.index("--eval-splits") + 5] == ["test", "ood", "test_gen", "ood_gen"]
+            i = c.index("--eval-splits")
+            assert c[i + 1:i + 5] == ["test", "ood", "test_gen", "ood_gen"]
         if c[2] == "denoise":
             assert c[c.index("--noise-draw") + 1] == "fixed"
     assert {c[c.index("--seed") + 1] for c in cmds if c[2] == "denoise"} == {"0", "1"}

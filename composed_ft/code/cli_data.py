@@ -275,7 +275,8 @@ def run_make_spoc(args):
     # a few reconstructed Codeforces programs do not compile; a denoiser's clean target must
     own = {e["tgt"] for e in s["train"]}
     check = [t for t in unl if t not in own]
-    ok = dict(zip(check, compile_check([detokenize_program(t) for t in check], jobs=args.jobs, std=std))) if check else {}
+    ok = (dict(zip(check, compile_check([detokenize_program(t) for t in check], jobs=args.jobs, std=std)))
+          if check else {})
     n_extra = sum(ok.values())
     unl = [t for t in unl if ok.get(t, True)]
     rng = random.Random(f"make-spoc:{args.seed}")

@@ -196,5 +196,6 @@ def run_compare(args):
             n, r, k, b, c = paired(read_records(args.ref, split), read_records(rd, split), args.kind)
             if n == 0:
                 raise UserError(f"{rd}: no {split} programs in common with {args.ref}")
-            print(f"| {rd} | {split} | {n} | {100 * r / n:.1f} | {100 * k / n:.1f} | {c} | {b} | {mcnemar_p(b, c):.2g} |")
+            print(f"| {rd} | {split} | {n} | {100 * r / n:.1f} | {100 * k / n:.1f} | {c} | {b} "
+                  f"| {mcnemar_p(b, c):.2g} |")
     return 0

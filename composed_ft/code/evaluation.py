@@ -76,8 +76,8 @@ def evaluate(run, f, pi, corpus, cfg, device, max_len, splits=None, suffix=""):
         if pi is not None:
             res[split]["gated"] = gated_summary(per)
         write_text(run.file(f"eval_{split}{suffix}.jsonl"), "".join(json.dumps(p) + "\n" for p in per))
-        msg = " | ".join(f"{k} acc {res[split][k]['accuracy']:.3f} (compile err {res[split][k]['compile_error_rate']:.3f}, "
-                         f"hit limit {res[split][k]['hit_limit']})" for k in rows)
+        msg = " | ".join(f"{k} acc {s['accuracy']:.3f} (compile err {s['compile_error_rate']:.3f}, hit limit "
+                         f"{s['hit_limit']})" for k, s in ((k, res[split][k]) for k in rows))
         log.info("%s %s: %s", run.path, split, msg)
     return res
 

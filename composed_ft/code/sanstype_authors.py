@@ -51,7 +51,8 @@ OOD = {
                     "swap {a} and {b};"],
 }
 # shared by ID and OOD
-SHARED = {"set": "set {v} to {k};", "instantiate": "instantiate {v};", "maxmin": "set {v} to {f} applied to {v} and {w};"}
+SHARED = {"set": "set {v} to {k};", "instantiate": "instantiate {v};",
+          "maxmin": "set {v} to {f} applied to {v} and {w};"}
 
 SIZES = {"train": 1000, "val": 500, "test": 500, "ood": 500, "unlabeled": 20000, "unlabeled_val": 500}
 
@@ -284,7 +285,8 @@ def _other_type(rng, t):
 
 
 def _noised_init(rng, t, v, x):
-    return rng.choice((f"{_other_type(rng, t)} {v} = {x} ;", f"{v} = {x} ;", f"{_other_type(rng, t)} {v} ; {v} = {x} ;"))
+    return rng.choice((f"{_other_type(rng, t)} {v} = {x} ;", f"{v} = {x} ;",
+                       f"{_other_type(rng, t)} {v} ; {v} = {x} ;"))
 
 
 def noised_variant(line, rng):

@@ -130,7 +130,8 @@ def compare_corruption(stats, ref=REFERENCE_CORRUPTION):
     ref_counts = {k: round(v / 100 * ref["n"]) for k, v in ref["differing_lines"].items()}
     ours = {k: stats["differing_lines"].get(k, 0) for k in ref_counts}
     stat, dof, p, _ = chi2_two_sample(ref_counts, ours)
-    rows = [{"stat": "differing lines 0/1/2/3 (%)", "released": "/".join(f"{v:.1f}" for v in ref["differing_lines"].values()),
+    rows = [{"stat": "differing lines 0/1/2/3 (%)",
+             "released": "/".join(f"{v:.1f}" for v in ref["differing_lines"].values()),
              "ours": "/".join(f"{100 * ours[k] / n:.1f}" for k in ref_counts), "test": f"chi2({dof}) vs SANSTYPE.md",
              "value": stat, "p": p}]
     share = stats["deleted_prints"] / max(stats["changed_lines"], 1)

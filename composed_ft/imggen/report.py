@@ -6,7 +6,6 @@ Direct, Composed at each number of labeled examples) and the claim (Composed Π(
 Direct, paired by seed, with a 95% CI of the difference); every other tag gives an ablation table
 whose rows are the settings that vary between its runs, with the main runs of the same seeds as its
 reference rows (the runner does not train those twice). Values are mean ± std over seeds."""
-import math
 import os
 import time
 from collections import defaultdict

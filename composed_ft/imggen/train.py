@@ -191,9 +191,11 @@ def train_predictor(args):
     t0 = time.time()
     device = ctx.device
     denoiser, dcfg = load_denoiser(args.denoiser, device)
-    if dcfg.get("data_seed") != args.data_seed or dcfg.get("data") and os.path.abspath(dcfg["data"]) != os.path.abspath(args.data):
+    other_data = dcfg.get("data") and os.path.abspath(dcfg["data"]) != os.path.abspath(args.data)
+    if dcfg.get("data_seed") != args.data_seed or other_data:
         raise UserError(f"{args.denoiser}: denoiser was trained on another split "
-                        f"(data {dcfg.get('data')}, data seed {dcfg.get('data_seed')}); its unlabeled set could overlap this test set")
+                        f"(data {dcfg.get('data')}, data seed {dcfg.get('data_seed')}); its unlabeled set could "
+                        "overlap this test set")
     seed_everything(args.seed)
     splits = data.load_labeled(args.data, args.data_seed, n_train=args.n_train)
     tr, va, te = (splits[k].to(device) for k in ("train", "val", "test"))
@@ -247,7 +249,8 @@ def train_predictor(args):
                "weight_norm": l2_penalty(norm_params).sqrt().item(),
                "weight_norm_matrices": l2_penalty(weight_params(f)).sqrt().item(),
                # how far f's output is from gray: per-image pixel std (the truth's for scale)
-               "test_spread_base": spread(base), "test_spread_denoised": spread(den), "test_spread_truth": spread(te.image),
+               "test_spread_base": spread(base), "test_spread_denoised": spread(den),
+               "test_spread_truth": spread(te.image),
                **splits["info"], **summary,
                "denoiser": {k: dcfg.get(k) for k in ("run_dir", "perturb", "blur_max", "contrast",
                                                      "unlabeled_fonts", "unet_width", "unet_layout")},

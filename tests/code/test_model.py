@@ -259,7 +259,8 @@ def test_fairseq_embedding_init_and_cpu_denoiser_preset():
     with pytest.raises(ValueError):
         model.build_model(50, layers=1, d_model=64, ffn=128, heads=4, embed_init="xavier")
     a = preset_values("denoise", {"preset": "cpu"})
-    assert (a["embed_init"], a["dropout"], a["attention_dropout"], a["activation_dropout"]) == ("fairseq", 0.1, 0.0, 0.0)
+    assert (a["embed_init"], a["dropout"], a["attention_dropout"], a["activation_dropout"]) == \
+        ("fairseq", 0.1, 0.0, 0.0)
     a = preset_values("denoise", {"preset": "paper"})
     assert (a["embed_init"], a["dropout"], a["attention_dropout"], a["activation_dropout"]) == ("hf", 0.4, 0.2, 0.2)
     a = preset_values("direct", {"preset": "cpu"})

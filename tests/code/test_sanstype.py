@@ -90,7 +90,8 @@ def test_negation_and_minus_match_the_code():
 def test_ood_templates_recombine_id_words():
     """OOD phrasings are new templates made of words the labeled data contains, so OOD accuracy
     measures compositional generalization rather than guessing unseen words."""
-    words = lambda t: set(re.sub(r"\{\w+\}", " ", t).split())
+    def words(t):
+        return set(re.sub(r"\{\w+\}", " ", t).split())
     id_words = set().union(*(words(t) for _, ids, _ in sanstype.STATEMENTS.values() for t in ids))
     for kind, (_, ids, oods) in sanstype.STATEMENTS.items():
         for t in oods:

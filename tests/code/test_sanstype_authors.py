@@ -8,9 +8,7 @@ import random
 import pytest
 from conftest import require_shared
 
-from composed_ft.code import dataset
-from composed_ft.code import sanstype_authors as sa
-from composed_ft.code import sanstype_stats as st
+from composed_ft.code import dataset, sanstype_authors as sa, sanstype_stats as st
 from composed_ft.code.__main__ import main as cli
 from composed_ft.code.cpp_tokenize import detokenize_program
 from composed_ft.code.judge import evaluate_programs
@@ -97,7 +95,8 @@ def test_generator_is_the_released_distribution(released):
     rel_ood = dataset.load_split(released, "ood")
     ours_id = st.describe_programs(sa.generate_split(0, "faithfulness_id", 3000, ood=False))
     for rows in (st.compare(st.describe_programs(rel_id), ours_id),
-                 st.compare(st.describe_programs(rel_ood), st.describe_programs(sa.generate_split(0, "f_ood", 1500, ood=True)))):
+                 st.compare(st.describe_programs(rel_ood),
+                            st.describe_programs(sa.generate_split(0, "f_ood", 1500, ood=True)))):
         assert len(rows) == 7
         assert all(r["p"] >= 0.01 for r in rows), [(r["stat"], r["p"]) for r in rows]
     wrong = st.compare(st.describe_programs(rel_id), st.describe_programs(sa.generate_split(0, "x", 3000, ood=True)))
@@ -118,7 +117,8 @@ def test_noised_variants_follow_the_table():
                                        "bool var_1 ; var_1 = 5 ;", "string var_1 ; var_1 = 5 ;"}
     assert seen["string var_3 ;"] == {"int var_3 ;", "bool var_3 ;"}
     assert seen["cin >> var_3 ;"] == {"cin var_3 ;", "cin >> var_3 ;", "cin << var_3 ;"}
-    assert seen["var_1 += 7 ;"] == {f"{t} var_1 {f}" for t in ("int", "bool", "string") for f in ("+= 7 ;", "= var_1 + 7 ;")}
+    assert seen["var_1 += 7 ;"] == {f"{t} var_1 {f}" for t in ("int", "bool", "string")
+                                    for f in ("+= 7 ;", "= var_1 + 7 ;")}
     assert seen["var_1 = 9 ;"] == {"var_1 = 9 ;", "int var_1 = 9 ;", "bool var_1 = 9 ;", "string var_1 = 9 ;"}
     assert seen["cout << var_1 ;"] == {""}
     assert seen['var_3 += "str_2" ;'] >= {'string var_3 += "str_2" ;', 'int var_3 = var_3 + "str_2" ;'}
@@ -159,7 +159,8 @@ def test_outputs_equal_to_a_checked_gold_program_are_not_judged_again(drawn):
     assert [r["outcome"] for r in out["base"]] == ["correct", "compile_error", "wrong_output" if exs[0]["out"]
                                                    != exs[2]["out"] else "correct", "correct", "correct", "correct"]
     assert [r.get("judged", True) for r in out["base"]] == [False, True, True, False, False, False]
-    assert out["denoised"] == out["base"] or [r["outcome"] for r in out["denoised"]] == [r["outcome"] for r in out["base"]]
+    outcomes = {kind: [r["outcome"] for r in out[kind]] for kind in out}
+    assert out["denoised"] == out["base"] or outcomes["denoised"] == outcomes["base"]
     # the same outputs judged in full agree with the shortcut
     full = evaluate_programs(progs, tests, jobs=2, compare=m["compare"])
     assert [r["outcome"] for r in full] == [r["outcome"] for r in out["base"]]

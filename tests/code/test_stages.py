@@ -6,8 +6,7 @@ import os
 import pytest
 import torch
 
-from composed_ft.code.__main__ import build_parser
-from composed_ft.code.__main__ import main as cli
+from composed_ft.code.__main__ import build_parser, main as cli
 from composed_ft.code.config import MAX_POSITIONS, preset_values
 from composed_ft.core.presets import given_flags
 
@@ -157,8 +156,9 @@ def test_direct_on_the_torch_transformer_trains_saves_and_reevaluates(data, tmp_
     ev = json.load(open(f"{r}/eval_beam0.json"))
     assert ev["test"]["base"] == res["eval"]["test"]["base"]
     from composed_ft.code.config import resolve
-    cfg = resolve(build_parser().parse_args(["pretrain", "--run-dir", "x", "--init", r, "--impl", "torch", "--data", data,
-                                             "--vocab-size", "120"]), "pretrain")
+    args = build_parser().parse_args(["pretrain", "--run-dir", "x", "--init", r, "--impl", "torch", "--data", data,
+                                      "--vocab-size", "120"])
+    cfg = resolve(args, "pretrain")
     assert cfg.impl == "torch-pre" and cfg.init_stage == "direct"  # f takes the architecture of the run it starts from
 
 
