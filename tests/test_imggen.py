@@ -382,6 +382,7 @@ def _cli(*argv, timeout=300):
                           timeout=timeout, env=env, cwd=ROOT)
 
 
+@pytest.mark.slow  # every stage through the CLI, minutes on 2 cores: `bash scripts/test.sh -m slow`
 def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
     runs = tmp_path / "runs"
     r = _cli("denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", str(runs / "denoisers/blur2"))

@@ -21,6 +21,7 @@ def _stage(prefix, argv):
     assert r.returncode == 0, r.stderr[-3000:]
 
 
+@pytest.mark.slow  # five stages under torchrun: minutes (`bash scripts/test.sh -m slow`)
 def test_torchrun_two_processes_match_one(tmp_path):
     data = str(tmp_path / "data")
     cli(["make-sanstype", "--out", data, "--seed", "5", "--jobs", "2"] + SMALL)

@@ -21,7 +21,7 @@ def built(tmp_path_factory):
     a = tmp_path_factory.mktemp("st_a")
     b = tmp_path_factory.mktemp("st_b")
     for d in (a, b):
-        cli(["make-sanstype", "--out", str(d), "--seed", "7", "--jobs", "2"] + SMALL)
+        cli(["make-sanstype", "--variant", "strict", "--out", str(d), "--seed", "7", "--jobs", "2"] + SMALL)
     return a, b
 
 

@@ -48,6 +48,7 @@ def smoke(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # code/runner_spoc.sh end to end at the smoke preset: minutes (`bash scripts/test.sh -m slow`)
 def test_make_spoc_layout_and_no_leak(smoke):
     d = smoke / "data"
     man = json.load(open(d / "dataset.json"))
@@ -63,6 +64,7 @@ def test_make_spoc_layout_and_no_leak(smoke):
     assert len(probids) == len(dataset.load_split(str(d), "testp"))
 
 
+@pytest.mark.slow
 def test_runner_smoke_every_stage(smoke):
     runs = smoke / "runs"
     for name in ("direct", "pretrain", "composed"):

@@ -1,4 +1,4 @@
-"""The SansType stages end to end on tiny data (slow: data generation and g++ judging), and their CLI."""
+"""The SansType stages end to end on tiny data (every stage, judged by g++), their configs and their CLI."""
 import dataclasses
 import json
 import os
