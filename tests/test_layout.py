@@ -78,3 +78,22 @@ def test_code_readme_layout_names_every_file():
 def test_stages_file_stays_small():
     with open(os.path.join(PKG, "code", "stages.py"), encoding="utf-8") as f:
         assert sum(1 for _ in f) <= 400
+
+
+def test_help_of_every_command_imports_no_torch():
+    """`--help` stays fast: the parsers of both command lines are built without importing torch (the
+    modules that run a command are imported only when it runs)."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from composed_ft.code.__main__ import build_parser\n"
+            "build_parser()\n"
+            "from composed_ft.imggen.__main__ import parse\n"
+            "for cmd in ('denoise', 'train', 'table', 'presets', 'build-fonts'):\n"
+            "    try:\n"
+            "        parse([cmd, '--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
