@@ -39,7 +39,7 @@ class _Incremental:
     evaluation example are token-by-token loops, so that overhead was most of their time. Here the
     key/value cache is one preallocated tensor per layer, the cross-attention keys/values are
     projected once, q/k/v are one fused matmul, and attention is torch's fused kernel. The logits
-    equal transformers' to float rounding (tests/code/test_seq2seq.py). Eval mode only (no
+    equal transformers' to float rounding (tests/code/test_model.py). Eval mode only (no
     dropout): generate() puts the model in eval mode."""
 
     def __init__(self, model, enc_hidden, mask, max_len):
@@ -104,7 +104,7 @@ class _Incremental:
 class _Stepper:
     """Next-token logits for a batch being decoded: `fast` (_Incremental, the default), `hf`
     (transformers' own cache) or `none` (no cache: the whole prefix recomputed every step, the
-    reference the others are tested against). Models other than MBart (torch_transformer.py) have
+    reference the others are tested against). Models other than MBart (model.TorchSeq2Seq) have
     no cache here and are always decoded the `none` way."""
 
     def __init__(self, model, src, mask, max_len, impl, expand=None):
