@@ -51,8 +51,8 @@ N_TRAIN_MAIN=${N_TRAIN_MAIN:-"2500 500"}
 # how the cpu budgets and the strongest Direct were chosen (not part of `all`; imggen/README.md):
 # `budget` trains each main model once (seed 0) for long and the budgets come from its validation
 # curve; `candidates` trains Direct variants at 2,500 labels, the best validation MSE is DIRECT_STRONG
-PROBE_EPOCHS_DIRECT=${PROBE_EPOCHS_DIRECT:-1000}
-PROBE_EPOCHS_COMPOSED=${PROBE_EPOCHS_COMPOSED:-600}
+PROBE_EPOCHS_DIRECT=${PROBE_EPOCHS_DIRECT:-1000}    # at 2,500 labels; n labels get 2500/n times more
+PROBE_EPOCHS_COMPOSED=${PROBE_EPOCHS_COMPOSED:-600} # (the same number of updates)
 CANDIDATES=${CANDIDATES:-"eps1e-5_do0.1:--bn-eps=1e-5,--dropout=0.1 eps1e-5_do0.2:--bn-eps=1e-5,--dropout=0.2 eps1e-5_do0.1_l2_1e-4:--bn-eps=1e-5,--dropout=0.1,--l2=1e-4 eps0.8_do0.1_l2_1e-4:--dropout=0.1,--l2=1e-4"}
 # ablations (the main setting is each one's reference row and is not trained again)
 ABL_BLUR=${ABL_BLUR:-"0.1 1 4 8"}
@@ -116,8 +116,8 @@ fi
 if only budget; then      # long runs of the main models (seed 0 of SEEDS) whose curves set the budgets
     stamp "budget probes"
     for n in $N_TRAIN_MAIN; do
-        SEEDS=${SEEDS%% *} direct budget "n$n" "$DEN" --n-train "$n" --max-epoch "$PROBE_EPOCHS_DIRECT"
-        SEEDS=${SEEDS%% *} composed budget "n$n" "$DEN" --n-train "$n" --max-epoch "$PROBE_EPOCHS_COMPOSED"
+        SEEDS=${SEEDS%% *} direct budget "n$n" "$DEN" --n-train "$n" --max-epoch $((PROBE_EPOCHS_DIRECT * 2500 / n))
+        SEEDS=${SEEDS%% *} composed budget "n$n" "$DEN" --n-train "$n" --max-epoch $((PROBE_EPOCHS_COMPOSED * 2500 / n))
     done
 fi
 if only candidates; then  # Direct variants for the strongest Direct, at 2,500 labels

@@ -10,7 +10,7 @@ METHOD_DEFAULTS = dict(dropout={"direct": 0.0, "composed": 0.1}, l2={"direct": 0
 PRESETS = {
     "denoise": {
         "smoke": dict(unet_width=8, max_epoch=1, min_updates=5, batch_size=64, curve_interval=0),
-        "cpu": dict(unet_width=16, max_epoch=2, min_updates=1500, batch_size=256, curve_interval=250),
+        "cpu": dict(unet_width=16, max_update=4000, max_epoch=2, min_updates=1500, batch_size=256, curve_interval=250),
         # the authors' 2 epochs over ~3.5M images were ~27k updates; ours has 15x fewer images
         "paper": dict(unet_width=64, max_epoch=2, min_updates=27000, batch_size=256, curve_interval=1000),
     },
