@@ -8,6 +8,11 @@ eval), one fused foreach-norm for the penalty, upsampling as expand + reshape. E
 measured alone, and the step's achieved GFLOP/s is compared with this machine's measured sgemm peak.
 
     python scripts/bench_imggen.py [--batch 256] [--width 64] [--reps 7]
+    python scripts/bench_imggen.py --denoiser-widths 16 32 [--reps 12]
+
+The second form times one denoiser training update (U-Net forward, MSE, backward, Adam) per width,
+interleaved in one process: the fair cost ratio of the widths for the denoiser's quality-vs-time
+curve (imggen/README.md), which a run's own clock on a shared machine cannot give.
 """
 import argparse
 import statistics
@@ -88,10 +93,45 @@ def report(r):
     return "\n".join(lines)
 
 
+def bench_denoiser(widths, batch=256, reps=12, warmup=2):
+    """{width: median seconds of one denoiser update}, the widths interleaved."""
+    torch.manual_seed(0)
+    x = torch.rand(batch, 1, 32, 32) * 2 - 1
+    steps = {}
+    for w in widths:
+        u = UNet(w).train()
+        opt = torch.optim.Adam(u.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+        def step(u=u, opt=opt):
+            loss = F.mse_loss(u(x), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        steps[w] = step
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {w: [] for w in steps}
+    for _ in range(reps):
+        for w, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[w].append(time.perf_counter() - t)
+    return {w: statistics.median(v) for w, v in times.items()}
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--denoiser-widths", type=int, nargs="+", help="time a denoiser update at these U-Net widths")
     a = p.parse_args()
-    print(report(bench(a.batch, a.width, a.reps)))
+    if a.denoiser_widths:
+        med = bench_denoiser(a.denoiser_widths, a.batch, max(a.reps, 12))
+        print(f"denoiser update, batch {a.batch}, {torch.get_num_threads()} threads (median of interleaved reps)")
+        w0 = a.denoiser_widths[0]
+        for w, t in med.items():
+            print(f"  width {w}: {1000 * t:.0f} ms/update ({t / med[w0]:.2f}x width {w0})")
+    else:
+        print(report(bench(a.batch, a.width, a.reps)))
