@@ -178,6 +178,30 @@ def ablation_table(runs, refs=()):
                      "seeds"], rows
 
 
+BUDGET_RULE = ("the budget is 1.5 x the probe's best epoch (the one with the lowest validation MSE of the "
+               "model's own selection metric), rounded up to a multiple of 50 epochs")
+
+
+def suggested_budget(best_epoch):
+    return -(-int(1.5 * best_epoch) // 50) * 50
+
+
+def budget_rows(probes):
+    """Per probe: its length, best epoch, the validation MSE there and at fractions of the run, and the
+    budget the rule gives."""
+    rows = []
+    for r in sorted(probes, key=lambda r: (-r["config"]["n_train"], model_label(r))):
+        res = r["results"]
+        curve = {m["epoch"]: m["val_mse"] for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m}
+        at = lambda e: [curve[e]] if e in curve else "—"  # noqa: E731
+        best = res["best_epoch"]
+        rows.append([str(r["config"]["n_train"]), model_label(r), str(res["epochs"]), str(best), at(best),
+                     at(max(1, best // 2)), at(min(res["epochs"], 2 * best)), at(res["epochs"]),
+                     str(suggested_budget(best))])
+    return ["labeled", "model", "probe epochs", "best epoch", "val MSE at best", "at best/2", "at 2 x best",
+            "at the end", "budget by the rule"], rows
+
+
 def wall_s(run):
     """A run's wall time. Runs resumed before the stage recorded `train_s` logged only their last
     process in wall_s: add the epochs that process did not run (the longest suffix of epoch times
@@ -287,7 +311,12 @@ def write_tables(runs_root, out):
                             "mean ± std over seeds and the 95% CI of its mean (Student's t).\n")
             sections.append(("", h, rows, {"digits": 4}))
             sections.append("In words:\n\n" + "\n".join(words) + "\n")
-    for tag in sorted({r["config"].get("tag") for r in predictors} - {"main"}):
+    probes = [r for r in predictors if r["config"].get("tag") == "budget"]
+    if probes:
+        sections.append(f"### Budget probes\n\nOne long run per main model (seed {_seeds(probes)}); its validation "
+                        f"curve sets the cpu budget by one rule for every model: {BUDGET_RULE}.\n")
+        sections.append(("", *budget_rows(probes), {"digits": 4}))
+    for tag in sorted({r["config"].get("tag") for r in predictors} - {"main", "budget"}):
         tagged = [r for r in predictors if r["config"].get("tag") == tag]
         h, rows = ablation_table(tagged, reference_runs(tag, tagged, main))
         sections.append((f"Ablation: {tag}", h, rows, {"digits": 4}))
