@@ -401,7 +401,7 @@ def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
     # the sample grid carries its panels' layout, so the report can cut them out
     from composed_ft.imggen.plots import read_panels
     panels = read_panels(str(runs / "main/composed-s0/samples.png"))
-    assert set(panels) == {"truth", "base", "denoised"} and panels["base"][1].height > 0
+    assert set(panels) == {"truth", "base", "denoised", "base_stretched"} and panels["base"][1].height > 0
     out = tmp_path / "imggen.md"
     r = _cli("table", "--runs", str(runs), "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -443,3 +443,10 @@ def test_clear_errors(tiny_fonts, denoiser_run, tmp_path):
     r = _cli("train", "--preset", "smoke", "--method", "composed", "--data", tiny_fonts,
              "--denoiser", str(tmp_path / "corrupt.pt"), "--run-dir", str(tmp_path / "z"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "corrupt.pt" in r.stderr
+
+
+def test_stretch_maps_each_image_onto_the_full_range():
+    x = torch.stack([torch.full((1, 4, 4), 0.01), torch.linspace(-0.02, 0.03, 16).view(1, 4, 4)])
+    y = train.stretch(x)
+    assert torch.equal(y[0], torch.full((1, 4, 4), -1.0))  # a constant image stays flat
+    assert y[1].min() == -1 and y[1].max() == 1 and torch.all(y[1].flatten().diff() > 0)  # order kept

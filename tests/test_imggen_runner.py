@@ -78,7 +78,7 @@ def test_probes_run_one_seed_and_are_not_part_of_all(tmp_path):
     assert not any(k.startswith("main/") for k in runs)  # probes come before the main runs
     assert {k.split("/")[0] for k in runs} == {"budget", "candidates", "denoisers"}
     assert all(k.endswith("-s3") for k in runs if not k.startswith("denoisers"))
-    assert flag(runs["budget/composed-n2500-s3"], "--max-epoch") == "600"
-    assert flag(runs["budget/composed-n500-s3"], "--max-epoch") == "3000"  # the same number of updates
+    assert flag(runs["budget/composed-n2500-e600-s3"], "--max-epoch") == "600"
+    assert flag(runs["budget/composed-n500-e3000-s3"], "--max-epoch") == "3000"  # the same number of updates
     assert flag(runs["candidates/direct-eps1e-5_do0.1-s3"], "--bn-eps") == "1e-5"
     assert not any(k.split("/")[0] in ("budget", "candidates") for k in plan(tmp_path / "a", TARGETS="all"))

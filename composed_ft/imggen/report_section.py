@@ -126,8 +126,11 @@ def _figures(main, sizes, out, figdir):
         for m in MODELS[:3]:
             if "base" in panels.get(m, {}):
                 grid.append((f"{m}: f(x)", panels[m]["base"][1]))
-        grid += [("Composed: base predictor f(x)", panels["Composed"]["base"][1]),
-                 ("Composed: Pi(f(x))", panels["Composed"]["denoised"][1])]
+        grid.append(("Composed: base predictor f(x)", panels["Composed"]["base"][1]))
+        if "base_stretched" in panels["Composed"]:  # the gray output's shape, made visible
+            grid.append(("Composed: base predictor f(x), each image stretched to the full range",
+                         panels["Composed"]["base_stretched"][1]))
+        grid.append(("Composed: Pi(f(x))", panels["Composed"]["denoised"][1]))
     if grid:
         dst = os.path.join(figdir, "imggen_grid.png")
         stack_panels(dst, grid)

@@ -182,6 +182,15 @@ def spread(images):
     return images.flatten(1).std(dim=1).mean().item()
 
 
+@torch.no_grad()
+def stretch(images):
+    """Each image's pixels mapped linearly onto [-1, 1]: makes the shape of a near-constant (gray) base
+    output visible in a picture; its spread is reported separately."""
+    lo = images.amin(dim=(1, 2, 3), keepdim=True)
+    hi = images.amax(dim=(1, 2, 3), keepdim=True)
+    return (images - lo) / (hi - lo).clamp_min(1e-8) * 2 - 1
+
+
 def train_predictor(args):
     """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters)."""
     run, ctx = _start(args)
@@ -260,7 +269,9 @@ def train_predictor(args):
             ("ground truth (test pairs)", te.image.cpu().numpy(), "truth"),
             (f"{args.method}: base predictor f(x)", base.cpu().numpy(), "base"),
             (f"{args.method}: denoised {'Pi(f(x))' if args.method == 'composed' else 'Pi(f(x)), post hoc'}",
-             den.cpu().numpy(), "denoised")],
+             den.cpu().numpy(), "denoised"),
+            (f"{args.method}: base predictor f(x), each image stretched to the full range", stretch(base).cpu().numpy(),
+             "base_stretched")],
             pos)
     plots.learning_curves(run.file("curves.png"), run.metrics(),
                           ["train_mse", "val_mse_base", "val_mse_denoised"], f"{args.method}, {len(tr)} labeled")
