@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from composed_ft.code import dataset, sanstype_authors as sa, sanstype_stats as st  # noqa: E402
+from composed_ft.code.corruptions import corrupt_authors  # noqa: E402
 from composed_ft.code.tokens import Tokenizer, train_vocab  # noqa: E402
 from composed_ft.core.io import write_text  # noqa: E402
 
@@ -45,8 +46,8 @@ def build_table(released_dir, n_id, n_ood, n_corrupt, seed, vocab_size=600, alph
     sections.append((f"OOD: released ood ({len(rel['ood'])}) vs ours ({n_ood})",
                      st.compare(st.describe_programs(rel["ood"], tok), st.describe_programs(ours_ood, tok))))
     unlabeled = [e["tgt"] for e in sa.generate_split(seed, "unlabeled", n_corrupt, ood=False)]
-    ours_c = st.corruption_stats(unlabeled, sa.corrupt, random.Random(f"faithfulness-corrupt:{seed}"))
-    rel_c = st.corruption_stats([e["tgt"] for e in rel["train"]], sa.corrupt,
+    ours_c = st.corruption_stats(unlabeled, corrupt_authors, random.Random(f"faithfulness-corrupt:{seed}"))
+    rel_c = st.corruption_stats([e["tgt"] for e in rel["train"]], corrupt_authors,
                                 random.Random(f"faithfulness-corrupt:{seed}"))
     rows = st.compare_corruption(ours_c)
     rows.append({"stat": "the same corruption of the released train programs: 0/1/2/3 (%), deleted prints (%)",

@@ -6,12 +6,15 @@ the same seed gives the same corrupted data.
 (a) corrupt_sanstype: the structured SansType corruptions of the paper.
 (b) delete_tokens: random token deletion (the ablation). `$` and `~` are layout, not code, and are
     kept so that line structure survives; every code token is deleted with probability p.
+(d) corrupt_authors / delete_tokens_authors: the authors' structured corruption of their SansType
+    format (SANSTYPE.md §6) and the random-deletion ablation in that format.
 (c) drrepair_corruptions: DrRepair-style (Yasunaga & Liang 2020) one-line edits for SPoC; a copy is
     kept only if it fails to compile (checked in the sandbox with g++ -fsyntax-only).
 """
 import logging
 import re
 
+from composed_ft.code import sanstype_authors as sa
 from composed_ft.code.cpp_tokenize import INDENT, LINE_SEP, split_lines
 
 log = logging.getLogger(__name__)
@@ -279,3 +282,121 @@ def changed_line_windows(corrupted, clean, context=1):
         m = min(len(a) - i2, len(b) - j2, context)
         pairs.append((f" {LINE_SEP} ".join(a[i1 - k:i2 + m]), f" {LINE_SEP} ".join(b[j1 - k:j2 + m])))
     return pairs
+
+
+# ---- (d) the authors' SansType corruption (../shared/SANSTYPE.md §6) ---------------------------
+
+_T = r"(int|bool|string)"
+_V = r"(var_\d|temp)"
+_LIT = r'(-?\d+|true|false|"str_\d")'
+_LINE_KINDS = [  # (kind, pattern over one code line)
+    ("init", re.compile(rf"{_T} {_V} = {_LIT} ;$")),
+    ("init", re.compile(rf"{_T} {_V} ; \2 = {_LIT} ;$")),
+    ("instantiate", re.compile(rf"{_T} {_V} ;$")),
+    ("cin", re.compile(rf"cin >> {_V} ;$")),
+    ("add", re.compile(rf"{_V} (?:\+= |= \1 \+ )(-?\d+|\"str_\d\") ;$")),
+    ("sub", re.compile(rf"{_V} (?:-= |= \1 - )(-?\d+) ;$")),
+    ("and", re.compile(rf"{_V} = \1 && {_LIT} ;$")),
+    ("prepend", re.compile(rf"{_V} = (\"str_\d\") \+ \1 ;$")),
+    ("set", re.compile(rf"{_V} = {_LIT} ;$")),
+    ("maxmin", re.compile(rf"{_V} = (max|min) \( \1 , {_V} \) ;$")),
+    ("print", re.compile(rf"cout << {_V} ;$")),
+    ("swap", re.compile(rf"if \( {_V} \) \{{ (.*)\}}$")),
+]
+_SWAP_TAIL = re.compile(rf"{_T} temp = {_V} ; \2 = {_V} ; \3 = temp ; $")
+
+
+def parse_line(line):
+    """(kind, match) of one body line of the authors' SansType, or (None, None)."""
+    for kind, pat in _LINE_KINDS:
+        m = pat.match(line)
+        if m:
+            return kind, m
+    return None, None
+
+
+def _other_type(rng, t):
+    return rng.choice([x for x in sa.TYPES if x != t])
+
+
+def _noised_init(rng, t, v, x):
+    return rng.choice((f"{_other_type(rng, t)} {v} = {x} ;", f"{v} = {x} ;",
+                       f"{_other_type(rng, t)} {v} ; {v} = {x} ;"))
+
+
+def noised_variant(line, rng):
+    """The noised variant of one clean body line (SANSTYPE.md §6): wrong/missing/extra type,
+    malformed cin, or "" (a deleted print line). Some variants equal the clean line (no-ops), as
+    upstream. A line of no known kind is returned unchanged."""
+    kind, m = parse_line(line)
+    R = rng.choice(sa.TYPES)
+    if kind == "init":
+        return _noised_init(rng, m.group(1), m.group(2), m.group(3))
+    if kind == "instantiate":
+        return f"{_other_type(rng, m.group(1))} {m.group(2)} ;"
+    if kind == "cin":
+        v = m.group(1)
+        return rng.choice((f"cin {v} ;", f"cin >> {v} ;", f"cin << {v} ;"))
+    if kind in ("add", "sub"):
+        v, k = m.group(1), m.group(2)
+        if k.startswith('"'):   # string append
+            return rng.choice((f"{R} {v} = {v} + {k} ;", f"{R} {v} += {k} ;", f"string {v} = {v} + {k} ;",
+                               f"string {v} += {k} ;"))
+        op = "+" if kind == "add" else "-"
+        return rng.choice((f"int {v} {op}= {k} ;", f"int {v} = {v} {op} {k} ;", f"{R} {v} {op}= {k} ;",
+                           f"{R} {v} = {v} {op} {k} ;"))
+    if kind == "set":
+        return rng.choice((line, f"{R} {line}"))
+    if kind == "and":
+        v, b = m.group(1), m.group(2)
+        return rng.choice((f"bool {v} = {v} && {b} ;", f"{R} {v} = {v} && {b} ;"))
+    if kind == "prepend":
+        v, s = m.group(1), m.group(2)
+        return rng.choice((f"{R} {v} = {s} + {v} ;", f"string {v} = {s} + {v} ;"))
+    if kind == "maxmin":
+        return f"{R} {line}"
+    if kind == "print":
+        return ""
+    if kind == "swap":
+        v, inner = m.group(1), m.group(2)
+        tail = _SWAP_TAIL.search(inner)
+        if tail is None:
+            return line
+        t, a, b = tail.group(1), tail.group(2), tail.group(3)
+        head = ""
+        if inner.startswith("~ "):   # the block-local declarations: each gets its noised variant
+            for decl in inner[:tail.start()].split("~ ")[1:]:
+                dm = parse_line(decl.strip())
+                head += "~ " + (_noised_init(rng, dm[1].group(1), dm[1].group(2), dm[1].group(3))
+                                if dm[0] == "init" else decl.strip()) + " "
+        swap = f"temp = {a} ; {a} = {b} ; {b} = temp ; }}"
+        return f"if ( {v} ) {{ " + head + rng.choice((swap, f"{_other_type(rng, t)} {swap}"))
+    return line
+
+
+def corrupt_authors(tgt, rng, p_corrupt=0.9, max_lines=3):
+    """The authors' structured corruption of one program: with p 0.9, m ~ U{1..3} body lines drawn
+    with replacement are replaced by their noised variant (a line drawn twice keeps one variant);
+    else the program is returned clean. A deleted print leaves an empty segment (` $  $ `)."""
+    body = sa.body_lines(tgt)
+    if body is None:
+        raise ValueError(f"not a SansType program in the authors' format: {tgt[:80]!r}")
+    if rng.random() >= p_corrupt or not body:
+        return tgt
+    m = rng.randint(1, max_lines)
+    chosen = sorted({rng.randrange(len(body)) for _ in range(m)})
+    new = list(body)
+    for i in chosen:
+        new[i] = noised_variant(body[i], rng)
+    return sa.serialize_tgt(new)
+
+
+def delete_tokens_authors(tgt, rng, p=0.15, p_corrupt=0.9):
+    """The random-deletion ablation in the authors' format: with p 0.9 every body token is dropped
+    with probability p (header, footer and the line structure are kept); else clean."""
+    body = sa.body_lines(tgt)
+    if body is None:
+        raise ValueError(f"not a SansType program in the authors' format: {tgt[:80]!r}")
+    if rng.random() >= p_corrupt:
+        return tgt
+    return sa.serialize_tgt([" ".join(t for t in line.split() if rng.random() >= p) for line in body])

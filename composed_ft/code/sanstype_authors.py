@@ -3,7 +3,7 @@
 The paper's SansType numbers come from one draw of the authors' generator (released as
 ../shared/data/sanstype-1000a). That draw has no unlabeled programs: the authors generated the
 denoiser's 20,000 at run time. This module draws programs, pseudocode, inputs, gold outputs and the
-denoiser's corruptions from the same distribution, specified in ../shared/SANSTYPE.md (written from
+denoiser's unlabeled programs from the same distribution, specified in ../shared/SANSTYPE.md (written from
 that description, not from the authors' code), quirks included:
 - "set v to k minus v" for the code `v -= k` (the pseudocode says the opposite of what runs);
 - no negation; max/min only over the *initial* int variables;
@@ -13,12 +13,12 @@ that description, not from the authors' code), quirks included:
 Unlike the authors' generator it is seeded: one stream per (seed, split), so the same seed gives
 byte-identical files and a larger test split does not change the train split.
 
-Serialized exactly as the release (`.src`, `.tgt` with the untokenized header `int main () {` and
+Its corruption of programs for the denoiser is in corruptions.py (corrupt_authors). Serialized exactly
+as the release (`.src`, `.tgt` with the untokenized header `int main () {` and
 footer `return 0; }`, `.inp` tab-separated stdin values, `.out` raw stdout); `tests/code/
 test_sanstype_authors.py` and `scripts/sanstype_faithfulness.py` compare a draw with the release.
 """
 import random
-import re
 
 TYPES = ("int", "bool", "string")
 NAMES = tuple(f"var_{i}" for i in range(10))
@@ -247,124 +247,6 @@ def generate_split(seed, split, n, ood=None):
     rng = random.Random(f"sanstype-authors:{seed}:{split}")
     ood = split.startswith("ood") if ood is None else ood
     return [generate_program(rng, ood) for _ in range(n)]
-
-
-# ---- the denoiser's corruption (SANSTYPE.md §6) ----------------------------------------------
-
-_T = r"(int|bool|string)"
-_V = r"(var_\d|temp)"
-_LIT = r'(-?\d+|true|false|"str_\d")'
-_LINE_KINDS = [  # (kind, pattern over one code line)
-    ("init", re.compile(rf"{_T} {_V} = {_LIT} ;$")),
-    ("init", re.compile(rf"{_T} {_V} ; \2 = {_LIT} ;$")),
-    ("instantiate", re.compile(rf"{_T} {_V} ;$")),
-    ("cin", re.compile(rf"cin >> {_V} ;$")),
-    ("add", re.compile(rf"{_V} (?:\+= |= \1 \+ )(-?\d+|\"str_\d\") ;$")),
-    ("sub", re.compile(rf"{_V} (?:-= |= \1 - )(-?\d+) ;$")),
-    ("and", re.compile(rf"{_V} = \1 && {_LIT} ;$")),
-    ("prepend", re.compile(rf"{_V} = (\"str_\d\") \+ \1 ;$")),
-    ("set", re.compile(rf"{_V} = {_LIT} ;$")),
-    ("maxmin", re.compile(rf"{_V} = (max|min) \( \1 , {_V} \) ;$")),
-    ("print", re.compile(rf"cout << {_V} ;$")),
-    ("swap", re.compile(rf"if \( {_V} \) \{{ (.*)\}}$")),
-]
-_SWAP_TAIL = re.compile(rf"{_T} temp = {_V} ; \2 = {_V} ; \3 = temp ; $")
-
-
-def parse_line(line):
-    """(kind, match) of one body line of the authors' SansType, or (None, None)."""
-    for kind, pat in _LINE_KINDS:
-        m = pat.match(line)
-        if m:
-            return kind, m
-    return None, None
-
-
-def _other_type(rng, t):
-    return rng.choice([x for x in TYPES if x != t])
-
-
-def _noised_init(rng, t, v, x):
-    return rng.choice((f"{_other_type(rng, t)} {v} = {x} ;", f"{v} = {x} ;",
-                       f"{_other_type(rng, t)} {v} ; {v} = {x} ;"))
-
-
-def noised_variant(line, rng):
-    """The noised variant of one clean body line (SANSTYPE.md §6): wrong/missing/extra type,
-    malformed cin, or "" (a deleted print line). Some variants equal the clean line (no-ops), as
-    upstream. A line of no known kind is returned unchanged."""
-    kind, m = parse_line(line)
-    R = rng.choice(TYPES)
-    if kind == "init":
-        return _noised_init(rng, m.group(1), m.group(2), m.group(3))
-    if kind == "instantiate":
-        return f"{_other_type(rng, m.group(1))} {m.group(2)} ;"
-    if kind == "cin":
-        v = m.group(1)
-        return rng.choice((f"cin {v} ;", f"cin >> {v} ;", f"cin << {v} ;"))
-    if kind in ("add", "sub"):
-        v, k = m.group(1), m.group(2)
-        if k.startswith('"'):   # string append
-            return rng.choice((f"{R} {v} = {v} + {k} ;", f"{R} {v} += {k} ;", f"string {v} = {v} + {k} ;",
-                               f"string {v} += {k} ;"))
-        op = "+" if kind == "add" else "-"
-        return rng.choice((f"int {v} {op}= {k} ;", f"int {v} = {v} {op} {k} ;", f"{R} {v} {op}= {k} ;",
-                           f"{R} {v} = {v} {op} {k} ;"))
-    if kind == "set":
-        return rng.choice((line, f"{R} {line}"))
-    if kind == "and":
-        v, b = m.group(1), m.group(2)
-        return rng.choice((f"bool {v} = {v} && {b} ;", f"{R} {v} = {v} && {b} ;"))
-    if kind == "prepend":
-        v, s = m.group(1), m.group(2)
-        return rng.choice((f"{R} {v} = {s} + {v} ;", f"string {v} = {s} + {v} ;"))
-    if kind == "maxmin":
-        return f"{R} {line}"
-    if kind == "print":
-        return ""
-    if kind == "swap":
-        v, inner = m.group(1), m.group(2)
-        tail = _SWAP_TAIL.search(inner)
-        if tail is None:
-            return line
-        t, a, b = tail.group(1), tail.group(2), tail.group(3)
-        head = ""
-        if inner.startswith("~ "):   # the block-local declarations: each gets its noised variant
-            for decl in inner[:tail.start()].split("~ ")[1:]:
-                dm = parse_line(decl.strip())
-                head += "~ " + (_noised_init(rng, dm[1].group(1), dm[1].group(2), dm[1].group(3))
-                                if dm[0] == "init" else decl.strip()) + " "
-        swap = f"temp = {a} ; {a} = {b} ; {b} = temp ; }}"
-        return f"if ( {v} ) {{ " + head + rng.choice((swap, f"{_other_type(rng, t)} {swap}"))
-    return line
-
-
-def corrupt(tgt, rng, p_corrupt=0.9, max_lines=3):
-    """The authors' structured corruption of one program: with p 0.9, m ~ U{1..3} body lines drawn
-    with replacement are replaced by their noised variant (a line drawn twice keeps one variant);
-    else the program is returned clean. A deleted print leaves an empty segment (` $  $ `)."""
-    body = body_lines(tgt)
-    if body is None:
-        raise ValueError(f"not a SansType program in the authors' format: {tgt[:80]!r}")
-    if rng.random() >= p_corrupt or not body:
-        return tgt
-    m = rng.randint(1, max_lines)
-    chosen = sorted({rng.randrange(len(body)) for _ in range(m)})
-    new = list(body)
-    for i in chosen:
-        new[i] = noised_variant(body[i], rng)
-    return serialize_tgt(new)
-
-
-def delete_tokens(tgt, rng, p=0.15, p_corrupt=0.9):
-    """The random-deletion ablation in the authors' format: with p 0.9 every body token is dropped
-    with probability p (header, footer and the line structure are kept); else clean."""
-    body = body_lines(tgt)
-    if body is None:
-        raise ValueError(f"not a SansType program in the authors' format: {tgt[:80]!r}")
-    if rng.random() >= p_corrupt:
-        return tgt
-    return serialize_tgt([" ".join(t for t in line.split() if rng.random() >= p) for line in body])
 
 
 # ---- a data set on disk -----------------------------------------------------------------------

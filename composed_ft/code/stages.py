@@ -51,11 +51,11 @@ def seeded_rng(*parts):
 def _corruption(noise, corpus, delete_p):
     """corrupt(tgt, rng) of --noise structured|delete for this data set: the authors' corruption of
     their format (SANSTYPE.md §6), or the strict variant's / the generic token deletion."""
-    from composed_ft.code import corruptions, sanstype_authors
+    from composed_ft.code import corruptions
     if corpus.manifest.get("variant") == "authors":
         if noise == "structured":
-            return sanstype_authors.corrupt
-        return lambda t, rng: sanstype_authors.delete_tokens(t, rng, delete_p)
+            return corruptions.corrupt_authors
+        return lambda t, rng: corruptions.delete_tokens_authors(t, rng, delete_p)
     if noise == "structured":
         return corruptions.corrupt_sanstype
     return lambda t, rng: corruptions.delete_tokens(t, rng, delete_p)

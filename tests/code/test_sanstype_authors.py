@@ -8,7 +8,7 @@ import random
 import pytest
 from conftest import require_shared
 
-from composed_ft.code import dataset, sanstype_authors as sa, sanstype_stats as st
+from composed_ft.code import corruptions as co, dataset, sanstype_authors as sa, sanstype_stats as st
 from composed_ft.code.__main__ import main as cli
 from composed_ft.code.cpp_tokenize import detokenize_program
 from composed_ft.code.judge import evaluate_programs
@@ -81,7 +81,7 @@ def test_every_released_line_parses_and_serialization_round_trips(released):
         for e in dataset.load_split(released, split):
             body = sa.body_lines(e["tgt"])
             assert body is not None
-            assert all(sa.parse_line(b)[0] is not None for b in body), e["tgt"]
+            assert all(co.parse_line(b)[0] is not None for b in body), e["tgt"]
             assert sa.serialize_tgt(body) == e["tgt"]
             assert e["src"].startswith(" $ ") and e["src"].endswith(";  $ ")
             assert len(st.pseudo_pieces(e["src"])) == len(body)   # one pseudocode line per code line
@@ -112,7 +112,7 @@ def test_noised_variants_follow_the_table():
                  "if ( var_2 ) { int temp = var_1 ; var_1 = var_4 ; var_4 = temp ; }",
                  'if ( var_2 ) { ~ string var_5 = "str_1" ; ~ string var_6 ; var_6 = "str_2" ; string temp = var_5 ; '
                  'var_5 = var_6 ; var_6 = temp ; }']:
-        seen[line] = {sa.noised_variant(line, rng) for _ in range(300)}
+        seen[line] = {co.noised_variant(line, rng) for _ in range(300)}
     assert seen["int var_1 = 5 ;"] == {"bool var_1 = 5 ;", "string var_1 = 5 ;", "var_1 = 5 ;",
                                        "bool var_1 ; var_1 = 5 ;", "string var_1 ; var_1 = 5 ;"}
     assert seen["string var_3 ;"] == {"int var_3 ;", "bool var_3 ;"}
@@ -130,13 +130,13 @@ def test_noised_variants_follow_the_table():
 
 def test_corruption_statistics_match_sanstype_md():
     progs = [e["tgt"] for e in sa.generate_split(0, "unlabeled", 4000, ood=False)]
-    stats = st.corruption_stats(progs, sa.corrupt, random.Random(1))
+    stats = st.corruption_stats(progs, co.corrupt_authors, random.Random(1))
     rows = st.compare_corruption(stats)
     assert rows[0]["p"] >= 0.01 and rows[1]["ok"]
-    corrupted = [sa.corrupt(t, random.Random(i)) for i, t in enumerate(progs[:200])]
+    corrupted = [co.corrupt_authors(t, random.Random(i)) for i, t in enumerate(progs[:200])]
     assert all(c.startswith("int main () { $ ") and c.endswith(" $ return 0; }") for c in corrupted)
     assert any(" $  $ " in c for c in corrupted)   # a deleted print leaves an empty line
-    deleted = [sa.delete_tokens(t, random.Random(i)) for i, t in enumerate(progs[:200])]
+    deleted = [co.delete_tokens_authors(t, random.Random(i)) for i, t in enumerate(progs[:200])]
     assert sum(d == t for d, t in zip(deleted, progs)) > 5 and all(d.endswith(" $ return 0; }") for d in deleted)
 
 
