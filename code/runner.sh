@@ -84,6 +84,9 @@ BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate
 # ablations
 ABL_LAM=${ABL_LAM:-"0.25 4"}
 ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}
+# flags added last to every training stage's command line (they win over the above), e.g. the paper-size
+# dry run's caps: STAGE_FLAGS="--max-update 2 --n-eval 4" (scripts/paper_dry_run.py)
+STAGE_FLAGS=${STAGE_FLAGS:-}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 EVAL_SPLITS="test ood"
@@ -114,13 +117,13 @@ denoiser() {
     [[ $DEN_PER_SEED == 1 ]] || seed=0
     $CODE denoise $COMMON --seed "$seed" --run-dir "$(den "$name" "$seed")" --noise-draw "$NOISE_DRAW" \
         $(opt --dropout "$DEN_DROPOUT") $(opt --lr "$DEN_LR") $(opt --warmup-updates "$DEN_WARMUP") \
-        $(opt --max-epoch "$DEN_EPOCHS") $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@"
+        $(opt --max-epoch "$DEN_EPOCHS") $(opt --n-unlabeled "$DEN_N_UNLABELED") "$@" $STAGE_FLAGS
 }
 # stage TAG NAME STAGE SEED [flags]: runs/.../TAG/NAME-sSEED
 stage() {
     local tag=$1 name=$2 st=$3 seed=$4; shift 4
     $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" $(opt --dropout "$DROPOUT") \
-        --eval-splits $EVAL_SPLITS $(opt --lr-scheduler "$LR_SCHEDULER") "$@"
+        --eval-splits $EVAL_SPLITS $(opt --lr-scheduler "$LR_SCHEDULER") "$@" $STAGE_FLAGS
 }
 # direct TAG SEED [DENOISER]
 direct()   { stage "$1" direct direct "$2" --denoiser "$(den "${3:-main}" "$2")" $SELECT \

@@ -65,6 +65,9 @@ COMP_LR=${COMP_LR:-}
 COMP_WARMUP=${COMP_WARMUP:-}
 COMP_EPOCHS=${COMP_EPOCHS:-}
 LAM=${LAM:-}
+# flags added last to every training stage's command line (they win over the above), e.g. the paper-size
+# dry run's caps: STAGE_FLAGS="--max-update 2 --n-valid 16" (scripts/paper_dry_run.py)
+STAGE_FLAGS=${STAGE_FLAGS:-}
 
 CODE="$PY -m composed_ft.code"
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set (never fails under set -e)
@@ -93,16 +96,17 @@ fi
 # the line-wise stage (off, doing nothing, unless its epochs are > 0), then the full-program Π, which starts
 # from the line-wise one when that run exists
 $CODE denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/lines" --noise given-lines $DEN_FLAGS \
-    $(opt --line-context "$LINE_CONTEXT") $(opt --max-epoch "$LINE_EPOCHS")
+    $(opt --line-context "$LINE_CONTEXT") $(opt --max-epoch "$LINE_EPOCHS") $STAGE_FLAGS
 DEN="$RUNS/denoisers/main"
 DEN_INIT=""
 if [[ -f "$RUNS/denoisers/lines/results.json" ]]; then DEN_INIT="--init $RUNS/denoisers/lines"; fi
-$CODE denoise $COMMON --seed 0 --run-dir "$DEN" --noise given $DEN_FLAGS $DEN_INIT $(opt --max-epoch "$DEN_EPOCHS")
+$CODE denoise $COMMON --seed 0 --run-dir "$DEN" --noise given $DEN_FLAGS $DEN_INIT $(opt --max-epoch "$DEN_EPOCHS") \
+    $STAGE_FLAGS
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
 stage() {   # stage TAG NAME STAGE SEED [flags]
     local tag=$1 name=$2 st=$3 seed=$4; shift 4
-    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" "$@"
+    $CODE "$st" $COMMON --seed "$seed" --tag "$tag" --run-dir "$RUNS/$tag/$name-s$seed" "$@" $STAGE_FLAGS
 }
 for seed in $SEEDS; do
     if want main || want init; then

@@ -36,9 +36,14 @@ DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (imggen/README's curve)
 DEN_EPOCHS=${DEN_EPOCHS:-}         # or epochs over the unlabeled set, when DEN_UPDATES is unset
 BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s] of the main denoiser (it names its run)
 # base predictor f and its losses: the authors' by default
+# budgets, chosen from the probes' validation curves (imggen/README): a method's budget is its updates
+# when set (the same number at every labeled size), else its epochs
 EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below)
-EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # chosen from validation curves (imggen/README)
+EPOCHS_DIRECT=${EPOCHS_DIRECT:-}
 EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-}
+UPDATES=${UPDATES:-}               # predictor updates for both methods (overrides the two below, and epochs)
+UPDATES_DIRECT=${UPDATES_DIRECT:-}
+UPDATES_COMPOSED=${UPDATES_COMPOSED:-}
 BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps
 L2_SCOPE=${L2_SCOPE:-}             # nonbias (the authors': BatchNorm scales too) | weights
 DROPOUT_DIRECT=${DROPOUT_DIRECT:-}
@@ -51,8 +56,8 @@ N_TRAIN_MAIN=${N_TRAIN_MAIN:-"2500 500"}
 # how the cpu budgets and the strongest Direct were chosen (not part of `all`; imggen/README.md):
 # `budget` trains each main model once (seed 0) for long and the budgets come from its validation
 # curve; `candidates` trains Direct variants at 2,500 labels, the best validation MSE is DIRECT_STRONG
-PROBE_EPOCHS_DIRECT=${PROBE_EPOCHS_DIRECT:-1000}    # at 2,500 labels; n labels get 2500/n times more
-PROBE_EPOCHS_COMPOSED=${PROBE_EPOCHS_COMPOSED:-600} # (the same number of updates)
+PROBE_EPOCHS_DIRECT=${PROBE_EPOCHS_DIRECT:-1000}     # at 2,500 labels; n labels get 2500/n times more
+PROBE_EPOCHS_COMPOSED=${PROBE_EPOCHS_COMPOSED:-1000} # (the same number of updates); runs named -e<epochs>
 CANDIDATES=${CANDIDATES:-"eps1e-5_do0.1:--bn-eps=1e-5,--dropout=0.1 eps1e-5_do0.2:--bn-eps=1e-5,--dropout=0.2 eps1e-5_do0.1_l2_1e-4:--bn-eps=1e-5,--dropout=0.1,--l2=1e-4 eps0.8_do0.1_l2_1e-4:--dropout=0.1,--l2=1e-4"}
 # ablations (the main setting is each one's reference row and is not trained again)
 ABL_BLUR=${ABL_BLUR:-"0.1 1 4 8"}
@@ -61,12 +66,17 @@ ABL_UNLABELED_FONTS=${ABL_UNLABELED_FONTS:-100}   # compared with all available 
 ABL_N_TRAIN=${ABL_N_TRAIN:-"500 1500 2500 4500"}
 ABL_DROPOUT=${ABL_DROPOUT:-"0.1 0.2 0.3 0.4 0.5"}
 ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
+# flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
+# cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
+STAGE_FLAGS=${STAGE_FLAGS:-}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")"
 F_FLAGS="$(opt --bn-eps "$BN_EPS") $(opt --l2-scope "$L2_SCOPE")"
-DIRECT_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_DIRECT}") $(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
-COMPOSED_FLAGS="$(opt --max-epoch "${EPOCHS:-$EPOCHS_COMPOSED}") $(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
+# budget EPOCHS UPDATES: --max-update when updates are set; epochs alone also lift the preset's update budget
+budget() { if [[ -n "$2" ]]; then echo "--max-update $2"; elif [[ -n "$1" ]]; then echo "--max-epoch $1 --max-update 0"; fi; }
+DIRECT_FLAGS="$(budget "${EPOCHS:-$EPOCHS_DIRECT}" "${UPDATES:-$UPDATES_DIRECT}") $(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
+COMPOSED_FLAGS="$(budget "${EPOCHS:-$EPOCHS_COMPOSED}" "${UPDATES:-$UPDATES_COMPOSED}") $(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
 
 # ---- data -------------------------------------------------------------------------------
 if [[ ! -f "$DATA" ]]; then
@@ -79,14 +89,14 @@ denoiser() {
     local name=$1; shift
     $PY -m composed_ft.imggen denoise $COMMON --seed 0 --run-dir "$RUNS/denoisers/$name" \
         $(opt --unet-layout "$UNET_LAYOUT") $(opt --unet-width "$UNET_WIDTH") \
-        $(opt --max-update "$DEN_UPDATES") $(opt --max-epoch "$DEN_EPOCHS") "$@"
+        $(opt --max-update "$DEN_UPDATES") $(opt --max-epoch "$DEN_EPOCHS") "$@" $STAGE_FLAGS
 }
 # predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED (later flags win)
 predictor() {
     local tag=$1 name=$2 den=$3; shift 3
     for seed in $SEEDS; do
         $PY -m composed_ft.imggen train $COMMON --seed "$seed" --tag "$tag" \
-            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" $F_FLAGS "$@"
+            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" $F_FLAGS "$@" $STAGE_FLAGS
     done
 }
 direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors $DIRECT_FLAGS "${@:4}"; }
@@ -116,8 +126,10 @@ fi
 if only budget; then      # long runs of the main models (seed 0 of SEEDS) whose curves set the budgets
     stamp "budget probes"
     for n in $N_TRAIN_MAIN; do
-        SEEDS=${SEEDS%% *} direct budget "n$n" "$DEN" --n-train "$n" --max-epoch $((PROBE_EPOCHS_DIRECT * 2500 / n))
-        SEEDS=${SEEDS%% *} composed budget "n$n" "$DEN" --n-train "$n" --max-epoch $((PROBE_EPOCHS_COMPOSED * 2500 / n))
+        e=$((PROBE_EPOCHS_DIRECT * 2500 / n))
+        SEEDS=${SEEDS%% *} direct budget "n$n-e$e" "$DEN" --n-train "$n" --max-epoch "$e" --max-update 0
+        e=$((PROBE_EPOCHS_COMPOSED * 2500 / n))
+        SEEDS=${SEEDS%% *} composed budget "n$n-e$e" "$DEN" --n-train "$n" --max-epoch "$e" --max-update 0
     done
 fi
 if only candidates; then  # Direct variants for the strongest Direct, at 2,500 labels

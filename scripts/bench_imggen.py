@@ -3,16 +3,29 @@
 Same models (the paper's MLP and U-Net of width 64), same batch (256), same process, interleaved
 repetitions, median step time. The authors' way: the denoiser's weights still require grad (so
 backward computes weight gradients nobody uses), the L2 penalty rebuilt in Python each step as a
-sum over named parameters, torch's nn.Upsample. Ours: frozen denoiser (requires_grad_(False),
-eval), one fused foreach-norm for the penalty, upsampling as expand + reshape. Each change is also
-measured alone, and the step's achieved GFLOP/s is compared with this machine's measured sgemm peak.
+sum over named parameters, and the output block as they wrote it: nn.Upsample(2) -> ZeroPad2d ->
+4x4 conv over the 2w-channel full-resolution tensor. Ours: frozen denoiser (requires_grad_(False),
+eval), one fused foreach-norm for the penalty, and the output block as UpsampleConv (four 3x3 phase
+convs at half resolution + pixel_shuffle, no upsampled tensor; models.py). Each change is also
+measured alone, plus this project's previous output block (expand-upsample + padded conv), and the
+step's achieved GFLOP/s is compared with this machine's measured sgemm peak.
 
     python scripts/bench_imggen.py [--batch 256] [--width 64] [--reps 7]
     python scripts/bench_imggen.py --denoiser-widths 16 32 [--reps 12]
 
 The second form times one denoiser training update (U-Net forward, MSE, backward, Adam) per width,
 interleaved in one process: the fair cost ratio of the widths for the denoiser's quality-vs-time
-curve (imggen/README.md), which a run's own clock on a shared machine cannot give.
+curve (imggen/README.md), which a run's own clock on a shared machine cannot give; with
+`--output-blocks` it also times each width with the earlier output blocks.
+`--direct` adds the Direct step (the MLP alone) to the first form: its cost beside the composed step's.
+
+    python scripts/bench_imggen.py --stages [--width 16] [--idle-direct-s 0.036] [--reps 12]
+
+times one update of each stage of the runner (denoiser, Direct, Composed at the cpu preset's U-Net width),
+interleaved in one process. On a shared machine the absolute times are inflated by the load; the Direct
+step's time on the idle machine (`--idle-direct-s`, measured before by the runner's own clock) turns the
+other two into idle estimates, assuming the load slows every stage alike: the estimate of a stage's idle
+time is its time now x (idle Direct / Direct now).
 """
 import argparse
 import statistics
@@ -24,15 +37,27 @@ from torch import nn
 
 from composed_ft.core.compose import freeze, l2_penalty, nonbias_params
 from composed_ft.core.perf import forward_flops, gemm_peak_flops
-from composed_ft.imggen.models import MLPGenerator, UNet, Upsample2x
+from composed_ft.imggen.models import MLPGenerator, PaddedConv, UNet, Upsample2x
+
+OUTPUT_BLOCKS = ("authors", "padded", "subpixel")
 
 
-def authors_unet(width):
-    """Same weights layout, nn.Upsample instead of Upsample2x, weights left requiring grad."""
-    u = UNet(width)
-    i = next(i for i, m in enumerate(u.out) if isinstance(m, Upsample2x))
-    u.out[i] = nn.Upsample(scale_factor=2, mode="nearest")
-    return u.eval()
+def with_output_block(u, kind):
+    """u with its output block (nearest 2x upsample, 4x4 conv to one channel, tanh) computed one of three
+    ways, same weights: `authors` nn.Upsample -> ZeroPad2d((1, 0, 1, 0)) -> Conv2d(k 4, padding 1);
+    `padded` this project's previous Upsample2x (expand + reshape) -> PaddedConv; `subpixel` today's
+    UpsampleConv (the model's own)."""
+    if kind == "subpixel":
+        return u
+    conv = u.out[1]
+    new = nn.Conv2d(conv.in_channels, 1, 4, 1, 1) if kind == "authors" else PaddedConv(conv.in_channels)
+    new.load_state_dict(conv.state_dict())
+    if kind == "authors":
+        up = [nn.Upsample(scale_factor=2, mode="nearest"), nn.ZeroPad2d((1, 0, 1, 0))]
+    else:
+        up = [Upsample2x()]
+    u.out = nn.Sequential(*up, new, nn.Tanh())
+    return u
 
 
 def python_l2(model):
@@ -52,18 +77,35 @@ def make_step(f, u, fused_l2, batch):
     return step
 
 
-def bench(batch=256, width=64, reps=7, warmup=2):
+def make_direct_step(f, batch):
+    font, char, y = batch
+    opt = torch.optim.Adam([p for p in f.parameters()], lr=2e-4, betas=(0.5, 0.999))
+
+    def step():
+        loss = F.mse_loss(f(font, char), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def bench(batch=256, width=64, reps=7, warmup=2, direct=False):
     torch.manual_seed(0)
     data = (torch.randint(0, 100, (batch,)), torch.randint(0, 62, (batch,)), torch.rand(batch, 1, 32, 32) * 2 - 1)
     variants = {}
-    for name, frozen, fused, fast_up in [("authors' way", False, False, False), ("frozen only", True, False, False),
-                                         ("fused L2 only", False, True, False), ("Upsample2x only", False, False, True),
-                                         ("ours (all three)", True, True, True)]:
+    for name, frozen, fused, block in [("authors' way", False, False, "authors"),
+                                       ("frozen only", True, False, "authors"),
+                                       ("fused L2 only", False, True, "authors"),
+                                       ("UpsampleConv only", False, False, "subpixel"),
+                                       ("ours before UpsampleConv (Upsample2x + PaddedConv)", True, True, "padded"),
+                                       ("ours (all three)", True, True, "subpixel")]:
         f = MLPGenerator(dropout=0.1).train()
-        u = UNet(width).eval() if fast_up else authors_unet(width)
+        u = with_output_block(UNet(width), block).eval()
         if frozen:
             freeze(u)
         variants[name] = make_step(f, u, fused, data)
+    if direct:
+        variants["Direct step (the MLP alone)"] = make_direct_step(MLPGenerator().train(), data)
     for step in variants.values():
         for _ in range(warmup):
             step()
@@ -87,19 +129,21 @@ def report(r):
     lines = [f"composed imggen step, batch {r['batch']}, U-Net width {r['width']}, {r['threads']} threads "
              f"(median of interleaved reps)", "", "| variant | s/step | speed-up vs authors' way |", "|---|---|---|"]
     lines += [f"| {k} | {v:.3f} | {x:.2f}x |" for k, v, x in r["rows"]]
-    lines += ["", f"ours: {r['gflops']:.1f} GFLOP/s achieved (forward+backward FLOPs counted from the layers) = "
+    lines += ["", f"ours: {r['gflops']:.1f} GFLOP/s achieved (forward+backward FLOPs counted from the layers, the "
+              f"output block as the authors' full-resolution conv) = "
               f"{100 * r['gflops'] / r['peak_gflops']:.0f}% of this machine's measured sgemm peak "
               f"({r['peak_gflops']:.1f} GFLOP/s)"]
     return "\n".join(lines)
 
 
-def bench_denoiser(widths, batch=256, reps=12, warmup=2):
-    """{width: median seconds of one denoiser update}, the widths interleaved."""
+def bench_denoiser(widths, batch=256, reps=12, warmup=2, blocks=("subpixel",)):
+    """{width (or (width, output block) with several blocks): median seconds of one denoiser update},
+    interleaved."""
     torch.manual_seed(0)
     x = torch.rand(batch, 1, 32, 32) * 2 - 1
     steps = {}
-    for w in widths:
-        u = UNet(w).train()
+    for w, block in [(w, b) for w in widths for b in blocks]:
+        u = with_output_block(UNet(w), block).train()
         opt = torch.optim.Adam(u.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
         def step(u=u, opt=opt):
@@ -107,7 +151,7 @@ def bench_denoiser(widths, batch=256, reps=12, warmup=2):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        steps[w] = step
+        steps[w if len(blocks) == 1 else (w, block)] = step
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -120,18 +164,62 @@ def bench_denoiser(widths, batch=256, reps=12, warmup=2):
     return {w: statistics.median(v) for w, v in times.items()}
 
 
+def bench_stages(width=16, batch=256, reps=12, warmup=2):
+    """{stage: median seconds of one training update}: denoiser, Direct, Composed, interleaved."""
+    torch.manual_seed(0)
+    data = (torch.randint(0, 100, (batch,)), torch.randint(0, 62, (batch,)), torch.rand(batch, 1, 32, 32) * 2 - 1)
+    u = UNet(width).train()
+    opt = torch.optim.Adam(u.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def denoiser_step():
+        loss = F.mse_loss(u(data[2]), data[2])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    steps = {"denoiser": denoiser_step, "direct": make_direct_step(MLPGenerator().train(), data),
+             "composed": make_step(MLPGenerator(dropout=0.1).train(), freeze(UNet(width)), True, data)}
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {k: [] for k in steps}
+    for _ in range(reps):
+        for k, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--denoiser-widths", type=int, nargs="+", help="time a denoiser update at these U-Net widths")
+    p.add_argument("--output-blocks", action="store_true",
+                   help="with --denoiser-widths: also time the earlier output blocks (authors, padded)")
+    p.add_argument("--direct", action="store_true", help="also time the Direct step (the MLP alone)")
+    p.add_argument("--stages", action="store_true",
+                   help="time one update of each runner stage (denoiser, Direct, Composed at --width)")
+    p.add_argument("--idle-direct-s", type=float, default=None,
+                   help="with --stages: the Direct update's seconds on the idle machine, for idle estimates")
     a = p.parse_args()
-    if a.denoiser_widths:
-        med = bench_denoiser(a.denoiser_widths, a.batch, max(a.reps, 12))
+    if a.stages:
+        import os
+        med = bench_stages(a.width, a.batch, max(a.reps, 12))
+        print(f"one update per stage, batch {a.batch}, U-Net width {a.width}, {torch.get_num_threads()} threads, "
+              f"load average {os.getloadavg()[0]:.1f} (median of interleaved reps)")
+        scale = a.idle_direct_s / med["direct"] if a.idle_direct_s else None
+        for k, t in med.items():
+            idle = f", idle estimate {t * scale:.3f} s" if scale else ""
+            print(f"  {k}: {t:.3f} s/update ({t / med['direct']:.2f}x Direct){idle}")
+    elif a.denoiser_widths:
+        blocks = OUTPUT_BLOCKS if a.output_blocks else ("subpixel",)
+        med = bench_denoiser(a.denoiser_widths, a.batch, max(a.reps, 12), blocks=blocks)
         print(f"denoiser update, batch {a.batch}, {torch.get_num_threads()} threads (median of interleaved reps)")
-        w0 = a.denoiser_widths[0]
-        for w, t in med.items():
-            print(f"  width {w}: {1000 * t:.0f} ms/update ({t / med[w0]:.2f}x width {w0})")
+        k0 = next(iter(med))
+        for k, t in med.items():
+            name = f"width {k}" if not isinstance(k, tuple) else f"width {k[0]}, output block {k[1]}"
+            print(f"  {name}: {1000 * t:.0f} ms/update ({t / med[k0]:.2f}x the first)")
     else:
-        print(report(bench(a.batch, a.width, a.reps)))
+        print(report(bench(a.batch, a.width, a.reps, direct=a.direct)))

@@ -116,7 +116,7 @@ def test_unet_blocks_are_conv_norm_activation_with_three_dropouts():
     assert kinds(u.down2) == ["Conv2d", "InstanceNorm2d", "LeakyReLU"]
     assert kinds(u.bottleneck) == ["Conv2d", "LeakyReLU", "Dropout"]
     assert kinds(u.up1) == kinds(u.up2) == ["ConvTranspose2d", "InstanceNorm2d", "ReLU", "Dropout"]
-    assert kinds(u.out) == ["Upsample2x", "PaddedConv", "Tanh"] and u.out[1].kernel_size == (4, 4)
+    assert kinds(u.out) == ["Identity", "UpsampleConv", "Tanh"] and u.out[1].kernel_size == (4, 4)
     drops = [m for m in u.modules() if isinstance(m, nn.Dropout)]
     assert len(drops) == 3 and {d.p for d in drops} == {0.5}
     assert u.down2[0].bias is None and u.up1[0].bias is None  # a norm follows: no bias, as the authors'
@@ -168,21 +168,32 @@ def test_composed_keeps_denoiser_frozen_and_in_eval_mode():
 
 
 def test_unet_output_block_equals_the_authors_upsample_pad_conv():
-    """Upsample2x (custom backward) and PaddedConv compute exactly nn.Upsample(2) -> ZeroPad2d((1, 0, 1, 0))
-    -> Conv2d(k 4, padding 1), forward and input gradient."""
+    """UpsampleConv (four 3x3 phase convs at half resolution + pixel_shuffle) computes nn.Upsample(2) ->
+    ZeroPad2d((1, 0, 1, 0)) -> Conv2d(k 4, padding 1) with the same 4x4 weights: forward, input gradient
+    and weight gradients; so do this project's previous Upsample2x (custom backward) and PaddedConv."""
     from torch import nn
+
+    from composed_ft.imggen.models import PaddedConv, Upsample2x
     torch.manual_seed(0)
     u = UNet(8)
     ref = nn.Conv2d(16, 1, 4, 1, 1)
     ref.load_state_dict(u.out[1].state_dict())
+    padded = PaddedConv(16)
+    padded.load_state_dict(u.out[1].state_dict())
     x = torch.randn(3, 16, 16, 16)
-    ours_in, ref_in = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ours_in, ref_in, pad_in = (x.clone().requires_grad_(True) for _ in range(3))
     ours = u.out[1](u.out[0](ours_in))
     theirs = ref(nn.ZeroPad2d((1, 0, 1, 0))(nn.Upsample(scale_factor=2)(ref_in)))
-    assert ours.shape == theirs.shape == (3, 1, 32, 32) and torch.allclose(ours, theirs, atol=1e-6)
+    before = padded(Upsample2x()(pad_in))
+    assert ours.shape == theirs.shape == (3, 1, 32, 32)
+    assert torch.allclose(ours, theirs, atol=1e-5) and torch.allclose(before, theirs, atol=1e-5)
     g = torch.randn_like(ours)
-    ours.backward(g), theirs.backward(g)
-    assert torch.allclose(ours_in.grad, ref_in.grad, atol=1e-5)
+    ours.backward(g), theirs.backward(g), before.backward(g)
+    assert torch.allclose(ours_in.grad, ref_in.grad, atol=1e-5) and torch.allclose(pad_in.grad, ref_in.grad, atol=1e-5)
+    assert torch.allclose(u.out[1].weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(u.out[1].bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
+    # the phase map is derived, not a parameter: checkpoints hold the 4x4 kernel only, as before
+    assert set(u.out.state_dict()) == {"1.weight", "1.bias"}
 
 
 def test_l2_penalty_value_and_gradient():
@@ -284,8 +295,9 @@ def test_denoiser_bit_identical_after_composed_training(tiny_fonts, denoiser_run
     assert os.path.exists(os.path.join(run, "curves.png"))
 
 
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k not in ("time", "items_per_s", "epoch_s", "gflops", "mfu")} for r in rows]
+def _strip(rows):  # without what measures time (every *_s: epoch_s, val_s, update_s, ...)
+    return [{k: v for k, v in r.items() if k not in ("time", "items_per_s", "gflops", "mfu") and not k.endswith("_s")}
+            for r in rows]
 
 
 def test_resume_after_kill_equals_uninterrupted(tiny_fonts, denoiser_run, tmp_path, monkeypatch):
@@ -397,6 +409,10 @@ def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
         assert "test MSE" in r.stderr
     res = json.loads((runs / "main/composed-s0/results.json").read_text())
     assert res["weight_norm"] > res["weight_norm_matrices"] > 0  # BatchNorm scales count in the non-bias norm
+    # one record per test pair, whose mean is the test MSE
+    recs = [json.loads(line) for line in (runs / "main/composed-s0" / train.PAIR_RECORDS).read_text().splitlines()]
+    assert len(recs) == res["n_test"] and len({(r["font"], r["char"]) for r in recs}) == len(recs)
+    assert abs(np.mean([r["mse_denoised"] for r in recs]) - res["test_mse_denoised"]) < 1e-5
     assert 0 < res["test_spread_base"] and 0.5 < res["test_spread_truth"] < 1.1
     # the sample grid carries its panels' layout, so the report can cut them out
     from composed_ft.imggen.plots import read_panels
@@ -410,6 +426,7 @@ def test_cli_end_to_end_all_stages(tiny_fonts, tmp_path):
     assert "| 2500 | Direct (strongest) | BN eps 1e-05, dropout 0.1, λ 0 |" in text
     assert "| 2500 | Composed | BN eps 0.8, dropout 0.1, λ 0.0001 |" in text
     assert "better Direct = " in text and "1 seed, not resolved" in text and "Preset: smoke" in text
+    assert "(detects ±" in text  # the per-test-pair comparison, from the runs' records
     assert "Wall time per tag" in text
     assert (tmp_path / "imggen.tsv").exists()
 

@@ -49,7 +49,16 @@ def test_main_table_plans_both_directs_and_composed(tmp_path):
     assert flag(runs["main/direct-n500-s0"], "--max-epoch") == "7"
     assert flag(runs["main/direct_strong-n500-s0"], "--max-epoch") == "7"
     assert flag(runs["main/composed-n500-s0"], "--max-epoch") == "9"
+    assert flag(runs["main/composed-n500-s0"], "--max-update") == "0"  # epochs given: the preset's updates lifted
     assert flag(runs["denoisers/blur2"], "--max-update") == "11"
+    runs = plan(tmp_path / "u", TARGETS="main", UPDATES_COMPOSED="13", EPOCHS="5")
+    assert flag(runs["main/composed-n2500-s0"], "--max-update") == "13"  # updates win over epochs
+    assert flag(runs["main/direct-n2500-s0"], "--max-epoch") == "5"
+    # by default the budgets are the preset's: per method, Composed's in updates at every labeled size
+    runs = plan(tmp_path / "p", TARGETS="main")
+    from composed_ft.imggen.__main__ import parse as parse_cli
+    d, c = (parse_cli(runs[f"main/{m}-n500-s0"][2:]) for m in ("direct", "composed"))
+    assert flag(runs["main/composed-n500-s0"], "--max-update") is None and c.max_update > 0 and not d.max_update
     # the layout is the flag's default (the authors'), not repeated by the runner
     assert flag(runs["denoisers/blur2"], "--unet-layout") is None
     from composed_ft.imggen.__main__ import parse
@@ -78,7 +87,8 @@ def test_probes_run_one_seed_and_are_not_part_of_all(tmp_path):
     assert not any(k.startswith("main/") for k in runs)  # probes come before the main runs
     assert {k.split("/")[0] for k in runs} == {"budget", "candidates", "denoisers"}
     assert all(k.endswith("-s3") for k in runs if not k.startswith("denoisers"))
-    assert flag(runs["budget/composed-n2500-e600-s3"], "--max-epoch") == "600"
-    assert flag(runs["budget/composed-n500-e3000-s3"], "--max-epoch") == "3000"  # the same number of updates
+    assert flag(runs["budget/composed-n2500-e1000-s3"], "--max-epoch") == "1000"
+    assert flag(runs["budget/composed-n500-e5000-s3"], "--max-epoch") == "5000"  # the same number of updates
+    assert flag(runs["budget/direct-n500-e5000-s3"], "--max-update") == "0"  # a probe's length is its epochs
     assert flag(runs["candidates/direct-eps1e-5_do0.1-s3"], "--bn-eps") == "1e-5"
     assert not any(k.split("/")[0] in ("budget", "candidates") for k in plan(tmp_path / "a", TARGETS="all"))

@@ -2,7 +2,12 @@
 sliced per process.
 
 Sequences: source = BPE ids + EOS; decoder input = BOS + target ids; decoder output = target ids +
-EOS (tokens.PAD = 0 pads both)."""
+EOS (tokens.PAD = 0 pads both).
+
+Training batches are cut from `TokenTable`s: a split's id lists kept on the model's device as one flat
+tensor, so that a step pads its rows with a few device gathers instead of copying freshly padded host
+tensors (on a GPU each host-to-device copy of pageable memory waits for the device, and the host, not
+the GPU, would then set the pace). The rows equal `collate`'s exactly (a test checks it)."""
 import torch
 
 from composed_ft.code.tokens import BOS, PAD
@@ -54,6 +59,40 @@ def pad(seqs, value=PAD, device=None):
     for i, s in enumerate(seqs):
         out[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
     return out.to(device) if device is not None else out
+
+
+class TokenTable:
+    """Id lists on a device: one flat tensor, each list's start and length; `rows` pads a batch of them."""
+
+    def __init__(self, seqs, device):
+        self.lens = [len(s) for s in seqs]
+        starts, n = [], 0
+        for k in self.lens:
+            starts.append(n)
+            n += k
+        self.device = device
+        self.flat = torch.tensor([t for s in seqs for t in s] or [PAD], dtype=torch.long, device=device)
+        self.starts = torch.tensor(starts, dtype=torch.long, device=device)
+        self.len_t = torch.tensor(self.lens, dtype=torch.long, device=device)
+
+    def rows(self, idx, rows, shifted=False):
+        """(len(idx), longest) padded ids of lists idx (host ints; `rows`: the same indices as a device
+        tensor). shifted: BOS then each list without its last id (the decoder input of a target)."""
+        n = max(self.lens[i] for i in idx)
+        pos = torch.arange(n, device=self.device)
+        at = self.starts[rows].unsqueeze(1) + (pos - 1 if shifted else pos).clamp(min=0)
+        out = self.flat[at.clamp(max=self.flat.numel() - 1)]
+        out = out.masked_fill(pos >= self.len_t[rows].unsqueeze(1), PAD)
+        if shifted:
+            out[:, 0] = BOS
+        return out
+
+    def collate(self, tgt_table, idx, rows):
+        """What `collate` returns for the pairs idx (self holds the sources, tgt_table the targets)."""
+        src = self.rows(idx, rows)
+        tgt_out = tgt_table.rows(idx, rows)
+        return {"src": src, "src_mask": src.ne(PAD).long(), "tgt_in": tgt_table.rows(idx, rows, shifted=True),
+                "tgt_out": tgt_out, "tgt_mask": tgt_out.ne(PAD)}
 
 
 def collate(srcs, tgts, device):

@@ -20,6 +20,7 @@ from composed_ft.core.errors import UserError
 STAGES = ("denoise", "direct", "pretrain", "compose", "backtranslate")
 MAX_POSITIONS = 1024  # learned positions of encoder and decoder when --max-positions is not set
 SCHEDULERS = ("inverse_sqrt", "cosine")  # composed_ft.core.schedule.SCHEDULERS (which imports torch)
+PRECISIONS = ("bf16", "tf32", "fp32")  # composed_ft.core.precision.PRECISIONS (which imports torch)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class StageConfig:
     vocab_n: int = 0
     seed: int = 0
     device: str = "auto"
+    precision: str = "bf16"  # on CUDA (core.precision); a CPU computes in float32 whatever it says
     tag: str = ""
     jobs: Optional[int] = None
     # model

@@ -1,7 +1,8 @@
 """Batched decoding: greedy, sampling, beam search, with a key/value cache. `cache="fast"` (the
 default) is our own incremental decoder over MBart's weights (_Incremental, ~3-4x faster per
-token on a CPU than transformers' cached step), "hf" transformers' cache, "none" recomputes the
-whole prefix at every step (the reference, for tests and benchmarks).
+token on a CPU than transformers' cached step), "static" the same with the GPU's static shapes
+(uncaptured: for tests), "hf" transformers' cache, "none" recomputes the whole prefix at every step
+(the reference, for tests and benchmarks).
 
 `generate(model, srcs, max_len=...)` takes source id lists (ending with EOS) and returns, in the
 input order, the output id lists (EOS removed) and a flag per output that is True when the
@@ -10,14 +11,40 @@ Sources are grouped by length into batches of at most `max_tokens` source+output
 Sampling draws from torch's global RNG, so a seeded run samples the same programs and a resumed
 run continues the same stream.
 
+On a GPU decoding is bound by the host's launches, not by arithmetic: one step of a few hundred rows
+costs about what one of a few dozen costs, and one step of the incremental decoder is ~150 small
+kernels. So on CUDA (a CPU decodes as it always has):
+  - a chunk holds `CUDA_MAX_TOKENS` source+output tokens (all 500 SansType validation programs in one;
+    `CPU_MAX_TOKENS` on a CPU, where rows cost time);
+  - the step has static shapes (`_Incremental._static_step`: the position a tensor, self-attention over
+    the whole cache under a mask) and is captured once per chunk as a CUDA graph, so a step is one
+    replay; a capture that fails falls back to the same step without a graph (logged once), and
+    COMPOSED_FT_CUDA_GRAPHS=0 turns graphs off;
+  - the loop asks the device whether every row has finished only every `CUDA_DONE_EVERY` steps (each
+    question waits for the queued steps; finished rows only add PAD). A CPU asks every step: an extra
+    sampling step would draw random numbers and shift everything after it.
+
 `length_limit` is the one rule for how long an output may get: 1.5 x the longest gold sequence + 10
 tokens (evaluation, validation, backtranslation; Composed's training samples use their own factor),
 at most what the model's positions hold."""
+import logging
+import os
+
 import torch
 import torch.nn.functional as F
 
 from composed_ft.code.batching import pad
 from composed_ft.code.tokens import BOS, EOS, PAD
+from composed_ft.core.precision import no_autocast
+
+log = logging.getLogger(__name__)
+
+CPU_MAX_TOKENS = 20000
+# a chunk's self-attention cache holds max_tokens x layers x d_model x 8 bytes (keys and values, float32), the
+# cross-attention's at most as much again: 2^19 tokens are 3 GiB each for SansType's paper model (3 layers, d
+# 256), 5 GiB for SPoC's (5 layers)
+CUDA_MAX_TOKENS = 1 << 19
+CUDA_DONE_EVERY = 16
 
 
 def length_limit(longest, cap, factor=1.5):
@@ -42,7 +69,7 @@ class _Incremental:
     equal transformers' to float rounding (tests/code/test_model.py). Eval mode only (no
     dropout): generate() puts the model in eval mode."""
 
-    def __init__(self, model, enc_hidden, mask, max_len):
+    def __init__(self, model, enc_hidden, mask, max_len, static=False):
         dec = model.model.decoder
         b, s, d = enc_hidden.shape
         heads = dec.layers[0].self_attn.num_heads
@@ -69,16 +96,34 @@ class _Incremental:
                 co_w=ca.out_proj.weight, co_b=ca.out_proj.bias,
                 fc1=layer.fc1, fc2=layer.fc2, act=layer.activation_fn))
         shape = (len(self.layers), b, heads, max_len + 1, self.hd)
-        self.k = enc_hidden.new_empty(shape)
-        self.v = enc_hidden.new_empty(shape)
+        # the static step attends the whole cache under a mask: its unwritten part must hold no NaN
+        self.k = enc_hidden.new_zeros(shape) if static else enc_hidden.new_empty(shape)
+        self.v = enc_hidden.new_zeros(shape) if static else enc_hidden.new_empty(shape)
         self.t = 0
+        self.static, self.graph = static, None
+        if static:  # the step's inputs and output as fixed tensors (what a CUDA graph replays on)
+            dev = enc_hidden.device
+            self.tok_in = torch.full((b,), BOS, dtype=torch.long, device=dev)
+            self.t_in = torch.zeros(1, dtype=torch.long, device=dev)
+            self.positions = torch.arange(max_len + 1, device=dev)
+            self.logits = enc_hidden.new_zeros(b, self.out_w.shape[0], dtype=torch.float)
 
     @staticmethod
     def _ln(x, ln):
         return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
 
     def step(self, tok):
-        """tok: (B,) the last token of every row -> logits (B, V) of the next one."""
+        """tok: (B,) the last token of every row -> logits (B, V) of the next one (with a static step,
+        a fixed tensor that the next step overwrites)."""
+        if self.static:
+            self.tok_in.copy_(tok)
+            self.t_in.fill_(self.t)
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._static_step()
+            self.t += 1
+            return self.logits
         b, h, hd, t = self.b, self.heads, self.hd, self.t
         x = self._ln(self.emb[tok] * self.scale + self.pos[t], self.ln_emb)
         for i, L in enumerate(self.layers):
@@ -94,6 +139,42 @@ class _Incremental:
             x = x + L["fc2"](L["act"](L["fc1"](self._ln(x, L["ln3"]))))
         self.t += 1
         return F.linear(self._ln(x, self.ln_out), self.out_w, self.out_b).float()
+
+    def _static_step(self):
+        """step() with shapes that do not change from step to step, reading tok_in and t_in and writing
+        logits: the position is a tensor (a gather, a cache write by index_copy_) and self-attention runs
+        over the whole cache with the positions after t masked out. The same arithmetic as step() up to
+        float rounding (tests/code/test_model.py); what a CUDA graph can capture once per chunk."""
+        b, h, hd, t = self.b, self.heads, self.hd, self.t_in
+        x = self._ln(self.emb[self.tok_in] * self.scale + self.pos.index_select(0, t), self.ln_emb)
+        seen = (self.positions <= t).view(1, 1, 1, -1)
+        for i, L in enumerate(self.layers):
+            qkv = F.linear(self._ln(x, L["ln1"]), L["qkv_w"], L["qkv_b"]).view(b, 3, h, hd)
+            self.k[i].index_copy_(2, t, qkv[:, 1].unsqueeze(2))
+            self.v[i].index_copy_(2, t, qkv[:, 2].unsqueeze(2))
+            a = F.scaled_dot_product_attention(qkv[:, 0].unsqueeze(2), self.k[i], self.v[i], attn_mask=seen,
+                                               scale=1.0)
+            x = x + F.linear(a.reshape(b, self.d), L["so_w"], L["so_b"])
+            q = F.linear(self._ln(x, L["ln2"]), L["cq_w"], L["cq_b"]).view(b, h, 1, hd)
+            a = F.scaled_dot_product_attention(q, L["ck"], L["cv"], attn_mask=self.cross_mask, scale=1.0)
+            x = x + F.linear(a.reshape(b, self.d), L["co_w"], L["co_b"])
+            x = x + L["fc2"](L["act"](L["fc1"](self._ln(x, L["ln3"]))))
+        self.logits.copy_(F.linear(self._ln(x, self.ln_out), self.out_w, self.out_b))
+
+    def capture(self):
+        """Record the static step as a CUDA graph: each later step is one replay (a few microseconds of
+        host time) instead of ~150 launches from Python. Warmed up on a side stream first, as CUDA graphs
+        require; the warm-up writes position 0 of the cache, which the first real step writes again."""
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._static_step()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._static_step()
+        self.graph = graph
 
     def reorder(self, idx):
         """Beam search: row j continues row idx[j] (of the same source: cross-attention is unchanged)."""
@@ -115,7 +196,13 @@ class _Stepper:
             enc.last_hidden_state = enc.last_hidden_state[expand]
             mask = mask[expand]
         self.model, self.enc, self.mask, self.impl, self.past = model, enc, mask, impl, None
-        self.fast = _Incremental(model, enc.last_hidden_state, mask, max_len) if impl == "fast" else None
+        self.fast = None
+        if impl == "static" or (impl == "fast" and src.device.type == "cuda" and cuda_graphs_enabled()):
+            self.fast = _Incremental(model, enc.last_hidden_state, mask, max_len, static=True)
+            if impl == "fast":
+                _capture_or_fall_back(self.fast)
+        elif impl == "fast":
+            self.fast = _Incremental(model, enc.last_hidden_state, mask, max_len)
 
     def __call__(self, ys):
         if self.fast is not None:
@@ -135,13 +222,34 @@ class _Stepper:
             self.past.reorder_cache(idx)
 
 
+_GRAPHS = {"failed": None}  # the first capture error of this process, after which graphs are not tried again
+
+
+def cuda_graphs_enabled():
+    """CUDA-graph decoding (the default on a GPU): off with COMPOSED_FT_CUDA_GRAPHS=0, or for the rest of
+    the process after a capture failed."""
+    return os.environ.get("COMPOSED_FT_CUDA_GRAPHS", "1") != "0" and _GRAPHS["failed"] is None
+
+
+def _capture_or_fall_back(inc):
+    """Capture inc's static step; where capturing fails (a torch or driver that cannot), log it once and
+    decode with the uncaptured static step, which computes the same."""
+    try:
+        inc.capture()
+    except Exception as e:  # noqa: BLE001 -- any capture failure leaves a correct, slower decoder
+        _GRAPHS["failed"] = f"{type(e).__name__}: {e}"
+        log.warning("CUDA-graph decoding unavailable (%s); decoding without graphs", _GRAPHS["failed"])
+        inc.graph = None
+
+
 def _search(model, src, mask, max_len, sample, temperature, cache):
     """Greedy (sample=False) or ancestral sampling for one batch."""
     step = _Stepper(model, src, mask, max_len, cache)
     b = src.size(0)
     ys = torch.full((b, 1), BOS, dtype=torch.long, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
-    for _ in range(max_len):
+    every = CUDA_DONE_EVERY if src.device.type == "cuda" else 1
+    for t in range(max_len):
         logit = step(ys)
         if sample:
             tok = torch.multinomial(F.softmax(logit / temperature, dim=-1), 1).squeeze(1)
@@ -150,7 +258,7 @@ def _search(model, src, mask, max_len, sample, temperature, cache):
         tok = tok.masked_fill(done, PAD)
         ys = torch.cat([ys, tok.unsqueeze(1)], dim=1)
         done |= tok.eq(EOS)
-        if bool(done.all()):
+        if (t + 1) % every == 0 and bool(done.all()):
             break
     outs, hit = [], []
     for row in ys[:, 1:].tolist():
@@ -222,13 +330,22 @@ def _beam(model, src, mask, max_len, k, len_penalty, cache):
 
 @torch.no_grad()
 def generate(model, srcs, *, max_len, mode="greedy", beam=5, temperature=1.0, len_penalty=1.0,
-             cache="fast", max_tokens=20000, device=None):
-    """Decode every source. mode: greedy | sample | beam. Returns (outputs, hit_limit)."""
+             cache="fast", max_tokens=None, device=None):
+    """Decode every source. mode: greedy | sample | beam. Returns (outputs, hit_limit). max_tokens: source
+    + output tokens per chunk (default CPU_MAX_TOKENS, CUDA_MAX_TOKENS on CUDA). Runs in float32 (or TF32)
+    even inside a step's autocast."""
     if mode not in ("greedy", "sample", "beam"):
         raise ValueError(f"unknown decoding mode {mode!r}")
-    if cache not in ("fast", "hf", "none"):
-        raise ValueError(f"unknown cache {cache!r} (fast, hf, none)")
+    if cache not in ("fast", "static", "hf", "none"):
+        raise ValueError(f"unknown cache {cache!r} (fast, static, hf, none)")
     device = device or next(model.parameters()).device
+    if max_tokens is None:
+        max_tokens = CUDA_MAX_TOKENS if torch.device(device).type == "cuda" else CPU_MAX_TOKENS
+    with no_autocast(torch.device(device)):
+        return _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device)
+
+
+def _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device):
     was_training = model.training
     model.eval()
     order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))

@@ -6,6 +6,7 @@ eval_<split>.jsonl one record per example (what `errors`, `compare` and the repo
     finish_predictor   the end of every predictor stage: best checkpoint, evaluation, results.json
     run_evaluate   `python -m composed_ft.code evaluate`: re-evaluate a finished run (e.g. --beam)
 """
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -37,49 +38,65 @@ def cut_sources(srcs, positions):
 
 def evaluate(run, f, pi, corpus, cfg, device, max_len, splits=None, suffix=""):
     """Judge f's greedy (or beam) outputs and Π applied to them on each split. Returns results
-    per split: {"base": summary, "denoised": summary}, and writes eval_<split><suffix>.jsonl."""
+    per split: {"base": summary, "denoised": summary}, and writes eval_<split><suffix>.jsonl.
+
+    The judge of a split runs in a background thread (its work is in g++ and program processes on every
+    core, `--jobs`) while the next split is decoded; one split is judged at a time, in order, and a
+    program's verdict does not depend on when it is judged, so the records are those of judging after
+    decoding."""
     mode = "beam" if cfg.beam else "greedy"
-    res = {}
-    for split in splits or cfg.eval_splits:
-        exs = corpus.split(split, cfg.n_eval)
-        srcs = corpus.encode([e["src"] for e in exs])
-        srcs, n_cut = cut_sources(srcs, models.positions(f))
-        if n_cut:  # longer pseudocode than the encoder's positions is cut (counted in results)
-            log.info("%s: %d of %d sources cut to %d tokens", split, n_cut, len(srcs), models.positions(f) - 1)
-        tests = corpus.tests(split, exs)
-        t0 = time.time()
-        outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=cfg.beam or 5, device=device)
-        rows = {"base": (outs, hit)}
-        if pi is not None:  # Π's own positions bound its input and output
-            d_srcs, _ = cut_sources([o + [EOS] for o in outs], models.positions(pi))
-            d_outs, d_hit = generate(pi, d_srcs, max_len=min(max_len, models.positions(pi) - 2), mode=mode,
-                                     beam=cfg.beam or 5, device=device)
-            rows["denoised"] = (d_outs, d_hit)
-        t_dec = time.time() - t0
-        res[split] = {"n": len(exs), "decode_s": t_dec, "sources_cut": n_cut}
-        per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
-        decoded = {kind: _programs(corpus, o) for kind, (o, _) in rows.items()}
-        t0 = time.time()
-        verdicts = judge_outputs(corpus, split, exs, tests, decoded, cfg.jobs)
-        res[split]["judge_s"] = time.time() - t0
-        for kind, (o, h) in rows.items():
-            texts, _ = decoded[kind]
-            judged = verdicts[kind]
-            s = summarize(judged)
-            s["hit_limit"] = int(sum(h))
-            s["exact_match"] = sum(t == e["tgt"] for t, e in zip(texts, exs)) / max(len(exs), 1)
-            res[split][kind] = s
-            for p, t, hh, j in zip(per, texts, h, judged):
-                p[kind] = {"pred": t, "hit_limit": bool(hh), "outcome": j["outcome"],
-                           "compile_error": (j.get("compile_error") or "")[:500] or None,
-                           "failure": j.get("failure")}
-        if pi is not None:
-            res[split]["gated"] = gated_summary(per)
-        write_text(run.file(f"eval_{split}{suffix}.jsonl"), "".join(json.dumps(p) + "\n" for p in per))
-        msg = " | ".join(f"{k} acc {s['accuracy']:.3f} (compile err {s['compile_error_rate']:.3f}, hit limit "
-                         f"{s['hit_limit']})" for k, s in ((k, res[split][k]) for k in rows))
-        log.info("%s %s: %s", run.path, split, msg)
+    res, pending = {}, []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as judges:
+        for split in splits or cfg.eval_splits:
+            exs = corpus.split(split, cfg.n_eval)
+            srcs = corpus.encode([e["src"] for e in exs])
+            srcs, n_cut = cut_sources(srcs, models.positions(f))
+            if n_cut:  # longer pseudocode than the encoder's positions is cut (counted in results)
+                log.info("%s: %d of %d sources cut to %d tokens", split, n_cut, len(srcs), models.positions(f) - 1)
+            tests = corpus.tests(split, exs)
+            t0 = time.time()
+            outs, hit = generate(f, srcs, max_len=max_len, mode=mode, beam=cfg.beam or 5, device=device)
+            rows = {"base": (outs, hit)}
+            if pi is not None:  # Π's own positions bound its input and output
+                d_srcs, _ = cut_sources([o + [EOS] for o in outs], models.positions(pi))
+                d_outs, d_hit = generate(pi, d_srcs, max_len=min(max_len, models.positions(pi) - 2), mode=mode,
+                                         beam=cfg.beam or 5, device=device)
+                rows["denoised"] = (d_outs, d_hit)
+            res[split] = {"n": len(exs), "decode_s": time.time() - t0, "sources_cut": n_cut}
+            decoded = {kind: _programs(corpus, o) for kind, (o, _) in rows.items()}
+            judged = judges.submit(_timed, judge_outputs, corpus, split, exs, tests, decoded, cfg.jobs)
+            pending.append((split, exs, rows, decoded, judged))
+        for split, exs, rows, decoded, judged in pending:
+            verdicts, res[split]["judge_s"] = judged.result()
+            _record(run, split, exs, rows, decoded, verdicts, res[split], pi is not None, suffix)
     return res
+
+
+def _timed(fn, *args):
+    t0 = time.time()
+    return fn(*args), time.time() - t0
+
+
+def _record(run, split, exs, rows, decoded, verdicts, out, gated, suffix):
+    """A split's summaries (into `out`) and its per-example records (eval_<split><suffix>.jsonl)."""
+    per = [{"index": i, "src": e["src"], "gold": e["tgt"]} for i, e in enumerate(exs)]
+    for kind, (o, h) in rows.items():
+        texts, _ = decoded[kind]
+        judged = verdicts[kind]
+        s = summarize(judged)
+        s["hit_limit"] = int(sum(h))
+        s["exact_match"] = sum(t == e["tgt"] for t, e in zip(texts, exs)) / max(len(exs), 1)
+        out[kind] = s
+        for p, t, hh, j in zip(per, texts, h, judged):
+            p[kind] = {"pred": t, "hit_limit": bool(hh), "outcome": j["outcome"],
+                       "compile_error": (j.get("compile_error") or "")[:500] or None,
+                       "failure": j.get("failure")}
+    if gated:
+        out["gated"] = gated_summary(per)
+    write_text(run.file(f"eval_{split}{suffix}.jsonl"), "".join(json.dumps(p) + "\n" for p in per))
+    msg = " | ".join(f"{k} acc {s['accuracy']:.3f} (compile err {s['compile_error_rate']:.3f}, hit limit "
+                     f"{s['hit_limit']})" for k, s in ((k, out[k]) for k in rows))
+    log.info("%s %s: %s", run.path, split, msg)
 
 
 def _programs(corpus, outs):
@@ -129,7 +146,9 @@ def finish_predictor(run, f, corpus, cfg, device, summary, t0, extra=None, train
            "longest_gold_target": max(len(t) for t in tgts), **summary, **(extra or {}),
            "denoiser": denoiser_info(dcfg, cfg.denoiser), "n_params": models.count_parameters(f),
            "data_note": corpus.manifest.get("note"), "data_variant": corpus.manifest.get("variant")}
+    t_eval = time.time()
     res["eval"] = evaluate(run, f, pi, corpus, cfg, device, max_len)
+    res["eval_s"] = time.time() - t_eval  # decoding and judging every split (what scales with --n-eval)
     res["wall_s"] = time.time() - t0 + summary.get("resumed_train_s", 0.0)
     run.finish(res)
     return res

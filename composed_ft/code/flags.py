@@ -3,7 +3,7 @@
 Every hyperparameter flag defaults to None: unset, it is resolved by config.resolve (the preset's
 table, then the config's default). No torch here: `--help` of any command stays fast."""
 from composed_ft.code import presets
-from composed_ft.code.config import MAX_POSITIONS, SCHEDULERS, preset_values
+from composed_ft.code.config import MAX_POSITIONS, PRECISIONS, SCHEDULERS, preset_values
 from composed_ft.core import presets as preset_mechanism
 
 
@@ -20,6 +20,10 @@ def common_args(p):
     g.add_argument("--vocab-size", type=int, default=None)
     g.add_argument("--seed", type=int, default=None, help="initialization, batch order, corruptions, dropout, sampling")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="CUDA only (a CPU computes in float32): bf16 -- the training step under bf16 autocast and "
+                        "TF32 matrix products (default); tf32 -- TF32 products only; fp32 -- neither "
+                        "(composed_ft/core/precision.py)")
     g.add_argument("--tag", default=None, help="free label used by `table` to group runs (main, ablation-...)")
     g.add_argument("--jobs", type=int, default=None, help="evaluator threads (default: all cores)")
     g = p.add_argument_group("model (fairseq-style names)")
@@ -157,7 +161,7 @@ def add_args_evaluate(p):
 
 # what names a run rather than configures it: never in a preset table
 _NOT_PRESET = {"stage", "experiment", "preset", "run_dir", "data", "vocab", "vocab_md5", "vocab_n", "seed", "device",
-               "tag", "jobs", "denoiser", "init", "init_stage", "reverse_model"}
+               "precision", "tag", "jobs", "denoiser", "init", "init_stage", "reverse_model"}
 
 
 def add_args_presets(p):

@@ -83,17 +83,38 @@ def _ce_and_logprob(f, srcs, tgts, yhats, epsilon, device):
     tmask = tgt_out.ne(PAD)
     loss, nll = label_smoothed_nll(lp[:n], tgt_out[:n], tmask[:n], epsilon)
     _, nll_hat = label_smoothed_nll(lp[n:], tgt_out[n:], tmask[n:], 0.0)
-    return loss, nll, -nll_hat, int(tmask[:n].sum())
+    return loss, nll, -nll_hat, sum(len(t) for t in tgts)  # = tmask[:n].sum(): targets hold no PAD
+
+
+def sample_update(f, src_groups, limits, device):
+    """Samples ŷ for every batch of an update at once: [(outputs, hit_limit)] per batch, as
+    generate(f, batch, max_len=its limit, mode="sample") would give them in distribution. The batches of
+    one update see the same parameters (the optimizer steps after the last), so one sampling pass over
+    all their sources draws from the same f; each batch's samples are then cut to its own limit (the
+    first `limit` tokens of a longer sample are a sample with that limit: it hit the limit). On a GPU one
+    pass of update_freq x the rows costs about what one batch's pass costs (decode.py)."""
+    flat = [s for g in src_groups for s in g]
+    outs, hit = generate(f, flat, max_len=max(limits), mode="sample", device=device)
+    res, k = [], 0
+    for g, limit in zip(src_groups, limits):
+        o, h = outs[k:k + len(g)], hit[k:k + len(g)]
+        k += len(g)
+        res.append(([x[:limit] for x in o], [hh or len(x) >= limit for x, hh in zip(o, h)]))
+    return res
 
 
 def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
-                  baseline="none", device=torch.device("cpu"), yhats=None):
+                  baseline="none", device=torch.device("cpu"), yhats=None, hit=None, parts=None, update_freq=1):
     """The batch loss and its parts. srcs, tgts: id lists ending with EOS. yhats (optional): the
-    samples to use instead of drawing them from f (tests)."""
+    samples to use (ending with EOS) instead of drawing them from f here (sample_update, tests), and
+    hit: which of them hit the length limit. parts (optional): the sizes of the token batches the
+    examples come from, in order (a GPU's step is a whole update, training.merge_updates): the loss is
+    then the sum over them of each batch's loss over its own tokens, divided by update_freq, and a
+    baseline is taken within each batch, as if each had been a step of its own."""
     if yhats is None:
         outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
         yhats = [o + [EOS] for o in outs]
-    else:
+    elif hit is None:
         hit = [False] * len(yhats)
     w = denoiser_nll(pi, yhats, tgts, device)
     greedy_w = None
@@ -101,9 +122,25 @@ def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp
         outs_g, _ = generate(f, srcs, max_len=max_len, mode="greedy", device=device)
         greedy_w = denoiser_nll(pi, [o + [EOS] for o in outs_g], tgts, device)
     ce, nll, logp, ntok = _ce_and_logprob(f, srcs, tgts, yhats, epsilon, device)
-    rl = reinforce_term(logp, baseline_weights(w, baseline, greedy_w), clamp_min, scale)
-    loss = (lam * ce + rl).sum() / ntok
-    extra = {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
-             "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),
-             "sample_hit_limit": sum(hit) / len(hit)}
+    if parts is None:
+        rl = reinforce_term(logp, baseline_weights(w, baseline, greedy_w), clamp_min, scale)
+        loss = (lam * ce + rl).sum() / ntok
+        extra = {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
+                 "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),
+                 "sample_hit_limit": sum(hit) / len(hit)}
+        return loss, ntok, extra
+    bounds, k = [], 0  # (first, end, target tokens) of each batch
+    for n in parts:
+        bounds.append((k, k + n, sum(len(t) for t in tgts[k:k + n])))
+        k += n
+    rl = torch.cat([reinforce_term(logp[a:b], baseline_weights(w[a:b], baseline, None if greedy_w is None
+                                                               else greedy_w[a:b]), clamp_min, scale)
+                    for a, b, _ in bounds])
+    per = lam * ce + rl
+    loss = sum(per[a:b].sum() / t for a, b, t in bounds) / update_freq
+
+    def mean(x):  # a logged value: each batch's sum over its own tokens, averaged over the batches
+        return sum(float(x[a:b].sum()) / t for a, b, t in bounds) / len(bounds)
+    extra = {"ce": mean(ce.detach()), "nll": mean(nll.detach()), "pi_nll": mean(w),
+             "logp_sample": float(logp.detach().mean()), "sample_hit_limit": sum(hit) / len(hit)}
     return loss, ntok, extra

@@ -23,9 +23,17 @@ from composed_ft.code.batching import token_batches
 from composed_ft.code.decode import generate, length_limit
 from composed_ft.code.evaluation import finish_predictor
 from composed_ft.code.losses import validation_nll
-from composed_ft.code.reinforce import composed_loss, denoiser_nll
+from composed_ft.code.reinforce import composed_loss, denoiser_nll, sample_update
 from composed_ft.code.tokens import EOS
-from composed_ft.code.training import ce_step, ce_validation, fit_stage, generation_limit, prepare, rank0_only
+from composed_ft.code.training import (
+    ce_step,
+    ce_validation,
+    eval_tokens,
+    fit_stage,
+    generation_limit,
+    prepare,
+    rank0_only,
+)
 from composed_ft.core.compose import Composed
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_text
@@ -117,6 +125,7 @@ def run_denoise(args):
                         ce_validation(run, model, vs, vt, cfg, device, max_len), cfg, ctx, "val_nll")
     if rank0_only(ctx):
         return None
+    t_eval = time.time()
     load_best(run, model)
     outs, hit = generate(model, vs, max_len=max_len, device=device)
     texts = [corpus.tok.decode(o) for o in outs]
@@ -137,6 +146,7 @@ def run_denoise(args):
         res["train_repair_input_already_clean"] = sum(a == b for a, b in zip(noisy, train_clean)) / len(outs)
         log.info("denoiser: exact repairs of the corrupted labeled train programs %.3f (already clean %.3f)",
                  res["train_repair_exact_match"], res["train_repair_input_already_clean"])
+    res["eval_s"] = time.time() - t_eval  # decoding the validation (and train repair) programs
     res["wall_s"] = time.time() - t0 + summary["resumed_train_s"]
     run.finish(res)
     ctx.close()
@@ -242,21 +252,32 @@ def run_compose(args):
     log.info("compose: f from %s (%s), Π from %s, λ=%g, %d pairs", cfg.init, cfg.init_stage, cfg.denoiser,
              cfg.lam, len(srcs))
 
+    def limit(idx):  # the samples' length limit of a batch
+        return length_limit(max(len(tgts[i]) for i in idx), max_len, cfg.sample_len_factor)
+
     def step(batch):
         xs, ys = [srcs[i] for i in batch.idx], [tgts[i] for i in batch.idx]
-        limit = length_limit(max(len(y) for y in ys), max_len, cfg.sample_len_factor)
-        return composed_loss(f, pi, xs, ys, lam=cfg.lam, epsilon=cfg.label_smoothing_at(batch.epoch), max_len=limit,
-                             clamp_min=cfg.clamp_min, scale=cfg.reinforce_scale, baseline=cfg.reinforce_baseline,
-                             device=device)
+        kw = dict(lam=cfg.lam, epsilon=cfg.label_smoothing_at(batch.epoch), clamp_min=cfg.clamp_min,
+                  scale=cfg.reinforce_scale, baseline=cfg.reinforce_baseline, device=device)
+        if not batch.merged:
+            return composed_loss(f, pi, xs, ys, max_len=limit(batch.idx), **kw)
+        # a GPU's step is a whole update (training.merge_updates): its batches' samples in one decoding pass
+        samples = sample_update(f, [[srcs[i] for i in p] for p in batch.parts], [limit(p) for p in batch.parts],
+                                device)
+        yhats = [o + [EOS] for outs, _ in samples for o in outs]
+        hit = [h for _, hits in samples for h in hits]
+        return composed_loss(f, pi, xs, ys, max_len=max(limit(p) for p in batch.parts), yhats=yhats, hit=hit,
+                             parts=[len(p) for p in batch.parts], update_freq=cfg.update_freq, **kw)
 
     def validate():
         outs, hit = generate(f, vs, max_len=max_len, device=device)
         tot, ntok = 0.0, 0
-        for idx in token_batches([len(o) + 1 for o in outs], [len(t) for t in vt], cfg.max_tokens, shuffle=False):
+        for idx in token_batches([len(o) + 1 for o in outs], [len(t) for t in vt], eval_tokens(cfg, device),
+                                 shuffle=False):
             w = denoiser_nll(pi, [outs[i] + [EOS] for i in idx], [vt[i] for i in idx], device)
             tot += float(w.sum())
             ntok += sum(len(vt[i]) for i in idx)
-        return {"val_pi_nll": tot / ntok, "val_nll": validation_nll(f, vs, vt, device, cfg.max_tokens),
+        return {"val_pi_nll": tot / ntok, "val_nll": validation_nll(f, vs, vt, device, eval_tokens(cfg, device)),
                 "val_hit_limit": int(sum(hit)), "val_exact": sum(o + [EOS] == t for o, t in zip(outs, vt)) / len(vt)}
 
     trainable = [p for p in model.parameters() if p.requires_grad]

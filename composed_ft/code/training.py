@@ -3,12 +3,12 @@ optimizer and schedule, one epoch's token batches, the cross-entropy step and va
 call of the shared training loop (composed_ft.core.trainer.fit). The stages (stages.py) differ only
 in their data, their model and, for Composed, their step."""
 import logging
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 
 from composed_ft.code import config
-from composed_ft.code.batching import collate, epoch_generator, shard, token_batches
+from composed_ft.code.batching import TokenTable, epoch_generator, shard, token_batches
 from composed_ft.code.corpus import Corpus
 from composed_ft.code.decode import generate, length_limit
 from composed_ft.code.losses import batch_nll, validation_nll
@@ -59,27 +59,77 @@ def generation_limit(cfg, golds):
 
 
 class Batch(NamedTuple):
-    """One batch of an epoch: the epoch travels with it to the loss (label smoothing can switch)."""
+    """One step's examples: the epoch travels with them to the loss (label smoothing can switch); `rows`
+    holds idx on the model's device (copied once per epoch for every batch, not once per step); `parts`
+    the token batches whose losses the step sums, each normalized by its own target tokens (fairseq's
+    normalization per batch): (idx,) for one batch, or the update_freq batches of an update when
+    `merged`."""
     epoch: int
     idx: List[int]
+    rows: Optional[torch.Tensor] = None
+    parts: Tuple[List[int], ...] = ()
+    merged: bool = False
+
+
+def merge_updates(device):
+    """On a GPU an update's update_freq batches run as one step: the same examples, losses and gradient
+    (each batch's loss over its own tokens, divided by update_freq, as the accumulation does), from one
+    forward and backward instead of update_freq. Its launches, not its arithmetic, bound a step of the
+    paper's 4,000-token batches there; a CPU keeps one step per batch, as its runs were made."""
+    return device.type == "cuda"
+
+
+def step_update_freq(cfg, device):
+    """The update_freq the training loop accumulates over: 1 when the steps are whole updates."""
+    return 1 if merge_updates(device) else cfg.update_freq
+
+
+def eval_tokens(cfg, device):
+    """Tokens per batch of a validation pass: --max-tokens, x16 on a GPU (a few big forward passes cost
+    less than many small ones; the NLL is the same sum)."""
+    return cfg.max_tokens * (16 if device.type == "cuda" else 1)
 
 
 def epoch_batches(sources, tgt_lens, cfg, ctx):
     """batches(epoch) for the training loop: token batches of that epoch's sources, shuffled (the same
-    order on every torchrun process), this process's slice of each."""
+    order on every torchrun process), this process's slice of each; on a GPU one step per update
+    (merge_updates)."""
     def batches(epoch):
         src_lens = [len(s) for s in sources(epoch)]
-        idx = token_batches(src_lens, tgt_lens, cfg.max_tokens, shuffle=True,
-                            generator=epoch_generator(cfg.seed, ctx, epoch))
-        return [Batch(epoch, b) for b in shard(idx, ctx)]
+        idx = shard(token_batches(src_lens, tgt_lens, cfg.max_tokens, shuffle=True,
+                                  generator=epoch_generator(cfg.seed, ctx, epoch)), ctx)
+        flat = torch.tensor([i for b in idx for i in b], dtype=torch.long).to(ctx.device)
+        out, k = [], 0
+        if merge_updates(ctx.device):
+            for j in range(0, len(idx), cfg.update_freq):
+                parts = tuple(idx[j:j + cfg.update_freq])
+                n = sum(len(b) for b in parts)
+                out.append(Batch(epoch, [i for b in parts for i in b], flat[k:k + n], parts, True))
+                k += n
+            return out
+        for b in idx:
+            out.append(Batch(epoch, b, flat[k:k + len(b)], (b,)))
+            k += len(b)
+        return out
     return batches
+
+
+def per_batch_mean(values, batch, ntoks, update_freq):
+    """A merged step's loss: sum over its batches of (the batch's values summed / its tokens), divided by
+    update_freq -- what the accumulated steps of one batch each add to the gradient."""
+    parts = values.split([len(p) for p in batch.parts])
+    return sum(v.sum() / n for v, n in zip(parts, ntoks)) / update_freq
 
 
 def optimizer(params, cfg, lengths):
     """AdamW and the lr schedule. lengths() -> (source lengths, target lengths) of an epoch's
     examples, read only by the cosine schedule: its length is max_epoch x updates per epoch, or
     --max-update when that is smaller."""
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
+    # fused: one kernel for every parameter's update on a GPU (the foreach default launches several per
+    # tensor group); a CPU keeps torch's default, whose numbers the smoke and cpu runs were made with
+    fused = True if params and params[0].is_cuda else None
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay,
+                            fused=fused)
     total = 0
     if cfg.lr_scheduler == "cosine":
         n_batches = len(token_batches(*lengths(), cfg.max_tokens, shuffle=False))
@@ -89,14 +139,36 @@ def optimizer(params, cfg, lengths):
     return opt, schedule.build(cfg.lr_scheduler, opt, cfg.warmup_updates, total, cfg.min_lr_ratio)
 
 
+def tables(sources, tgts, device):
+    """table(epoch) -> (source TokenTable of that epoch's sources, target TokenTable), on the device; a
+    source table is rebuilt only when sources(epoch) is a new list (a fresh corruption per epoch)."""
+    tgt_table = TokenTable(tgts, device)
+    held = {"srcs": None, "table": None}
+
+    def table(epoch):
+        srcs = sources(epoch)
+        if srcs is not held["srcs"]:
+            held["srcs"], held["table"] = srcs, TokenTable(srcs, device)
+        return held["table"], tgt_table
+    return table
+
+
 def ce_step(model, sources, tgts, cfg, device):
-    """The label-smoothed cross-entropy step; sources(epoch) -> the epoch's source id lists."""
+    """The label-smoothed cross-entropy step; sources(epoch) -> the epoch's source id lists. Nothing in
+    it waits for the device: the token count comes from the host's lengths, the logged NLL stays a
+    device tensor (float64, as the float it replaced)."""
+    table = tables(sources, tgts, device)
+
     def step(batch):
-        srcs = sources(batch.epoch)
-        b = collate([srcs[i] for i in batch.idx], [tgts[i] for i in batch.idx], device)
+        src_table, tgt_table = table(batch.epoch)
+        b = src_table.collate(tgt_table, batch.idx, batch.rows)
         loss, nll = batch_nll(model, b, cfg.label_smoothing_at(batch.epoch))
-        ntok = int(b["tgt_mask"].sum())
-        return loss.sum() / ntok, ntok, {"nll": float(nll.detach().sum()) / ntok}
+        ntok = sum(tgt_table.lens[i] for i in batch.idx)  # = b["tgt_mask"].sum(): targets hold no PAD
+        if batch.merged:
+            ntoks = [sum(tgt_table.lens[i] for i in p) for p in batch.parts]
+            return (per_batch_mean(loss, batch, ntoks, cfg.update_freq), ntok,
+                    {"nll": per_batch_mean(nll.detach().double(), batch, ntoks, cfg.update_freq)})
+        return loss.sum() / ntok, ntok, {"nll": nll.detach().sum().double() / ntok}
     return step
 
 
@@ -105,7 +177,7 @@ def ce_validation(run, model, vs, vt, cfg, device, max_len):
     the gold target (token ids; no judging, so cheap enough to log a curve). Greedy decoding draws no
     random numbers, so logging it does not change training."""
     def validate():
-        out = {"val_nll": validation_nll(model, vs, vt, device, cfg.max_tokens)}
+        out = {"val_nll": validation_nll(model, vs, vt, device, eval_tokens(cfg, device))}
         every = cfg.val_decode_interval
         if every and (run.n_metrics() + 1) % every == 0:   # the epoch being validated (resume-safe)
             outs, _ = generate(model, vs, max_len=max_len, device=device)
@@ -121,7 +193,8 @@ def fit_stage(run, model, trainable, sources, tgts, step, validate, cfg, ctx, be
     opt, sched = optimizer(trainable, cfg, lambda: ([len(s) for s in sources(1)], tl))
     n_params = sum(p.numel() for p in trainable)
     return fit(run, model, opt, epoch_batches(sources, tl, cfg, ctx), step, validate, max_epoch=cfg.max_epoch,
-               scheduler=sched, update_freq=cfg.update_freq, clip_norm=cfg.clip_norm, best_metric=best_metric,
-               best_mode="last" if cfg.checkpoint_select == "last" else "min", save_interval=cfg.save_interval,
-               log_interval=cfg.log_interval, flops_per_item=6 * n_params, device=ctx.device,
-               max_updates=cfg.max_update, ddp=ctx)
+               scheduler=sched, update_freq=step_update_freq(cfg, ctx.device), clip_norm=cfg.clip_norm,
+               best_metric=best_metric, best_mode="last" if cfg.checkpoint_select == "last" else "min",
+               save_interval=cfg.save_interval, log_interval=cfg.log_interval, flops_per_item=6 * n_params,
+               device=ctx.device,
+               max_updates=cfg.max_update, ddp=ctx, precision_name=cfg.precision)

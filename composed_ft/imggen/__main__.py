@@ -18,6 +18,9 @@ def common_args(p):
     p.add_argument("--seed", type=int, default=0, help="initialization, batch order, noise, dropout")
     p.add_argument("--run-dir", required=True, help="run directory (config, metrics, checkpoints, results)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", choices=["bf16", "tf32", "fp32"], default="bf16",
+                   help="CUDA only (a CPU computes in float32): bf16 autocast of the training step and TF32 matrix "
+                        "products, TF32 only, or neither (composed_ft/core/precision.py)")
     p.add_argument("--tag", default="", help="free label used by `table` to group runs (main, ablation-...)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--beta1", type=float, default=0.5)
@@ -61,6 +64,8 @@ def add_train_args(p):
     p.add_argument("--bn-eps", type=float, default=None,
                    help="eps of f's BatchNorm layers (the preset's: the authors' BatchNorm1d(n, 0.8); 1e-5: torch's "
                         "default)")
+    p.add_argument("--max-update", type=int, default=None,
+                   help="stop after this many updates (0: no limit; the paper-size dry run's cap)")
     p.add_argument("--save-interval", type=int, default=None, help="checkpoint every N epochs")
     p.add_argument("--log-interval", type=int, default=None, help="log a line every N epochs")
 

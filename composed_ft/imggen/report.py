@@ -6,6 +6,10 @@ Direct, Composed at each number of labeled examples) and the claim (Composed Π(
 Direct, paired by seed, with a 95% CI of the difference); every other tag gives an ablation table
 whose rows are the settings that vary between its runs, with the main runs of the same seeds as its
 reference rows (the runner does not train those twice). Values are mean ± std over seeds."""
+import functools
+import gzip
+import json
+import math
 import os
 import time
 from collections import defaultdict
@@ -79,6 +83,68 @@ def paired(new, ref):
     return m, sd, n, tables.ci95(d)
 
 
+# ---------------------------------------------------------------- per test pair
+
+PAIR_RECORDS = "eval_test.jsonl"  # train.py writes it (the archive keeps it gzip-compressed)
+
+
+@functools.lru_cache(maxsize=None)
+def _pair_records(path):
+    for name, opener in ((PAIR_RECORDS, open), (PAIR_RECORDS + ".gz", gzip.open)):
+        f = os.path.join(path, name)
+        if os.path.exists(f):
+            with opener(f, "rt") as fh:
+                rows = [json.loads(line) for line in fh if line.strip()]
+            return {(r["font"], r["char"]): (r["mse_base"], r["mse_denoised"]) for r in rows}
+    return None
+
+
+def pair_mse(run, output):
+    """{(font, character): the run's MSE on that test pair} of its `output` ("base": f(x), "denoised":
+    Π(f(x))), or None for a run without per-pair records."""
+    recs = _pair_records(run["path"])
+    return None if recs is None else {k: v[output == "denoised"] for k, v in recs.items()}
+
+
+def own_output(run):
+    """The output a model is selected and compared by: Π(f(x)) for Composed, f(x) for Direct."""
+    return "denoised" if run["config"]["method"] == "composed" else "base"
+
+
+def paired_pairs(new, ref):
+    """Two models tested on the same (font, character) pairs: new, ref = lists of (run, output). Per test
+    pair the difference new - ref is averaged over the seeds both have (the test pairs are the sample:
+    this CI says whether the difference is larger than test-set noise for these trained models; the
+    seed CI says whether it survives retraining). Pairs common to every run; None without records or a
+    common seed. Returns {n, seeds, diff, se, ci: (lo, hi), mde}: mde is the smallest true difference
+    detected with 80% power at the 5% level."""
+    get = lambda runs: {r["config"]["seed"]: pair_mse(r, o) for r, o in runs}  # noqa: E731
+    a, b = get(new), get(ref)
+    seeds = sorted(s for s in a if s in b and a[s] is not None and b[s] is not None)
+    if not seeds:
+        return None
+    keys = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+    n = len(keys)
+    if n < 2:
+        return None
+    d = [sum(a[s][k] - b[s][k] for s in seeds) / len(seeds) for k in keys]
+    m = sum(d) / n
+    se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n)
+    return {"n": n, "seeds": seeds, "diff": m, "se": se, "ci": (m - tables.Z95 * se, m + tables.Z95 * se),
+            "mde": (tables.Z95 + tables.Z80) * se}
+
+
+def pair_cell(p, digits=4):
+    """A per-pair comparison as `+0.0012 [-0.0003, +0.0027]`, or — without records."""
+    if p is None:
+        return "—"
+    return f"{p['diff']:+.{digits}f} [{p['ci'][0]:+.{digits}f}, {p['ci'][1]:+.{digits}f}]"
+
+
+def pair_resolved(p):
+    return p is not None and (p["ci"][0] > 0 or p["ci"][1] < 0)
+
+
 def verdict(m, h, n):
     """The sign of Composed - Direct (test MSE) and whether the seeds resolve it."""
     if n == 0:
@@ -89,34 +155,48 @@ def verdict(m, h, n):
     return f"{sign}; " + ("resolved: CI excludes 0" if (m + h < 0 or m - h > 0) else "not resolved: CI contains 0")
 
 
+def pair_verdict(p):
+    if p is None:
+        return "no per-pair records"
+    return ("resolved: CI excludes 0" if pair_resolved(p) else "not resolved: CI contains 0") + \
+        f" (detects ±{p['mde']:.4f})"
+
+
 def claim_rows(main):
     """Per labeled size: Composed Π(f(x)) against each Direct f(x) and against the better of the two
     (the lower seed-mean test MSE; choosing it on the test set only makes the reference stronger)."""
     rows, words = [], []
     for n in sorted({r["config"]["n_train"] for r in main}, reverse=True):
         at = [r for r in main if r["config"]["n_train"] == n]
-        comp = by_seed([r for r in at if model_label(r) == "Composed"], "test_mse_denoised")
-        directs = {lab: by_seed([r for r in at if model_label(r) == lab], "test_mse_base")
-                   for lab in MODELS[:3]}
+        comp_runs = [r for r in at if model_label(r) == "Composed"]
+        comp = by_seed(comp_runs, "test_mse_denoised")
+        direct_runs = {lab: [r for r in at if model_label(r) == lab] for lab in MODELS[:3]}
+        directs = {lab: by_seed(rs, "test_mse_base") for lab, rs in direct_runs.items()}
         directs = {k: v for k, v in directs.items() if v}
         if not directs or not comp:
             continue
         mean = lambda d: sum(d.values()) / len(d)  # noqa: E731
         better = min(directs, key=lambda k: mean(directs[k]))
-        pairs = list(directs.items()) + ([(f"better Direct = {better}", directs[better])] if len(directs) > 1 else [])
-        for lab, ref in pairs:
+        pairs = [(lab, lab) for lab in directs] + ([(f"better Direct = {better}", better)] if len(directs) > 1 else [])
+        for lab, model in pairs:
+            ref = directs[model]
             m, sd, k, h = paired(comp, ref)
+            pp = paired_pairs([(r, "denoised") for r in comp_runs], [(r, "base") for r in direct_runs[model]])
             ci = f"[{m - h:+.4f}, {m + h:+.4f}]" if k >= 2 else "— (1 seed)"
             rows.append([str(n), lab, list(ref.values()), list(comp.values()),
                          f"{m:+.4f} ± {sd:.4f}" if k >= 2 else f"{m:+.4f}", ci,
-                         f"{100 * m / mean(ref):+.1f}%", verdict(m, h, k), " ".join(map(str, sorted(comp)))])
+                         f"{100 * m / mean(ref):+.1f}%", verdict(m, h, k), pair_cell(pp),
+                         pair_verdict(pp), " ".join(map(str, sorted(comp)))])
             if lab.startswith("better") or len(directs) == 1:
                 words.append(f"- **{n} labeled**: Composed Π(f(x)) {mean(comp):.4f} vs {better} {mean(ref):.4f}: "
                              f"{verdict(m, h, k)} (paired difference {m:+.4f}"
                              + (f", 95% CI [{m - h:+.4f}, {m + h:+.4f}]; the seeds resolve differences larger "
-                                f"than ±{h:.4f}" if k >= 2 else "") + ").")
-    header = ["labeled", "reference", "Direct f(x)", "Composed Π(f(x))", "difference (paired)", "95% CI",
-              "relative", "verdict", "seeds"]
+                                f"than ±{h:.4f}" if k >= 2 else "")
+                             + (f"; per test pair {pair_cell(pp)} over {pp['n']} pairs x {len(pp['seeds'])} "
+                                f"seed(s): {pair_verdict(pp)}" if pp else "") + ").")
+    header = ["labeled", "reference", "Direct f(x)", "Composed Π(f(x))", "difference (paired by seed)",
+              "95% CI (seeds)", "relative", "verdict (seeds)", "difference per test pair, 95% CI",
+              "verdict (test pairs)", "seeds"]
     return header, rows, words
 
 
@@ -155,7 +235,11 @@ def _show(key, v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def ablation_table(runs, refs=()):
+def ablation_table(runs, refs=(), tag=""):
+    """One row per setting and method (mean over seeds), the main runs as reference rows, and per row its
+    difference per test pair (95% CI over the pairs; one seed cannot give a seed CI) from the row it is
+    measured against: the main run of the same method and size, or for the labeled-examples ablation,
+    Composed against the authors' Direct at the same size."""
     everything = list(runs) + list(refs)
     ref_paths = {r["path"] for r in refs}
     varied = [k for k in VARIED if len({repr(cfg(r, k)) for r in everything}) > 1]
@@ -165,41 +249,66 @@ def ablation_table(runs, refs=()):
 
     def sort_key(k):
         return tuple((v is None, v if isinstance(v, (int, float)) else 0, str(v)) for v in k)
+
+    def against(rs, is_ref):
+        c = rs[0]["config"]
+        if tag == "ablation-labeled":
+            if c["method"] != "composed":
+                return None
+            return [r for r in everything if r["config"]["method"] == "direct" and
+                    r["config"]["n_train"] == c["n_train"] and cfg(r, "variant") != STRONG]
+        if is_ref:
+            return None
+        return [r for r in refs if r["config"]["method"] == c["method"] and r["config"]["n_train"] == c["n_train"]]
+
     rows = []
     for key in sorted(groups, key=sort_key):
         rs = groups[key]
         res = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
         is_ref = all(r["path"] in ref_paths for r in rs)
+        other = against(rs, is_ref)
+        pp = paired_pairs([(r, own_output(r)) for r in rs], [(r, own_output(r)) for r in other]) if other else None
         rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (" (main run)" if is_ref else ""),
                     res("test_mse_base"), res("test_mse_denoised"),
                     tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
-                    " ".join(str(r["results"]["best_epoch"]) for r in rs), _seeds(rs)])
+                    " ".join(str(r["results"]["best_epoch"]) for r in rs),
+                    pair_cell(pp) + (" *" if pair_resolved(pp) else ""), _seeds(rs)])
+    delta = ("Composed Π(f(x)) − Direct f(x), per test pair [95% CI]" if tag == "ablation-labeled" else
+             "Δ vs main run (own output), per test pair [95% CI]")
     return varied + ["method", "test MSE f(x)", "test MSE Π(f(x))", "‖f‖", "spread of f(x)", "best epoch",
-                     "seeds"], rows
+                     delta, "seeds"], rows
 
 
-BUDGET_RULE = ("the budget is 1.5 x the probe's best epoch (the one with the lowest validation MSE of the "
-               "model's own selection metric), rounded up to a multiple of 50 epochs")
+BUDGET_RULE = ("the budget is 1.5 x the probe's best point (the lowest validation MSE of the model's own selection "
+               "metric) rounded up, in the method's unit: Direct in epochs (to a multiple of 50; it overfits per pass "
+               "over the data), Composed in updates (to a multiple of 1,000, the same at every labeled size: the L2 "
+               "penalty shrinks f per update); the larger over the labeled sizes")
 
 
-def suggested_budget(best_epoch):
-    return -(-int(1.5 * best_epoch) // 50) * 50
+def suggested_budget(run):
+    """(value, unit) the rule gives for one probe."""
+    res = run["results"]
+    if run["config"]["method"] == "composed":
+        per_epoch = res["updates"] / max(res["epochs"], 1)
+        return -(-int(1.5 * res["best_epoch"] * per_epoch) // 1000) * 1000, "updates"
+    return -(-int(1.5 * res["best_epoch"]) // 50) * 50, "epochs"
 
 
 def budget_rows(probes):
-    """Per probe: its length, best epoch, the validation MSE there and at fractions of the run, and the
-    budget the rule gives."""
+    """Per probe: its length, best epoch (and update), the validation MSE there and at fractions of the run,
+    and the budget the rule gives."""
     rows = []
     for r in sorted(probes, key=lambda r: (-r["config"]["n_train"], model_label(r))):
         res = r["results"]
         curve = {m["epoch"]: m["val_mse"] for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m}
         at = lambda e: [curve[e]] if e in curve else "—"  # noqa: E731
-        best = res["best_epoch"]
-        rows.append([str(r["config"]["n_train"]), model_label(r), str(res["epochs"]), str(best), at(best),
-                     at(max(1, best // 2)), at(min(res["epochs"], 2 * best)), at(res["epochs"]),
-                     str(suggested_budget(best))])
-    return ["labeled", "model", "probe epochs", "best epoch", "val MSE at best", "at best/2", "at 2 x best",
-            "at the end", "budget by the rule"], rows
+        best, per_epoch = res["best_epoch"], res["updates"] / max(res["epochs"], 1)
+        value, unit = suggested_budget(r)
+        rows.append([str(r["config"]["n_train"]), model_label(r), f"{res['epochs']} ({res['updates']})",
+                     f"{best} ({int(best * per_epoch)})", at(best), at(max(1, best // 2)),
+                     at(min(res["epochs"], 2 * best)), at(res["epochs"]), f"{value:,} {unit}"])
+    return ["labeled", "model", "probe epochs (updates)", "best epoch (update)", "val MSE at best", "at best/2",
+            "at 2 x best", "at the end", "budget by the rule"], rows
 
 
 def wall_s(run):
@@ -308,7 +417,12 @@ def write_tables(runs_root, out):
         if rows:
             sections.append("### The claim: Composed Π(f(x)) against Direct f(x)\n\n"
                             "Paired by seed: difference = Composed − Direct test MSE (negative: Composed better), "
-                            "mean ± std over seeds and the 95% CI of its mean (Student's t).\n")
+                            "mean ± std over seeds and the 95% CI of its mean (Student's t): does the sign survive "
+                            "retraining? Per test pair: every model is tested on the same (font, character) pairs; "
+                            "the difference of the two models' MSE on a pair, averaged over the seeds, has a 95% "
+                            "normal CI over the pairs: is the difference larger than the test set's sampling noise "
+                            "(for these trained models; it says nothing about retraining)? `detects ±x`: the "
+                            "smallest true difference found with 80% power at the 5% level.\n")
             sections.append(("", h, rows, {"digits": 4}))
             sections.append("In words:\n\n" + "\n".join(words) + "\n")
     probes = [r for r in predictors if r["config"].get("tag") == "budget"]
@@ -316,9 +430,17 @@ def write_tables(runs_root, out):
         sections.append(f"### Budget probes\n\nOne long run per main model (seed {_seeds(probes)}); its validation "
                         f"curve sets the cpu budget by one rule for every model: {BUDGET_RULE}.\n")
         sections.append(("", *budget_rows(probes), {"digits": 4}))
-    for tag in sorted({r["config"].get("tag") for r in predictors} - {"main", "budget"}):
+    abl_tags = sorted({r["config"].get("tag") for r in predictors} - {"main", "budget"})
+    if abl_tags:
+        sections.append("### Ablations\n\nOne row per setting (mean over the seeds it ran) beside the main runs of "
+                        "the same seeds (`main run`). A one-seed ablation has no seed CI; its Δ column is the "
+                        "per-test-pair difference from the row it is measured against, with a 95% CI over the test "
+                        "pairs (`*`: the CI excludes 0). That CI covers the test set's sampling noise only: a "
+                        "seed-to-seed spread (main table) is not in it, so a starred Δ smaller than the main runs' "
+                        "seed std is not evidence.\n")
+    for tag in abl_tags:
         tagged = [r for r in predictors if r["config"].get("tag") == tag]
-        h, rows = ablation_table(tagged, reference_runs(tag, tagged, main))
+        h, rows = ablation_table(tagged, reference_runs(tag, tagged, main), tag)
         sections.append((f"Ablation: {tag}", h, rows, {"digits": 4}))
     if denoisers:
         h, rows = denoiser_rows(denoisers)

@@ -11,12 +11,14 @@ from ..core.io import atomic_path
 from ..core.runs import read_jsonl
 from ..core.tables import by_seed, ci_cell, md_table, mean_std, mean_std_cell, rel_link, seed_paired_claim
 from .plots import read_panels, stack_panels
-from .report import MODELS, curves, model_label, norm, settings
+from .report import MODELS, curves, model_label, norm, pair_cell, pair_resolved, paired_pairs, settings
 
 CLAIMS_HEADER = ["comparison", "paper", "ours: reference → composed/new", "agrees"]
 CLAIMS_NOTE = ("`agrees` compares the direction of our seed means with the claim. The paired 95% CI is that of the "
                "per-seed difference (both methods of a seed share data and initialization); \"within noise\": our "
-               "seeds do not resolve the sign.\n")
+               "seeds do not resolve the sign. Per test pair (test MSE rows): the two models' MSE difference on "
+               "each (font, character) test pair, averaged over the seeds, with a 95% normal CI over the pairs — "
+               "test-set sampling noise for these trained models, not retraining noise.\n")
 
 # Rows of the test-MSE table: (label, model of the run (report.model_label), results key).
 ROWS = [("Direct (authors') f(x)", "Direct (authors')", "test_mse_base"),
@@ -70,6 +72,11 @@ def imggen_section(runs, root, out, figdir, title):
         better = min(directs, key=lambda m: mean_std(list(directs[m].values()))[0])
         for m in sorted(directs, key=lambda m: m != better):
             measured, _, verdict = seed_paired_claim(comp, directs[m], lower_is_better=True, digits=4)
+            pp = paired_pairs([(r, "denoised") for r in of(n, "Composed")], [(r, "base") for r in of(n, m)])
+            if pp:
+                measured += (f"; per test pair {pair_cell(pp)} over {pp['n']} pairs × {len(pp['seeds'])} seed(s), "
+                             f"detects ±{pp['mde']:.4f}")
+                verdict += "; test pairs: " + ("CI excludes 0" if pair_resolved(pp) else "within noise")
             tag = " (the better Direct: the claim)" if m == better and len(directs) > 1 else ""
             claims.append([f"{n} labeled: Composed Π(f(x)) vs {m} f(x){tag}, test MSE",
                            "Composed has lower test MSE than Direct", measured, verdict])

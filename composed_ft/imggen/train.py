@@ -3,6 +3,7 @@ Composed through the frozen Π with an L2 penalty on f); evaluate f and Π∘f o
 
 Each stage is one run directory (composed_ft.core.runs) and one call of the shared training loop
 (composed_ft.core.trainer.fit)."""
+import json
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from ..core import checkpoint, distributed
 from ..core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from ..core.errors import UserError
+from ..core.io import atomic_path
 from ..core.perf import forward_flops
 from ..core.runs import Run
 from ..core.seed import seed_everything
@@ -131,7 +133,7 @@ def denoise(args):
         max_epoch, max_updates = max(args.max_epoch, -(-args.min_updates // steps_per_epoch)), 0
     summary = fit(run, model, opt, wrap_batches(_batches(len(clean), args.batch_size, device, ctx)), step, validate,
                   max_epoch=max_epoch, max_updates=max_updates, best_metric="val_mse", save_interval=1,
-                  log_interval=1, flops_per_item=flops, device=device, ddp=ctx)
+                  log_interval=1, flops_per_item=flops, device=device, ddp=ctx, precision_name=args.precision)
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
@@ -191,6 +193,20 @@ def stretch(images):
     return (images - lo) / (hi - lo).clamp_min(1e-8) * 2 - 1
 
 
+# Per test pair: its font and character and the MSE of f(x) and Π(f(x)). Every model of a split is tested
+# on the same pairs, so two models' per-pair differences give a paired CI over the test pairs (report.py).
+PAIR_RECORDS = "eval_test.jsonl"
+
+
+@torch.no_grad()
+def write_pair_records(path, split, base, den):
+    per = lambda out: [float(f"{v:.6g}") for v in ((out - split.image) ** 2).flatten(1).mean(dim=1).tolist()]  # noqa: E731
+    rows = zip(split.font.tolist(), split.char.tolist(), per(base), per(den))
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.writelines(json.dumps({"font": f, "char": c, "mse_base": b, "mse_denoised": d}) + "\n"
+                      for f, c, b, d in rows)
+
+
 def train_predictor(args):
     """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters)."""
     run, ctx = _start(args)
@@ -239,9 +255,15 @@ def train_predictor(args):
     if args.method == "composed":
         # The frozen U-Net costs a forward and an input-gradient backward (no weight gradients).
         flops += 2 * forward_flops(denoiser, tr.image[:1])
+    # The budget: --max-update updates when given (the same number at every labeled size: the cpu preset's
+    # Composed, whose progress is per update: the L2 penalty shrinks f by a step each update), else
+    # --max-epoch epochs (Direct: it overfits per pass over the data); imggen/README.md's budget probes.
+    steps_per_epoch = -(-len(tr) // args.batch_size)
+    max_epoch = -(-args.max_update // steps_per_epoch) if args.max_update else args.max_epoch
     summary = fit(run, model, opt, _batches(len(tr), args.batch_size, device, ctx), step, validate,
-                  max_epoch=args.max_epoch, best_metric="val_mse", save_interval=args.save_interval,
-                  log_interval=args.log_interval, flops_per_item=flops, device=device, ddp=ctx)
+                  max_epoch=max_epoch, best_metric="val_mse", save_interval=args.save_interval,
+                  log_interval=args.log_interval, flops_per_item=flops, device=device, ddp=ctx,
+                  max_updates=args.max_update or 0, precision_name=args.precision)
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
@@ -273,6 +295,7 @@ def train_predictor(args):
             (f"{args.method}: base predictor f(x), each image stretched to the full range", stretch(base).cpu().numpy(),
              "base_stretched")],
             pos)
+    write_pair_records(run.file(PAIR_RECORDS), te, base, den)
     plots.learning_curves(run.file("curves.png"), run.metrics(),
                           ["train_mse", "val_mse_base", "val_mse_denoised"], f"{args.method}, {len(tr)} labeled")
     log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d; ‖f‖ %.1f, spread of f(x) %.3f)", args.method,

@@ -62,7 +62,7 @@ def randomized(seed=0):
     return m
 
 
-@pytest.mark.parametrize("cache", ["fast", "hf"])
+@pytest.mark.parametrize("cache", ["fast", "static", "hf"])
 @pytest.mark.parametrize("mode", ["greedy", "beam", "sample"])
 def test_decode_with_cache_equals_without(mode, cache):
     for m in (tiny().eval(), randomized()):
@@ -86,8 +86,13 @@ def test_incremental_decoder_logits_equal_transformers():
         full = m(input_ids=src, attention_mask=mask, decoder_input_ids=ys).logits.float()
         fast = _Stepper(m, src, mask, 10, "fast")
         steps = torch.stack([fast(ys[:, :t + 1]) for t in range(ys.size(1))], dim=1)
+        # the GPU's static-shape step (what its CUDA graph captures), run uncaptured; its logits tensor
+        # is overwritten by the next step, so each is copied
+        static = _Stepper(m, src, mask, 10, "static")
+        static_steps = torch.stack([static(ys[:, :t + 1]).clone() for t in range(ys.size(1))], dim=1)
     assert full.abs().max() > 1.0  # a model whose logits are far from uniform
     torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(static_steps, full, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("impl", ["mbart", "torch", "torch-pre"])
@@ -212,17 +217,17 @@ def test_set_dropout_changes_rates():
 @pytest.mark.parametrize("impl", ["mbart", "torch-pre"])
 def test_learns_to_copy_and_greedy_decodes_it(impl):
     """Training (BOS-shifted teacher forcing) and decoding agree: a tiny model learns a copy task
-    and greedy decoding reproduces unseen sequences (both implementations). One thread: a matrix
-    product's rounding depends on how many threads split it, and 250 Adam steps carry that difference
-    far enough to move the count (17 with 2 threads, 18 with 1, once) -- the test must not depend on
-    the machine's thread count."""
+    and greedy decoding reproduces unseen sequences (both implementations). One thread, 400 Adam steps
+    and 50 test sequences with a 90% bar: a matrix product's rounding depends on the threads and the CPU's
+    instruction set, and with 250 steps and 20 sequences the count moved between 17 and 18 of 20 from one
+    machine to the next; measured here 48-50 of 50 with 1 or 2 threads (chance: ~0)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         outs, hit, xs = _train_copy(impl)
     finally:
         torch.set_num_threads(threads)
-    assert sum(o == x[:-1] for o, x in zip(outs, xs)) >= 18 and not any(hit)
+    assert sum(o == x[:-1] for o, x in zip(outs, xs)) >= 45 and not any(hit)
 
 
 def _train_copy(impl):
@@ -235,14 +240,14 @@ def _train_copy(impl):
         return [torch.randint(4, 20, (int(torch.randint(3, 7, ())),)).tolist() + [EOS] for _ in range(n)]
 
     m.train()
-    for _ in range(250):
+    for _ in range(400):
         xs = sample(32)
         b = batching.collate(xs, xs, torch.device("cpu"))
         loss, _ = losses.batch_nll(m, b)
         (loss.sum() / b["tgt_mask"].sum()).backward()
         opt.step()
         opt.zero_grad()
-    xs = sample(20)
+    xs = sample(50)
     outs, hit = generate(m, xs, max_len=12)
     return outs, hit, xs
 

@@ -1,0 +1,73 @@
+"""composed_ft/imggen/report.py's per-test-pair comparisons: records read from a run directory (plain or
+as archived, gzip-compressed), paired by (font, character), averaged over seeds, and the ablation tables'
+Δ column built from them."""
+import gzip
+import json
+import math
+
+from composed_ft.core import tables
+from composed_ft.imggen import report
+
+
+def run(tmp_path, name, method, seed, mse, n_train=100, tag="main", gz=False, **config):
+    """A finished predictor run whose per-pair records hold `mse` (a list: MSE of its own output per pair,
+    pair i = (font i % 7, char i)); results hold their means."""
+    d = tmp_path / name
+    d.mkdir(parents=True)
+    own = "mse_denoised" if method == "composed" else "mse_base"
+    recs = [{"font": i % 7, "char": i, "mse_base": v + 0.5 * (method == "composed"), "mse_denoised": v}
+            if own == "mse_denoised" else {"font": i % 7, "char": i, "mse_base": v, "mse_denoised": v + 0.1}
+            for i, v in enumerate(mse)]
+    text = "".join(json.dumps(r) + "\n" for r in reversed(recs))  # the order must not matter
+    if gz:
+        with gzip.open(d / (report.PAIR_RECORDS + ".gz"), "wt") as f:
+            f.write(text)
+    else:
+        (d / report.PAIR_RECORDS).write_text(text)
+    cfg = {"stage": "train", "tag": tag, "method": method, "seed": seed, "n_train": n_train, "bn_eps": 0.8,
+           "dropout": 0.0, "l2": 0.0, **config}
+    res = {"method": method, "n_test": len(mse), "best_epoch": 1, "epochs": 2,
+           "test_mse_base": sum(r["mse_base"] for r in recs) / len(recs),
+           "test_mse_denoised": sum(r["mse_denoised"] for r in recs) / len(recs)}
+    return {"path": str(d), "config": cfg, "results": res}
+
+
+def test_paired_pairs_averages_seeds_per_pair_and_gives_a_normal_ci(tmp_path):
+    ref = [0.30, 0.20, 0.40, 0.10, 0.25]
+    new = {0: [0.28, 0.21, 0.35, 0.09, 0.20], 1: [0.27, 0.19, 0.37, 0.10, 0.22]}
+    comp = [run(tmp_path, f"c{s}", "composed", s, new[s], gz=s == 1) for s in (0, 1)]
+    direct = [run(tmp_path, f"d{s}", "direct", s, ref) for s in (0, 1)]
+    p = report.paired_pairs([(r, "denoised") for r in comp], [(r, "base") for r in direct])
+    d = [(new[0][i] + new[1][i]) / 2 - ref[i] for i in range(5)]
+    m = sum(d) / 5
+    se = math.sqrt(sum((x - m) ** 2 for x in d) / 4 / 5)
+    assert p["n"] == 5 and p["seeds"] == [0, 1]
+    assert math.isclose(p["diff"], m, abs_tol=1e-12) and math.isclose(p["se"], se, rel_tol=1e-9)
+    assert math.isclose(p["ci"][1], m + tables.Z95 * se, rel_tol=1e-9) and report.pair_resolved(p)
+    assert report.pair_cell(p) == f"{m:+.4f} [{m - tables.Z95 * se:+.4f}, {m + tables.Z95 * se:+.4f}]"
+    # a seed only one side has is left out; no common seed or no records: None
+    assert report.paired_pairs([(comp[0], "denoised")], [(direct[1], "base")]) is None
+    bare = dict(direct[0], path=str(tmp_path / "none"))
+    assert report.paired_pairs([(comp[0], "denoised")], [(bare, "base")]) is None
+    assert report.pair_cell(None) == "—"
+
+
+def test_ablation_rows_carry_their_per_pair_difference_from_the_main_run(tmp_path):
+    main = [run(tmp_path, "main/c", "composed", 0, [0.2, 0.3, 0.4, 0.5], l2=1e-4),
+            run(tmp_path, "main/d", "direct", 0, [0.2, 0.3, 0.4, 0.5])]
+    abl = [run(tmp_path, "abl/c", "composed", 0, [0.3, 0.4, 0.5, 0.6], tag="ablation-l2", l2=1e-2),
+           run(tmp_path, "abl/d", "direct", 0, [0.19, 0.31, 0.38, 0.52], tag="ablation-l2", l2=1e-2)]
+    header, rows = report.ablation_table(abl, report.reference_runs("ablation-l2", abl, main), "ablation-l2")
+    col = next(i for i, h in enumerate(header) if h.startswith("Δ vs main run"))
+    by = {(r[0], r[1]): r[col] for r in rows}
+    assert by[("0.0001", "composed (main run)")] == "—"
+    assert by[("0.01", "composed")].startswith("+0.1000 [") and by[("0.01", "composed")].endswith(" *")
+    assert not by[("0.01", "direct")].endswith(" *")  # noise around 0
+    # the labeled-examples ablation: Composed against the authors' Direct at the same size
+    lab = [run(tmp_path, "lab/c", "composed", 0, [0.1, 0.2, 0.3, 0.4], n_train=50, tag="ablation-labeled", l2=1e-4),
+           run(tmp_path, "lab/d", "direct", 0, [0.2, 0.3, 0.4, 0.5], n_train=50, tag="ablation-labeled")]
+    header, rows = report.ablation_table(lab, report.reference_runs("ablation-labeled", lab, main), "ablation-labeled")
+    col = next(i for i, h in enumerate(header) if h.startswith("Composed Π(f(x)) − Direct"))
+    by = {(r[0], r[header.index("method")]): r[col] for r in rows}
+    assert by[("50", "composed")].startswith("-0.1000 [") and by[("50", "direct")] == "—"
+    assert by[("100", "composed (main run)")].startswith("+0.0000")
