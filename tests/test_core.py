@@ -150,3 +150,16 @@ def test_gemm_measurement_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     perf.measure_gemm_flops("cpu", n=64, reps=1)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_results_name_their_machine_and_tables_say_when_a_run_did_not(tmp_path):
+    from composed_ft.core import machine
+    from composed_ft.core.runs import Run
+    run = Run(str(tmp_path / "r"), {"stage": "x"})
+    run.start()
+    run.finish({"best": 1.0})
+    res = run.results()
+    assert res["machine"] == machine.describe() and res["best"] == 1.0
+    assert machine.of_runs([res, dict(res)]) == res["machine"]
+    text = machine.of_runs([res, {"best": 2.0}])
+    assert text.startswith(res["machine"] + "; 1 run(s) did not record theirs")

@@ -95,6 +95,10 @@ class Run:
         return len(self.metrics())
 
     def finish(self, results):
+        """Write results.json, with the machine that produced them (tables name the runs' machines)."""
+        if "machine" not in results:
+            from .machine import describe
+            results = {**results, "machine": describe()}
         write_json(self.file("results.json"), results)
 
     def results(self):
