@@ -148,7 +148,8 @@ def render(info, graphs, dry, plan, tables, missing):
                   f"{1e3 * graphs['step_s_graph']:.2f} ms per step captured vs {1e3 * graphs['step_s_eager']:.2f} ms "
                   "uncaptured.", ""]
     lines += ["## Measured per stage", "",
-              "`scripts/paper_dry_run.py --profile measure`: every stage at the paper preset's sizes for a bounded "
+              f"`scripts/paper_dry_run.py --profile {dry.get('profile', 'measure')}`: every stage at the paper "
+              "preset's sizes for a bounded "
               "number of updates (caps: " + ", ".join(f"{e} {c}" for e, c in dry["caps"].items()) + "); "
               "seconds per update once warm (the first one or two updates of an epoch left out), median over "
               "epochs.", "",

@@ -210,6 +210,14 @@ def record(experiment, root, run_dir):
            "val_s": _median([r.get("val_s") for r in steady]),
            "cuda_peak_gib": max([r.get("cuda_peak_gib") or 0 for r in epochs], default=0) or None,
            "n_params": res.get("n_params")}
+    if rec["update_s"] is None:  # epochs of a single update (a tiny capped data set): the epoch's training time
+        per, prev = [], 0        # per update, the first epoch left out when there are more (an upper bound)
+        for r in epochs:
+            if r.get("updates") and r.get("epoch_s") and r["updates"] > prev:
+                per.append((r["epoch_s"] - (r.get("setup_s") or 0)) / (r["updates"] - prev))
+            prev = r.get("updates") or prev
+        rec["update_s"] = _median(per[1:] if len(per) > 1 else per)
+        rec["update_s_from"] = "epoch_s"
     if experiment == "imggen":
         rec["sizes"] = {k: cfg.get(k) for k in ("unet_width", "batch_size", "max_epoch", "preset")}
         # validation (100 pairs / the 1,000 held-out glyphs) and the whole test set are a paper run's own sizes

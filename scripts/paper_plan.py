@@ -17,7 +17,6 @@ compile checks of ~700k candidates); it is counted as 100 copies of every unlabe
 as its clean program -- an upper bound (make-spoc keeps up to 100 distinct failing copies).
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -25,6 +24,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from composed_ft.core.io import write_json  # noqa: E402
 
 
 def _stage(table, stage, run, updates, epochs, val_n, eval_n, examples, **extra):
@@ -97,9 +98,9 @@ def _group_longest(tgt_lens, cfg, seed=0):
 
 def sanstype_plan(data):
     from composed_ft.code import dataset
-    from composed_ft.code.tokens import Tokenizer, default_path
+    from composed_ft.code.tokens import ensure_vocab
     cfg = {st: _cfg("sanstype", st) for st in ("denoise", "direct", "pretrain", "compose")}
-    tok = Tokenizer(default_path(data, cfg["direct"]["vocab_size"]))
+    tok = ensure_vocab(data, cfg["direct"]["vocab_size"])  # as the first stage builds it (train split only)
     split = {s: dataset.load_split(data, s) for s in ("train", "val", "unlabeled", "unlabeled_val")}
     evals = [s for s in ("test", "ood", "test_gen", "ood_gen") if os.path.exists(os.path.join(data, f"{s}.tgt"))]
     n_eval = sum(len(dataset.load_split(data, s)) for s in evals)
@@ -182,9 +183,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(REPO, "results/paper_plan.json"))
     args = p.parse_args(argv)
     plan = build(args.fonts, args.sanstype, args.spoc)
-    with open(args.out, "w") as fh:
-        json.dump(plan, fh, indent=1)
-        fh.write("\n")
+    write_json(args.out, plan)
     for s in plan["stages"]:
         print(f"{s['table']:9s} {s['stage']:13s} {s['updates']:>8,} updates {s['epochs']:>5} epochs "
               f"val {s['val_n']:>6} eval {s['eval_n']:>6}")
