@@ -133,7 +133,7 @@ def claim_row(comparison, paper, new_name, ref_name, split, vals, examples, pape
     else:
         power = "—"
     resolved = lo > 0 or hi < 0
-    verdict = ("yes" if t["diff"] > 0 else "no") + ("" if resolved else " (within noise: CI contains 0)")
+    verdict = _verdict(t["diff"], resolved)
     return [comparison, paper, text, mcn, mde, power, verdict], t
 
 
@@ -177,16 +177,24 @@ def _ood_vs_id_row(gains, id_label, ood_label):
     text = (f"relative gain OOD {100 * r_ood:+.1f}% vs ID {100 * r_id:+.1f}% (difference {100 * d:+.1f} points of "
             f"relative gain, 95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}])")
     resolved = lo > 0 or hi < 0
-    verdict = ("yes" if d > 0 else "no") + ("" if resolved else " (within noise: CI contains 0)")
+    verdict = _verdict(d, resolved)
     return [name, paper, text, "—", f"{100 * (tables.Z95 + tables.Z80) * se:.1f} points of relative gain", "—",
             verdict]
+
+
+def _verdict(diff, resolved):
+    """Does our difference agree with the paper's (a positive one)? Only a resolved one says yes or no."""
+    if resolved:
+        return "yes" if diff > 0 else "no: resolved, the opposite sign"
+    return f"not resolved (CI contains 0; {'same' if diff > 0 else 'opposite'} sign)"
 
 
 CLAIMS_NOTE = ("Each row compares two methods on the same programs: the difference in accuracy with its 95% CI over "
                "programs (per-program differences averaged over the seeds both have; with two or more seeds, the CI "
                "over seeds too), the exact McNemar test on the (seed, program) pairs (gained / lost), the smallest "
                "difference this test set and these seeds resolve (80% power, 5% level), and whether the paper's "
-               "relative effect, at our reference accuracy, is that large. \"within noise\": the CI contains 0.\n")
+               "relative effect, at our reference accuracy, is that large. \"agrees\": yes or no only where the CI "
+               "excludes 0.\n")
 CLAIMS_HEADER = ["comparison", "paper", "ours: reference → new (difference, 95% CI)", "McNemar p (gained / lost)",
                  "smallest resolvable difference", "paper's effect at our accuracy", "agrees"]
 

@@ -84,4 +84,4 @@ def test_ood_vs_id_gain_from_a_few_programs_is_within_noise(tmp_path):
     acc = {("pretrain", 0): (0.16, 0.002), ("pretrain", 1): (0.15, 0.0),   # (test, ood)
            ("compose", 0): (0.14, 0.004), ("compose", 1): (0.15, 0.004)}
     row = _ood_vs_id(tmp_path, acc)
-    assert "relative gain OOD +300.0%" in row[2] and row[6] == "yes (within noise: CI contains 0)", row
+    assert "relative gain OOD +300.0%" in row[2] and row[6] == "not resolved (CI contains 0; same sign)", row
