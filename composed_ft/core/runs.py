@@ -95,10 +95,11 @@ class Run:
         return len(self.metrics())
 
     def finish(self, results):
-        """Write results.json, with the machine that produced them (tables name the runs' machines)."""
+        """Write results.json, with the machine that produced them (tables name the runs' machines); the
+        key is added to `results` itself, so a stage returns what a finished run's results.json reads back."""
         if "machine" not in results:
             from .machine import describe
-            results = {**results, "machine": describe()}
+            results["machine"] = describe()
         write_json(self.file("results.json"), results)
 
     def results(self):
