@@ -192,6 +192,8 @@ def load_plan(work):
     here = paper_plan.build(fonts if os.path.exists(fonts) else None,
                             sanstype if os.path.exists(sanstype) else None,
                             spoc if os.path.exists(os.path.join(spoc, "dataset.json")) else None)
+    if "spoc" in here["sources"]:  # a temporary directory: name what it is instead
+        here["sources"]["spoc"]["data"] = "the dry run's make-spoc data set (every train program)"
     committed = os.path.join(REPO, "results", "paper_plan.json")
     if os.path.exists(committed):
         with open(committed) as fh:
