@@ -42,6 +42,21 @@ from composed_ft.imggen.models import MLPGenerator, PaddedConv, UNet, Upsample2x
 OUTPUT_BLOCKS = ("authors", "padded", "subpixel")
 
 
+def interleaved(steps, reps, warmup):
+    """{name: median seconds of one call} of each step() after `warmup` untimed calls, timed in turn
+    rep by rep, so background load affects every step alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {k: [] for k in steps}
+    for _ in range(reps):
+        for k, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def with_output_block(u, kind):
     """u with its output block (nearest 2x upsample, 4x4 conv to one channel, tanh) computed one of three
     ways, same weights: `authors` nn.Upsample -> ZeroPad2d((1, 0, 1, 0)) -> Conv2d(k 4, padding 1);
@@ -106,16 +121,7 @@ def bench(batch=256, width=64, reps=7, warmup=2, direct=False):
         variants[name] = make_step(f, u, fused, data)
     if direct:
         variants["Direct step (the MLP alone)"] = make_direct_step(MLPGenerator().train(), data)
-    for step in variants.values():
-        for _ in range(warmup):
-            step()
-    times = {k: [] for k in variants}
-    for _ in range(reps):  # interleaved, so background load affects every variant alike
-        for k, step in variants.items():
-            t = time.perf_counter()
-            step()
-            times[k].append(time.perf_counter() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = interleaved(variants, reps, warmup)
     f, u = MLPGenerator(), UNet(width)
     flops = batch * (3 * forward_flops(f, *data[:2]) + 2 * forward_flops(u, data[2]))
     peak = gemm_peak_flops("cpu")
@@ -152,16 +158,7 @@ def bench_denoiser(widths, batch=256, reps=12, warmup=2, blocks=("subpixel",)):
             loss.backward()
             opt.step()
         steps[w if len(blocks) == 1 else (w, block)] = step
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {w: [] for w in steps}
-    for _ in range(reps):
-        for w, step in steps.items():
-            t = time.perf_counter()
-            step()
-            times[w].append(time.perf_counter() - t)
-    return {w: statistics.median(v) for w, v in times.items()}
+    return interleaved(steps, reps, warmup)
 
 
 def bench_stages(width=16, batch=256, reps=12, warmup=2):
@@ -178,16 +175,7 @@ def bench_stages(width=16, batch=256, reps=12, warmup=2):
         opt.step()
     steps = {"denoiser": denoiser_step, "direct": make_direct_step(MLPGenerator().train(), data),
              "composed": make_step(MLPGenerator(dropout=0.1).train(), freeze(UNet(width)), True, data)}
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {k: [] for k in steps}
-    for _ in range(reps):
-        for k, step in steps.items():
-            t = time.perf_counter()
-            step()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return interleaved(steps, reps, warmup)
 
 
 if __name__ == "__main__":

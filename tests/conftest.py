@@ -11,6 +11,19 @@ sys.path.insert(0, ROOT)
 SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 
 
+def load_script(name):
+    """scripts/<name>.py as a module (the scripts are not a package; scripts/ goes on sys.path so that a
+    script's own imports of its neighbours resolve, as when it runs)."""
+    import importlib.util
+    scripts = os.path.join(ROOT, "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(scripts, f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def require_shared(*parts):
     """The path of data under ../shared/data. Missing, the test fails with this message in CI (where
     ../shared must be provided: a silent skip would hide every test that needs it) and is skipped

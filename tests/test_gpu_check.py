@@ -1,24 +1,16 @@
 """scripts/gpu_check.sh: one line and exit 0 without CUDA; its projection and results/GPU.md's tables,
 from a fake measurement (the real one needs a GPU; the paper-size dry run that feeds it is
 tests/test_paper_dry_run.py, slow)."""
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
+from conftest import load_script
 
 from composed_ft.core import projection
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script(name):
-    sys.path.insert(0, os.path.join(REPO, "scripts"))
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_without_cuda_one_line_and_exit_0():
@@ -76,7 +68,7 @@ def _fake_plan():
 
 
 def test_projection_and_gpu_md_from_a_fake_measurement():
-    gc = _script("gpu_check")
+    gc = load_script("gpu_check")
     dry, plan = _fake_dry_run(), _fake_plan()
     meas = gc.measurements(dry)
     # start-up per process: (runner 90 s - the runs' 40 s) / 8 processes, added to every stage's fixed part

@@ -1,9 +1,9 @@
 """scripts/make_report.py: REPORT.md and its figures built from (tiny, hand-written) run directories."""
-import importlib.util
 import json
 import os
 
 import pytest
+from conftest import load_script
 from PIL import Image
 
 from composed_ft.core import tables
@@ -14,10 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def make_report():
-    spec = importlib.util.spec_from_file_location("make_report", os.path.join(ROOT, "scripts", "make_report.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("make_report")
 
 
 def fake_run(path, config, results, metrics=(), samples=False):
@@ -188,9 +185,7 @@ def test_spoc_uses_testw_testp_and_reports_the_data_note(make_report, tmp_path, 
 
 def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, monkeypatch):
     """scripts/archive_runs.py keeps only small files, yet the report built from them is the same."""
-    spec = importlib.util.spec_from_file_location("archive_runs", os.path.join(ROOT, "scripts", "archive_runs.py"))
-    archive_runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(archive_runs)
+    archive_runs = load_script("archive_runs")
     monkeypatch.setattr(make_report, "describe", lambda: "test machine")
     monkeypatch.setattr(make_report.time, "strftime", lambda *a: "2026-01-01 00:00")
     # a checkpoint must not be archived, an unfinished run neither; per-program records are, compressed

@@ -3,30 +3,20 @@ batch settings, a few updates each, through the runners (PRESET=paper) on the re
 directories and evaluated on a few examples (scripts/paper_dry_run.py). Then the projection that
 scripts/gpu_check.sh writes on a GPU, from these CPU measurements. Slow: about half an hour on 2 cores
 (`bash scripts/test.sh -m slow -k paper_dry_run`)."""
-import importlib.util
 import json
 import os
-import sys
 
 import pytest
-from conftest import require_shared
+from conftest import load_script, require_shared
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _script(name):
-    sys.path.insert(0, os.path.join(REPO, "scripts"))
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow  # every paper-size stage for 2 updates on 2 CPU cores: ~30 min (`bash scripts/test.sh -m slow`)
 def test_every_stage_runs_at_the_paper_preset(tmp_path):
     require_shared("spoc", "test", "spoc-testp.tsv")
     require_shared("sanstype-1000a")
-    dry = _script("paper_dry_run")
+    dry = load_script("paper_dry_run")
     work = tmp_path / "dry"
     assert dry.main(["--work", str(work), "--device", "cpu", "--profile", "dry"]) == 0
     out = json.load(open(work / "dry_run.json"))
@@ -47,7 +37,7 @@ def test_every_stage_runs_at_the_paper_preset(tmp_path):
         res = json.load(open(work / "runs" / exp / "main" / "composed-s0" / "eval_dry_run.json"))
         assert all(v["base"]["n"] == 2 and "denoised" in v for v in res.values())
     # the projection gpu_check.sh writes, from these (CPU) measurements and the plan counted on the data
-    gc = _script("gpu_check")
+    gc = load_script("gpu_check")
     plan = gc.load_plan(str(work))
     tables, missing = gc.project(out, plan)
     assert "SansType main" in tables and "SPoC main" in tables

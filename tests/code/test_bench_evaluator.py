@@ -1,23 +1,18 @@
 """The evaluator benchmark runs and reports its ratio (tiny sizes; the real numbers come from
 `python scripts/bench_evaluator.py`)."""
-import importlib.util
-import os
 import random
 
 import pytest
+from conftest import load_script
 
 from composed_ft.code.corruptions import corrupt_sanstype
 from composed_ft.code.cpp_tokenize import detokenize_program
 from composed_ft.code.judge import compile_check
 from composed_ft.code.sanstype import generate_split
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "bench_evaluator.py")
-
 
 def test_bench_tiny():
-    spec = importlib.util.spec_from_file_location("bench_evaluator", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("bench_evaluator")
     r = mod.bench(n=4, baseline_n=1, jobs=2)
     assert r["fast_accuracy"] == 1.0 and r["plain_accuracy"] == 1.0 and r["n"] == 4
     # the ratios are the rates they are said to compare

@@ -1,14 +1,9 @@
 """scripts/bench_seq2seq.py runs and its counted-FLOP ratios mean what BENCH.md says (tiny model)."""
-import importlib.util
-import os
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import load_script
 
 
 def test_bench_seq2seq_smoke_and_flop_floor():
-    spec = importlib.util.spec_from_file_location("bench_seq2seq", os.path.join(REPO, "scripts", "bench_seq2seq.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("bench_seq2seq")
     r = mod.bench(arch="smoke", iters=1, batch=4, src_len=12, tgt_len=16, decode_len=16)
     for k in ("composed_vs_ce", "cache_speedup", "fast_vs_hf_cache", "train_flops_per_s_ours"):
         assert r[k] > 0, k
