@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from composed_ft.core.errors import UserError
-from composed_ft.imggen import fonts as F
+from composed_ft.imggen import build_fonts as B, font_filters, fonts as F
 
 matplotlib = pytest.importorskip("matplotlib")
 MPL_FONTS = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
@@ -27,7 +27,7 @@ def mpl(name):
 
 
 def parse(argv):
-    return F.add_args(argparse.ArgumentParser()).parse_args(argv)
+    return B.add_args(argparse.ArgumentParser()).parse_args(argv)
 
 
 def test_chars_constant():
@@ -78,7 +78,7 @@ def test_symbol_fonts_rejected_text_fonts_kept():
     for name in ("cmex10.ttf", "cmsy10.ttf"):
         assert F.process_file((0, mpl(name), 32))[0]["status"] == "ok"
     files = [mpl(n) for n in TEXT_FONTS + ["cmmi10.ttf", "cmex10.ttf", "cmsy10.ttf"]]
-    glyphs, meta, summary = F.build(files, size=32, jobs=1)
+    glyphs, meta, summary = B.build(files, size=32, jobs=1)
     kept = {os.path.basename(m["file"]) for m in meta}
     assert not kept & {"cmex10.ttf", "cmsy10.ttf"}
     assert summary["dropped"]["symbol"] == 2
@@ -94,7 +94,7 @@ def test_dedupe_same_font_under_another_name(tmp_path):
     padded = tmp_path / "PaddedSans.ttf"
     padded.write_bytes(open(src, "rb").read() + b"\0" * 64)
     other = mpl("DejaVuSerif.ttf")
-    glyphs, meta, summary = F.build([src, str(copy), str(padded), other], size=32, jobs=1)
+    glyphs, meta, summary = B.build([src, str(copy), str(padded), other], size=32, jobs=1)
     assert [os.path.basename(m["file"]) for m in meta] == ["DejaVuSans.ttf", "DejaVuSerif.ttf"]
     assert summary["dropped"]["duplicate_file"] == 1
     assert summary["dropped"]["duplicate_visual"] == 1
@@ -104,10 +104,10 @@ def test_visual_duplicates_and_family_cap_helpers():
     rng = np.random.default_rng(0)
     v = rng.random((4, 62, 256)).astype(np.float32)
     v[2] = v[0] * 1.001                        # cosine 1 with font 0
-    assert F.visual_duplicates(v).tolist() == [False, False, True, False]
-    drop = F.family_cap_mask(v, ["A", "A", "A", "B"], cap=2)
+    assert font_filters.visual_duplicates(v).tolist() == [False, False, True, False]
+    drop = font_filters.family_cap_mask(v, ["A", "A", "A", "B"], cap=2)
     assert drop.sum() == 1 and not drop[0] and not drop[3]
-    assert not F.family_cap_mask(v, ["A"] * 4, cap=0).any()
+    assert not font_filters.family_cap_mask(v, ["A"] * 4, cap=0).any()
 
 
 def test_build_cli_writes_matching_arrays_and_manifest(tmp_path):
@@ -120,7 +120,7 @@ def test_build_cli_writes_matching_arrays_and_manifest(tmp_path):
     os.symlink(src / "cmr10.ttf", src / "link.ttf")                          # symlinks are skipped
     (src / "readme.txt").write_text("not a font")
     out = tmp_path / "out" / "fonts32.npz"
-    summary = F.build_from_args(parse(["--no-system-fonts", "--font-dir", str(src), "--out", str(out),
+    summary = B.build_from_args(parse(["--no-system-fonts", "--font-dir", str(src), "--out", str(out),
                            "--jobs", "2", "--limit", "4"]))
     assert summary["files"] == 4 and summary["faces"] == 4
     assert summary["kept"] == 3 and summary["dropped"]["blank_glyphs"] + summary["dropped"]["missing_glyphs"] == 1
@@ -141,7 +141,7 @@ def test_build_size_64(tmp_path):
     src.mkdir()
     shutil.copy(mpl("DejaVuSans.ttf"), src / "a.ttf")
     out = tmp_path / "fonts64.npz"
-    assert F.run(parse(["--no-system-fonts", "--font-dir", str(src), "--out", str(out), "--size", "64",
+    assert B.run(parse(["--no-system-fonts", "--font-dir", str(src), "--out", str(out), "--size", "64",
                         "--jobs", "1"])) is None
     glyphs, manifest = F.load_fonts(out)
     assert glyphs.shape == (1, 62, 64, 64) and len(manifest) == 1
@@ -150,7 +150,7 @@ def test_build_size_64(tmp_path):
 def test_missing_font_dir_is_user_error(tmp_path):
     missing = str(tmp_path / "no-such-dir")
     with pytest.raises(UserError, match="no-such-dir"):
-        F.run(parse(["--font-dir", missing, "--out", str(tmp_path / "x.npz")]))
+        B.run(parse(["--font-dir", missing, "--out", str(tmp_path / "x.npz")]))
 
 
 def _write_valid(path, n=2):

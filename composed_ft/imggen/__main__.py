@@ -78,8 +78,8 @@ def add_table_args(p):
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m composed_ft.imggen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import fonts
-    fonts.add_args(sub.add_parser("build-fonts", help="render the fonts dataset from font files"))
+    from . import build_fonts
+    build_fonts.add_args(sub.add_parser("build-fonts", help="render the fonts dataset from font files"))
     add_denoise_args(sub.add_parser("denoise", help="train the U-Net denoiser on perturbed unlabeled glyphs"))
     add_train_args(sub.add_parser("train", help="train a predictor (direct or composed) and evaluate it"))
     add_table_args(sub.add_parser("table", help="write results/imggen.md from run directories"))
@@ -117,8 +117,8 @@ def main(argv=None):
     setup_logging()
     args = parse(argv)
     if args.command == "build-fonts":
-        from . import fonts
-        return fonts.run(args)
+        from . import build_fonts
+        return build_fonts.run(args)
     if args.command == "table":
         from .report import write_tables
         return write_tables(args.runs, args.out)

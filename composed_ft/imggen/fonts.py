@@ -1,6 +1,6 @@
-"""The fonts dataset: every usable Latin font face on this machine rendered for 0-9A-Za-z.
+"""The fonts dataset: its format, and the per-face validation and rendering behind it.
 
-`python -m composed_ft.imggen build-fonts` (see `add_args`/`run`) scans the font directories,
+`python -m composed_ft.imggen build-fonts` (build_fonts.py) scans the font directories,
 validates, filters and dedupes the faces, renders them at 32x32 (or 64x64) and writes
 
   * `<out>.npz` with key `glyphs`: uint8 [N, 62, S, S], INK = 255 on BACKGROUND = 0, characters in
@@ -9,7 +9,8 @@ validates, filters and dedupes the faces, renders them at 32x32 (or 64x64) and w
     package, license, caps_only).
 
 `load_fonts(path)` reads both back. See ../shared/FONTS.md for the measured facts behind the
-recipe. Pipeline:
+recipe. This module holds steps 1, 2 and 4 of the pipeline; font_filters.py step 3, font_licenses.py
+the manifest's package and licence columns, build_fonts.py the CLI that runs them in order:
 
   1. scan: system font dirs, data/fonts-extra (what scripts/install_fonts.sh unpacked), --font-dir;
   2. per file, in --jobs processes: load every face (every index of a .ttc/.otc), render the 62
@@ -22,25 +23,16 @@ recipe. Pipeline:
      faces beyond --per-family-cap in one family;
   4. write the arrays and the manifest atomically.
 """
-import argparse
-import collections
-import gzip
 import hashlib
 import io
 import logging
-import multiprocessing
 import os
-import re
-import subprocess
-import sys
-import time
 import zipfile
 
 import numpy as np
 
 from composed_ft.core.errors import UserError
 from composed_ft.core.io import atomic_path
-from composed_ft.core.progress import progress_enabled
 
 log = logging.getLogger(__name__)
 
@@ -62,99 +54,11 @@ SYSTEM_FONT_DIRS = (
 SYSTEM_FONT_GLOBS = "/usr/share/fonts-*"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXTRA_DIR_NAME = os.path.join("data", "fonts-extra")
-TEX_LICENSE_DEFAULT = "LPPL (texlive-fonts-extra)"
 
 MIN_DISTINCT = 30          # fewer distinct glyph bitmaps out of 62: degenerate
 CAPS_ONLY_MIN = 20         # at least this many of a-z identical to A-Z: flagged caps-only
-SYMBOL_MIN_FRACTION = 0.10  # symbol font: fewer of its glyphs with their own char among the 3 nearest prototypes
-SYMBOL_TOP_K = 3
-SYMBOL_MIN_LETTERS = 0.20  # ... or of its 52 letters
-SYMBOL_MIN_LOWER = 0.20    # ... or of its lower case while the capitals hit (cmsy-like)
-SYMBOL_BLUR = 0.7          # Gaussian sigma (pixels of the 16x16 shapes) before comparing
-DEDUPE_COSINE = 0.995
-DEFAULT_FAMILY_CAP = 20
 MAX_CANVAS_FACTOR = 8      # a glyph bbox larger than this many em sizes is broken
 MANIFEST_COLUMNS = ("index", "file", "face_index", "family", "style", "package", "license", "caps_only")
-DROP_REASONS = ("load_error", "missing_glyphs", "blank_glyphs", "degenerate", "duplicate_file",
-                "symbol", "duplicate_visual", "family_cap")
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-def add_args(parser):
-    """Add the build-fonts options to an argparse (sub)parser."""
-    parser.add_argument("--font-dir", action="append", default=[], metavar="DIR",
-                        help="extra directory to scan for font files (repeatable)")
-    parser.add_argument("--no-system-fonts", action="store_true",
-                        help="scan only the --font-dir directories (not the system font dirs "
-                             "and data/fonts-extra)")
-    parser.add_argument("--out", default=None,
-                        help="output .npz; the manifest goes beside it as <out minus .npz>"
-                             ".manifest.tsv (default: data/fonts/fonts32.npz, fonts64.npz for "
-                             "--size 64)")
-    parser.add_argument("--size", type=int, default=32, choices=(32, 64),
-                        help="glyph image side in pixels (default: %(default)s)")
-    parser.add_argument("--per-family-cap", type=int, default=DEFAULT_FAMILY_CAP, metavar="N",
-                        help="keep at most N faces per font family, picked to be as different "
-                             "from each other as possible (0 = no cap; default: %(default)s). A "
-                             "usual family (about 9 weights x upright/italic) fits; what it trims "
-                             "are the big weight x width x optical-size series (Noto Sans: 73 "
-                             "faces after dedupe) that would otherwise crowd the dataset")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="worker processes for validation and rendering (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=0, metavar="N",
-                        help="only process the first N font files found (for tests; 0 = all)")
-    return parser
-
-
-def run(args):
-    """Build the dataset described by parsed `args` (see add_args). Returns None (CLIs pass the
-    return value to sys.exit); build_from_args returns the summary instead."""
-    build_from_args(args)
-
-
-def build_from_args(args):
-    """Like run(args), returning the summary dict (counts per drop reason, kept, seconds)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    t0 = time.time()
-    for d in args.font_dir:
-        if not os.path.isdir(d):
-            raise UserError(f"--font-dir {d}: no such directory")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    out = args.out or os.path.join("data", "fonts", f"fonts{args.size}.npz")
-    dirs = [] if args.no_system_fonts else default_font_dirs()
-    dirs += [os.path.abspath(d) for d in args.font_dir]
-    files = scan_font_files(dirs)
-    if args.limit:
-        files = files[: args.limit]
-    if not files:
-        raise UserError("no font files found in " + ", ".join(dirs or ["(no directories)"]))
-    log.info("scanning %d font files in %d directories with %d job(s)", len(files), len(dirs), args.jobs)
-    glyphs, meta, summary = build(files, size=args.size, jobs=args.jobs,
-                                  per_family_cap=args.per_family_cap)
-    if len(glyphs) == 0:
-        raise UserError("no usable font faces found (see the drop counts above)")
-    t = time.time()
-    add_package_and_license(meta)
-    log.info("packages and licences looked up (%.1f s)", time.time() - t)
-    write_fonts(out, glyphs, meta)
-    summary["seconds"] = round(time.time() - t0, 1)
-    print_summary(summary, out)
-    return summary
-
-
-def print_summary(summary, out):
-    lines = [f"fonts dataset: {out}",
-             f"  font files scanned: {summary['files']}",
-             f"  faces scanned:      {summary['faces']}",
-             f"  faces kept:         {summary['kept']}  (caps-only flagged: {summary['caps_only']})"]
-    for r in DROP_REASONS:
-        lines.append(f"  dropped {r + ':':<18}{summary['dropped'].get(r, 0)}")
-    lines.append(f"  time: {summary['seconds']} s")
-    print("\n".join(lines), flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,328 +227,6 @@ def process_file(task):
 
 
 # --------------------------------------------------------------------------------------------
-# Whole-set filters (parent process)
-# --------------------------------------------------------------------------------------------
-def small_vectors(glyphs):
-    """uint8 [N, 62, S, S] -> float32 [N, 62, 256]: 16x16 box-downsampled glyphs in [0, 1]."""
-    n, c, s, _ = glyphs.shape
-    f = s // 16
-    g = glyphs.reshape(n, c, 16, f, 16, f).astype(np.float32).mean(axis=(3, 5)) / 255.0
-    return g.reshape(n, c, 256)
-
-
-def _normalize(x, axis=-1):
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-8)
-
-
-def _blur_matrix(side=16, sigma=SYMBOL_BLUR):
-    x = np.arange(side)
-    k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
-    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def symbol_mask(shapes, caps_only=None, iterations=2):
-    """True for symbol fonts (dingbats, math, runes, scripts mapped onto ASCII ...).
-
-    `shapes`: [N, 62, 256] glyphs each scaled on its own to 16x16 (see shape_vectors), so the
-    test compares shapes, not sizes. Every glyph is compared (cosine, after a slight blur so
-    hairline and bold strokes still match) with the per-character mean glyphs (prototypes); it
-    is a hit when its own character, or the same letter in the other case, is among the
-    SYMBOL_TOP_K nearest prototypes. A font is a symbol font when fewer than
-    SYMBOL_MIN_FRACTION of its 62 glyphs hit, or fewer than SYMBOL_MIN_LETTERS of its 52 letters
-    (symbols on the letters, real digits: e.g. msam, drmsym, Tamil or runic fonts on ASCII), or
-    when the capitals hit but the lower case does not (cmsy-like: calligraphic capitals plus
-    math symbols; caps-only fonts exempt). The prototypes are recomputed once without the
-    flagged fonts."""
-    n = len(shapes)
-    is_symbol = np.zeros(n, bool)
-    if n == 0:
-        return is_symbol
-    caps_only = np.zeros(n, bool) if caps_only is None else np.asarray(caps_only, bool)
-    k = _blur_matrix()
-    x = np.asarray(shapes, np.float32).reshape(n, NUM_CHARS, 16, 16)
-    unit = _normalize((k @ x @ k.T).reshape(n, NUM_CHARS, 256))         # blur rows and columns
-    own = np.arange(NUM_CHARS)
-    other = np.where(own < 10, own, np.where(own < 36, own + 26, own - 26))   # A <-> a
-    for _ in range(iterations):
-        keep = ~is_symbol if (~is_symbol).any() else np.ones(n, bool)
-        protos = _normalize(unit[keep].mean(axis=0))                 # [62, 256]
-        sims = np.einsum("ncd,kd->nck", unit, protos)                # [N, 62, 62]
-        top = np.argsort(-sims, axis=2)[:, :, :SYMBOL_TOP_K]
-        hit = (top == own[None, :, None]).any(axis=2) | (top == other[None, :, None]).any(axis=2)
-        upper, lower = hit[:, 10:36].mean(axis=1), hit[:, 36:].mean(axis=1)
-        is_symbol = ((hit.mean(axis=1) < SYMBOL_MIN_FRACTION)
-                     | (hit[:, 10:].mean(axis=1) < SYMBOL_MIN_LETTERS)
-                     | ((lower < SYMBOL_MIN_LOWER) & (upper >= 0.5) & ~caps_only))
-    return is_symbol
-
-
-def visual_duplicates(vecs, threshold=DEDUPE_COSINE, block=1024):
-    """True for every font whose 62x16x16 glyph vector has cosine >= threshold with an earlier
-    kept font (greedy in the given order, so the first of each group is kept)."""
-    n = len(vecs)
-    flat = _normalize(vecs.reshape(n, -1))
-    partners = [[] for _ in range(n)]
-    for s in range(0, n, block):
-        sims = flat[s: s + block] @ flat.T
-        ii, jj = np.nonzero(sims >= threshold)
-        for i, j in zip(ii + s, jj):
-            if j > i:
-                partners[i].append(j)
-    dup = np.zeros(n, bool)
-    for i in range(n):
-        if not dup[i]:
-            for j in partners[i]:
-                dup[j] = True
-    return dup
-
-
-def family_cap_mask(vecs, families, cap):
-    """True for faces beyond `cap` per family; the kept ones are picked by farthest-point sampling
-    over the glyph vectors (starting from the first in keep order), so a capped family keeps its
-    most different weights/widths/slants."""
-    drop = np.zeros(len(vecs), bool)
-    if cap <= 0:
-        return drop
-    groups = collections.defaultdict(list)
-    for i, fam in enumerate(families):
-        groups[fam.strip().lower()].append(i)
-    for members in groups.values():
-        if len(members) <= cap:
-            continue
-        x = vecs[members].reshape(len(members), -1)
-        chosen = [0]
-        dist = np.linalg.norm(x - x[0], axis=1)
-        while len(chosen) < cap:
-            k = int(np.argmax(dist))
-            chosen.append(k)
-            dist = np.minimum(dist, np.linalg.norm(x - x[k], axis=1))
-        keep = set(chosen)
-        for pos, i in enumerate(members):
-            if pos not in keep:
-                drop[i] = True
-    return drop
-
-
-def _progress(iterable, total, desc):
-    """tqdm bar on a terminal; otherwise a log line every ~10% so a long build shows it lives."""
-    if not progress_enabled():
-        return _log_every(iterable, total, desc)
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _log_every(iterable, total, desc)
-    return tqdm(iterable, total=total, desc=desc, unit="file", dynamic_ncols=True)
-
-
-def _log_every(iterable, total, desc):
-    step = max(1, total // 10)
-    t0 = time.time()
-    for n, item in enumerate(iterable, 1):
-        yield item
-        if n % step == 0 or n == total:
-            log.info("%s: %d/%d files (%.0f s)", desc, n, total, time.time() - t0)
-
-
-def build(files, size=32, jobs=1, per_family_cap=0):
-    """Validate, render and filter the faces of `files` (in keep order).
-
-    Returns (glyphs uint8 [N, 62, size, size], meta list of dicts, summary dict)."""
-    tasks = [(i, p, size) for i, p in enumerate(files)]
-    results = []
-    if jobs > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(jobs) as pool:
-            for r in _progress(pool.imap_unordered(process_file, tasks, chunksize=1), len(tasks), "fonts"):
-                results.extend(r)
-    else:
-        for t in _progress(tasks, len(tasks), "fonts"):
-            results.extend(process_file(t))
-    results.sort(key=lambda r: (r["file_idx"], r["face_index"]))
-
-    dropped = collections.Counter()
-    for r in results:
-        if r["status"] != "ok":
-            dropped[r["status"]] += 1
-            log.debug("drop %s#%d: %s %s", r["path"], r["face_index"], r["status"], r.get("error", ""))
-    ok = [r for r in results if r["status"] == "ok"]
-
-    # 1. byte-identical files (same face index)
-    seen, cand = set(), []
-    for r in ok:
-        key = (r["sha1"], r["face_index"])
-        if key in seen:
-            dropped["duplicate_file"] += 1
-        else:
-            seen.add(key)
-            cand.append(r)
-    glyphs = np.stack([r["glyphs"] for r in cand]) if cand else np.zeros((0, NUM_CHARS, size, size), np.uint8)
-    vecs = small_vectors(glyphs)
-    shapes = np.stack([r["shapes"] for r in cand]) if cand else np.zeros((0, NUM_CHARS, 256), np.float16)
-    caps = np.array([bool(r["caps_only"]) for r in cand], bool)
-
-    # 2. symbol fonts, 3. visual duplicates, 4. family cap -- each on the survivors of the last
-    keep = np.ones(len(cand), bool)
-    for reason, fn in (("symbol", lambda idx: symbol_mask(shapes[idx], caps[idx])),
-                       ("duplicate_visual", lambda idx: visual_duplicates(vecs[idx])),
-                       ("family_cap", lambda idx: family_cap_mask(
-                           vecs[idx], [cand[i]["family"] for i in idx], per_family_cap))):
-        idx = np.flatnonzero(keep)
-        t = time.time()
-        drop = fn(idx) if len(idx) else np.zeros(0, bool)
-        log.info("%s check: %d of %d faces dropped (%.1f s)", reason, drop.sum(), len(idx), time.time() - t)
-        keep[idx[drop]] = False
-        dropped[reason] += int(drop.sum())
-        if reason == "symbol" and drop.any():
-            log.info("symbol fonts dropped: %s", ", ".join(
-                sorted({cand[i]["family"] or os.path.basename(cand[i]["path"]) for i in idx[drop]})[:40]))
-
-    final = np.flatnonzero(keep)
-    meta = [dict(file=cand[i]["path"], face_index=cand[i]["face_index"], family=cand[i]["family"],
-                 style=cand[i]["style"], caps_only=bool(cand[i]["caps_only"])) for i in final]
-    summary = dict(files=len(files), faces=len(results), kept=len(final),
-                   caps_only=sum(m["caps_only"] for m in meta),
-                   dropped={r: dropped.get(r, 0) for r in DROP_REASONS})
-    return glyphs[final], meta, summary
-
-
-# --------------------------------------------------------------------------------------------
-# Packages and licences
-# --------------------------------------------------------------------------------------------
-def _extra_package(path):
-    """For a file under .../data/fonts-extra/<pkg>/..., the package it was unpacked from."""
-    parts = os.path.abspath(path).split(os.sep)
-    for k in range(len(parts) - 2):
-        if parts[k] == "data" and parts[k + 1] == "fonts-extra":
-            return parts[k + 2], os.sep.join(parts[: k + 3])
-    return None, None
-
-
-def _glob_escape(path):
-    """dpkg -S takes fnmatch patterns: escape the metacharacters of a literal path."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
-
-
-def dpkg_owners(paths, chunk=200):
-    """{path: package} for the paths dpkg knows (one `dpkg -S` call per chunk of paths)."""
-    owners = {}
-    paths = list(paths)
-    for s in range(0, len(paths), chunk):
-        try:
-            out = subprocess.run(["dpkg", "-S", *map(_glob_escape, paths[s: s + chunk])],
-                                 capture_output=True, text=True, check=False).stdout
-        except OSError:
-            return owners
-        for line in out.splitlines():
-            k = line.find(": /")
-            if k < 0 or line.startswith("diversion "):
-                continue
-            pkg = line[:k].split(",")[0].strip().split(":")[0]
-            owners[line[k + 2:]] = pkg
-    return owners
-
-
-_LICENSE_PATTERNS = (
-    (r"SIL Open Font License|\bOFL\b", "OFL-1.1"),
-    (r"GUST Font License", "GUST-Font-License"),
-    (r"LaTeX Project Public License|\bLPPL\b", "LPPL"),
-    (r"Apache License", "Apache-2.0"),
-    (r"GNU (Affero|AFFERO)", "AGPL"),
-    (r"GNU Lesser|GNU LESSER|\bLGPL\b", "LGPL"),
-    (r"GNU General Public License|GNU GENERAL PUBLIC LICENSE|\bGPL\b", "GPL"),
-    (r"Bitstream Vera", "Bitstream-Vera"),
-    (r"Creative Commons", "CC"),
-    (r"public domain", "public-domain"),
-    (r"Permission is hereby granted, free of charge", "MIT"),
-)
-
-
-def parse_copyright(path):
-    """Short licence name from a Debian copyright file, or the file path when it can't be parsed."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return ""
-    stanzas = re.split(r"\n\s*\n", text)
-    first = None
-    for st in stanzas:
-        files = re.search(r"^Files:\s*(.*)$", st, re.M)
-        lic = re.search(r"^License:[ \t]*(\S.*)$", st, re.M)
-        if not files or not lic:
-            continue
-        name = lic.group(1).strip()
-        if files.group(1).strip() == "*":
-            return name
-        if first is None and not files.group(1).strip().startswith("debian/"):
-            first = name
-    if first:
-        return first
-    for pat, name in _LICENSE_PATTERNS:
-        if re.search(pat, text):
-            return name
-    return path
-
-
-def tex_licenses(licenses_gz):
-    """Parse texlive's Licenses.gz: {'texmf-dist/fonts/.../dir': licence} for the '<dir>/*' and
-    exact-file patterns listed under each 'package: licence' line."""
-    table = {}
-    try:
-        with gzip.open(licenses_gz, "rt", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except (OSError, EOFError):
-        return table
-    current = ""
-    for line in lines:
-        m = re.match(r"^(\S+):\s*(.*)$", line)
-        if m and not line.startswith("texmf-dist/"):
-            current = m.group(2).strip()
-            continue
-        line = line.strip()
-        if line.startswith("texmf-dist/") and current:
-            table[line[:-2] if line.endswith("/*") else line] = current
-    return table
-
-
-def _tex_license(path, table):
-    k = path.find("texmf-dist/")
-    if k < 0:
-        return ""
-    rel = path[k:]
-    while rel and rel != "texmf-dist":
-        if rel in table:
-            return table[rel]
-        rel = os.path.dirname(rel)
-    return ""
-
-
-def add_package_and_license(meta):
-    """Fill 'package' and 'license' of every manifest row (in place)."""
-    system = [m["file"] for m in meta if _extra_package(m["file"])[0] is None]
-    owners = dpkg_owners(sorted(set(system)))
-    copyright_cache, tex_cache = {}, {}
-    for m in meta:
-        pkg, root = _extra_package(m["file"])
-        if pkg is None:
-            pkg, root = owners.get(m["file"], ""), "/"
-        m["package"] = pkg
-        lic = ""
-        if pkg.startswith("texlive"):
-            lic_gz = os.path.join(root, "usr/share/doc", pkg, "Licenses.gz")
-            if lic_gz not in tex_cache:
-                tex_cache[lic_gz] = tex_licenses(lic_gz)
-            found = _tex_license(m["file"], tex_cache[lic_gz])
-            lic = f"{found.upper()} ({pkg})" if found else f"LPPL ({pkg})"
-        elif pkg:
-            cp = os.path.join(root, "usr/share/doc", pkg, "copyright")
-            if cp not in copyright_cache:
-                copyright_cache[cp] = parse_copyright(cp)
-            lic = copyright_cache[cp]
-        m["license"] = lic
-
-
-# --------------------------------------------------------------------------------------------
 # Reading and writing
 # --------------------------------------------------------------------------------------------
 def manifest_path(path):
@@ -723,17 +305,3 @@ def load_fonts(path):
     if len(manifest) != len(glyphs):
         raise UserError(f"{mpath}: {len(manifest)} rows but {path} holds {len(glyphs)} fonts")
     return glyphs, manifest
-
-
-def main(argv=None):
-    """Standalone entry (the package CLI normally dispatches `build-fonts` to add_args/run)."""
-    parser = add_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    try:
-        run(parser.parse_args(argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
