@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from composed_ft.code import sandbox  # noqa: E402
+from composed_ft.code import gxx, sandbox  # noqa: E402
 from composed_ft.code.corruptions import corrupt_sanstype  # noqa: E402
 from composed_ft.code.cpp_tokenize import detokenize_program  # noqa: E402
 from composed_ft.code.judge import evaluate_programs, summarize, with_header  # noqa: E402
@@ -36,7 +36,7 @@ def plain_judge(source, inp, expected, workdir):
     exe = os.path.join(workdir, "p")
     with open(src, "w") as f:
         f.write(source)
-    if subprocess.run(["g++", *sandbox.BASE_FLAGS, src, "-o", exe], capture_output=True).returncode:
+    if subprocess.run(["g++", *gxx.BASE_FLAGS, src, "-o", exe], capture_output=True).returncode:
         return "compile_error"
     r = subprocess.run([exe], input=inp.encode(), capture_output=True, timeout=10)
     if r.returncode:
@@ -49,7 +49,7 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     programs = [detokenize_program(e["tgt"]) for e in exs]
     tests = [[(e["inp"], e["expected"])] for e in exs]
     jobs = jobs or os.cpu_count() or 1
-    sandbox.ensure_pch(None)  # built once per machine; not part of the per-program cost
+    gxx.ensure_pch(None)  # built once per machine; not part of the per-program cost
 
     t = time.perf_counter()
     fast = evaluate_programs(programs, tests, jobs=jobs, desc="fast evaluator")
@@ -90,7 +90,7 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
             del os.environ["CFT_SANDBOX_NS"]
             sandbox.reset_policy()
 
-    if sandbox.link_flags()[-1] == "-fuse-ld=gold":  # what the gold linker buys: the same run with GNU ld
+    if gxx.link_flags()[-1] == "-fuse-ld=gold":  # what the gold linker buys: the same run with GNU ld
         os.environ["CFT_LINKER"] = "bfd"
         try:
             t = time.perf_counter()

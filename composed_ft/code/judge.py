@@ -25,7 +25,7 @@ import logging
 import os
 import re
 
-from composed_ft.code import sandbox
+from composed_ft.code import gxx, sandbox
 from composed_ft.core.io import write_json, write_text
 from composed_ft.core.progress import progress_enabled
 from composed_ft.core.runs import read_jsonl
@@ -36,7 +36,7 @@ OUTCOMES = ("correct", "compile_error", "runtime_error", "timeout", "wrong_outpu
 SHOW = 500  # characters of input/expected/got kept per failure in the JSONL
 
 
-def with_header(program, header=sandbox.DEFAULT_HEADER):
+def with_header(program, header=gxx.DEFAULT_HEADER):
     """Prepend the SPoC header unless the program already has its own #include lines."""
     if program.lstrip().startswith("#"):
         return program
@@ -149,7 +149,7 @@ def batchable(program):
     return idents.count("main") == 1 and not any(w.startswith(("cft_", "__")) for w in idents)
 
 
-def batch_source(programs, header=sandbox.DEFAULT_HEADER):
+def batch_source(programs, header=gxx.DEFAULT_HEADER):
     """One translation unit for batchable programs: program k becomes cft_p<k>::cft_main (with an
     explicit `return 0;` at its end, which a real main has implicitly), its lines numbered from 1 in
     a file named cft_prog_<k>.cpp; `main` runs program argv[1]."""
@@ -172,7 +172,7 @@ def _errors_of(err, k):
     return "\n".join(lines)[:sandbox.STDERR_KEEP]
 
 
-def judge_batch(programs, tests, header=sandbox.DEFAULT_HEADER, std=None, time_limit=sandbox.TIME_LIMIT_S,
+def judge_batch(programs, tests, header=gxx.DEFAULT_HEADER, std=None, time_limit=sandbox.TIME_LIMIT_S,
                 compare="exact", use_pch=True, tmp_base=None):
     """Judge batchable programs (without header) in as few g++ processes as the compile errors allow;
     one result dict per program, as `judge` returns."""
@@ -241,14 +241,14 @@ def _capture_task(args):
                 "error": r["stderr"].decode("utf-8", "replace")}
 
 
-def run_programs(programs, inputs, jobs=None, std=None, header=sandbox.DEFAULT_HEADER,
+def run_programs(programs, inputs, jobs=None, std=None, header=gxx.DEFAULT_HEADER,
                  time_limit=sandbox.TIME_LIMIT_S, use_pch=True, tmp_base=None, desc="running"):
     """Compile and run each program on its input in the sandbox; returns dicts with `status`
     (ok / compile_error / runtime_error / timeout / output_limit), `stdout` and `error`."""
     if len(programs) != len(inputs):
         raise ValueError(f"{len(programs)} programs but {len(inputs)} inputs")
     if use_pch:
-        sandbox.ensure_pch(std)
+        gxx.ensure_pch(std)
     kw = dict(std=std, time_limit=time_limit, use_pch=use_pch, tmp_base=tmp_base)
     items = [(with_header(p, header), inp, kw) for p, inp in zip(programs, inputs)]
     return _pool_map(_capture_task, items, jobs or os.cpu_count() or 1, desc)
@@ -261,11 +261,11 @@ def _compile_task(args):
         return ok is not None
 
 
-def compile_check(programs, jobs=None, std=None, header=sandbox.DEFAULT_HEADER, use_pch=True,
+def compile_check(programs, jobs=None, std=None, header=gxx.DEFAULT_HEADER, use_pch=True,
                   tmp_base=None, desc="compiling"):
     """Whether each program compiles (g++ -fsyntax-only in the sandbox); identical programs once."""
     if use_pch:
-        sandbox.ensure_pch(std)
+        gxx.ensure_pch(std)
     kw = dict(std=std, use_pch=use_pch, tmp_base=tmp_base)
     uniq = sorted(set(programs))
     res = _pool_map(_compile_task, [(with_header(p, header), kw) for p in uniq], jobs or os.cpu_count() or 1, desc)
@@ -280,7 +280,7 @@ def _key(source, tests):
     return h.hexdigest()
 
 
-def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, header=sandbox.DEFAULT_HEADER,
+def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, header=gxx.DEFAULT_HEADER,
                       time_limit=sandbox.TIME_LIMIT_S, compare="exact", use_pch=True, dedup=True,
                       ids=None, tmp_base=None, desc="judging", batch=BATCH):
     """Judge `programs[i]` (C++ text, header added if missing) on `tests[i]` (list of (input,
@@ -300,7 +300,7 @@ def evaluate_programs(programs, tests, jobs=None, std=None, out_jsonl=None, head
         unique.setdefault(k, i)
     kw = dict(std=std, time_limit=time_limit, compare=compare, use_pch=use_pch, tmp_base=tmp_base)
     if use_pch:
-        sandbox.ensure_pch(std)  # build once here, not racing in every worker
+        gxx.ensure_pch(std)  # build once here, not racing in every worker
     order = list(unique.items())
     together = [(k, i) for k, i in order if batch > 1 and sources[i] is not programs[i] and batchable(programs[i])]
     in_batch = {k for k, _ in together}

@@ -10,7 +10,7 @@ As root (as in CI) every compile and every run
 - under resource limits (CPU seconds, address space, file size = output cap, open files, no core
   dumps, one process for runs: a program cannot fork), in its own process group, killed as a whole
   on timeout and after every run, with a clean environment (no inherited secrets).
-A small helper does all that right before exec (`_HELPER_C`, built with g++ once per machine): a
+A small helper does all that right before exec (sandbox_helper.c, built with g++ once per machine): a
 Python preexec_fn is unsafe in a threaded parent, and util-linux's unshare/setpriv/prlimit chain
 costs several execs per test.
 
@@ -25,7 +25,7 @@ Not root: programs run as the calling user under the limits only (a logged warni
 CFT_SANDBOX_NS=0 turns the namespaces off.
 
 Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ version and flags
-(`ensure_pch`): compiling a small program drops from ~1.6 s to ~0.25 s.
+(gxx.py: the compiler, its flags and the build-once cache).
 """
 import contextlib
 import fcntl
@@ -39,17 +39,23 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+from composed_ft.code.gxx import (
+    CLEAN_PATH,
+    build_once,
+    clean_env,
+    compile_flags,
+    ensure_pch,
+    gxx,
+    gxx_version,
+    link_flags,
+)
 from composed_ft.core.io import cache_root
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HEADER = "#include <bits/stdc++.h>\nusing namespace std;\n"
-BASE_FLAGS = ("-O0", "-w", "-fmax-errors=5")
-CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 TIME_LIMIT_S = 2.0
 OUTPUT_CAP_BYTES = 16 << 20  # far above any expected output; a 1 GB writer is cut here
@@ -67,215 +73,16 @@ class SandboxError(RuntimeError):
     """The sandbox cannot be set up as promised; nothing was run."""
 
 
-def gxx():
-    return os.environ.get("CXX_SANDBOX", "g++")
-
-
-def link_flags():
-    """Flags for the program compile only (not the PCH): -pipe (no temp .s/.o files between cc1plus,
-    as and ld) and the gold linker when binutils ships it; linking with GNU ld's default
-    (bfd) was a large share of a PCH compile (scripts/bench_evaluator.py measures both)."""
-    flags = ["-pipe"]
-    if os.environ.get("CFT_LINKER", "gold") == "gold" and shutil.which("ld.gold", path=CLEAN_PATH):
-        flags.append("-fuse-ld=gold")
-    return flags
-
-
-def compile_flags(std=None):
-    """g++ flags for programs and the PCH (they must match for the PCH to be used)."""
-    flags = list(BASE_FLAGS)
-    if std:
-        flags.append(f"-std={std}")
-    return flags
-
-
 def _running_as_root():
     return os.geteuid() == 0
-
-
-def _real_header_path():
-    out = subprocess.run(
-        [gxx(), "-x", "c++", "-M", "-"], input="#include <bits/stdc++.h>\n",
-        capture_output=True, text=True, env=_clean_env(tempfile.gettempdir()), check=True
-    ).stdout
-    for tok in out.replace("\\\n", " ").split():
-        if tok.endswith("bits/stdc++.h"):
-            return tok
-    raise RuntimeError("could not locate bits/stdc++.h via g++ -M")
-
-
-def _gxx_version():
-    return subprocess.run([gxx(), "--version"], capture_output=True, text=True, check=True).stdout
-
-
-def _build_once(kind, key, build):
-    """cache_root()/kind/key, built by build(tmp_dir) into a temp dir renamed into place, so
-    concurrent builders never see half a build; dirs 0755, files 0644 unless executable."""
-    root = os.path.join(cache_root(), kind)
-    final = os.path.join(root, key)
-    if not os.path.exists(final):
-        os.makedirs(root, mode=0o755, exist_ok=True)
-        os.chmod(root, 0o755)
-        tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
-        try:
-            build(tmp)
-            for dirpath, _, files in os.walk(tmp):
-                os.chmod(dirpath, 0o755)
-                for name in files:
-                    p = os.path.join(dirpath, name)
-                    os.chmod(p, 0o755 if os.stat(p).st_mode & 0o100 else 0o644)
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another process won the race
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-_PCH_MEMO = {}
-
-
-def ensure_pch(std=None):
-    """Build (once) and return an include dir whose bits/stdc++.h.gch matches `std`; None on failure.
-
-    Keyed by g++ version + flags. Dirs are 0755 / files 0644 so the sandbox uids can read but not
-    write."""
-    flags = compile_flags(std)
-    if tuple(flags) in _PCH_MEMO:
-        return _PCH_MEMO[tuple(flags)]
-    result = None
-
-    def build(tmp):
-        os.makedirs(os.path.join(tmp, "bits"))
-        hdr = os.path.join(tmp, "bits", "stdc++.h")
-        with open(hdr, "w") as f:
-            # the real header by absolute path, so this file never includes itself
-            f.write(f"#include <{_real_header_path()}>\n")
-        log.info("building precompiled header for g++ %s (once)", " ".join(flags))
-        subprocess.run([gxx(), *flags, "-x", "c++-header", hdr, "-o", hdr + ".gch"],
-                       check=True, capture_output=True, env=_clean_env(tmp))
-
-    try:
-        key = hashlib.sha256((_gxx_version() + "\0" + " ".join(flags)).encode()).hexdigest()[:16]
-        final = _build_once("pch", key, build)
-        if os.path.exists(os.path.join(final, "bits", "stdc++.h.gch")):
-            result = final
-    except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
-        log.warning("precompiled header unavailable (%s); compiling without it (slower)", e)
-    _PCH_MEMO[tuple(flags)] = result
-    return result
-
-
-def _clean_env(home):
-    return {"PATH": CLEAN_PATH, "LANG": "C", "LC_ALL": "C", "HOME": home, "TMPDIR": home}
 
 
 # ---------------------------------------------------------------- the helper that starts every process
 
 # Run by root; its arguments come from this module only. The program never inherits the report or
 # executable descriptors (close-on-exec) and, in namespaces, runs as PID 2 under a root init that
-# only waits for it (a PID 1 would ignore SIGXCPU, SIGXFSZ and SIGABRT).
-_HELPER_C = r"""
-#include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-/* cft-sandbox [-n] [-u UID -g GID] [-c DIRFD] [-x EXEFD] -r REPORTFD -l CPU,AS,FSIZE,NOFILE,NPROC -- ARGV...
-   -n  fresh network, IPC, PID and mount namespaces; private tmpfs over the world-writable temp dirs
-   -c  working dir (a descriptor); without it, the private /tmp (-n only)
-   -x  execute this descriptor (fexecve); ARGV[0] is then only the program's name
-   -r  setup errors go here as "E what: why" (never into the program's output), and with -n the
-       program's wait status as "S status" */
-static int report = 2, cwd_fd = -1, exe_fd = -1, ns = 0;
-static long uid = -1, gid = -1, lim[5];
-static const char *shared_temp[] = {"/var/tmp", "/dev/shm", "/run/lock", 0};  /* get the private /tmp */
-
-static void fail(const char *what) {
-    int e = errno;
-    dprintf(report, "E %s: %s\n", what, strerror(e));
-    _exit(125);
-}
-
-static void limit(int what, long soft, long hard) {
-    struct rlimit r = {(rlim_t)soft, (rlim_t)hard};
-    if (setrlimit(what, &r)) fail("setrlimit");
-}
-
-static void start(char **argv) {  /* enter the work dir, drop root, set the limits, exec */
-    if (cwd_fd >= 0 ? fchdir(cwd_fd) : (ns ? chdir("/tmp") : (errno = EINVAL, -1))) fail("work dir");
-    if (cwd_fd >= 0) close(cwd_fd);
-    if (uid >= 0) {
-        if (setgroups(0, 0) || setgid(gid) || setuid(uid)) fail("drop privileges");
-        if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-            errno = EPERM, fail("drop privileges");
-    }
-    /* after the uid change, which clears the parent-death signal */
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");
-    limit(RLIMIT_CORE, 0, 0);
-    limit(RLIMIT_CPU, lim[0], lim[0] + 1);
-    limit(RLIMIT_AS, lim[1], lim[1]);
-    limit(RLIMIT_FSIZE, lim[2], lim[2]);
-    limit(RLIMIT_NOFILE, lim[3], lim[3]);
-    limit(RLIMIT_NPROC, lim[4], lim[4]);
-    if (exe_fd >= 0) fexecve(exe_fd, argv, environ); else execvp(argv[0], argv);
-    fail("exec");
-}
-
-static void init(char **argv) {  /* PID 1 of the new namespaces: mounts, then waits for the program */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");
-    if (mount(0, "/", 0, MS_REC | MS_PRIVATE, 0)) fail("make mounts private");  /* nothing leaks out */
-    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) fail("mount /proc");
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=4096,mode=1777")) fail("/tmp");
-    for (const char **d = shared_temp; *d; d++)  /* one tmpfs, so one size limit, for all of them */
-        if (access(*d, F_OK) == 0 && mount("/tmp", *d, 0, MS_BIND, 0)) fail(*d);
-    pid_t pid = fork();
-    if (pid < 0) fail("fork");
-    if (pid == 0) start(argv);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) fail("wait");
-    dprintf(report, "S %d\n", st);
-    _exit(0);
-}
-
-int main(int argc, char **argv) {
-    int c;
-    while ((c = getopt(argc, argv, "+nu:g:c:x:r:l:")) != -1) {
-        if (c == 'n') ns = 1;
-        else if (c == 'u') uid = atol(optarg);
-        else if (c == 'g') gid = atol(optarg);
-        else if (c == 'c') cwd_fd = atoi(optarg);
-        else if (c == 'x') exe_fd = atoi(optarg);
-        else if (c == 'r') report = atoi(optarg);
-        else if (c != 'l' || sscanf(optarg, "%ld,%ld,%ld,%ld,%ld", lim, lim + 1, lim + 2, lim + 3, lim + 4) != 5)
-            errno = EINVAL, fail("usage");
-    }
-    if (optind >= argc || (uid >= 0) != (gid >= 0) || report < 3) errno = EINVAL, fail("usage");
-    if (fcntl(report, F_SETFD, FD_CLOEXEC) || (exe_fd >= 0 && fcntl(exe_fd, F_SETFD, FD_CLOEXEC))) fail("fcntl");
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL)) fail("prctl");  /* dies with the judge's thread */
-    if (!ns) start(argv + optind);
-    if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID)) fail("unshare");
-    pid_t pid = fork();
-    if (pid < 0) fail("fork");
-    if (pid == 0) init(argv + optind);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) fail("wait");
-    return 0;
-}
-"""
-
+# only waits for it (a PID 1 would ignore SIGXCPU, SIGXFSZ and SIGABRT). Its source: sandbox_helper.c.
+_HELPER_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_helper.c")
 _HELPER = []
 _HELPER_LOCK = threading.Lock()
 
@@ -285,17 +92,20 @@ def _helper():
     anyone else, since root runs it."""
     with _HELPER_LOCK:
         if not _HELPER:
+            with open(_HELPER_SOURCE) as f:
+                source = f.read()
+
             def build(tmp):
                 src = os.path.join(tmp, "helper.c")
                 with open(src, "w") as f:
-                    f.write(_HELPER_C)
+                    f.write(source)
                 r = subprocess.run([gxx(), "-O2", "-x", "c++", src, "-o", os.path.join(tmp, "cft-sandbox")],
-                                   capture_output=True, text=True, env=_clean_env(tmp))
+                                   capture_output=True, text=True, env=clean_env(tmp))
                 if r.returncode:
                     raise SandboxError(f"cannot build the sandbox helper with {gxx()}:\n{r.stderr[-2000:]}")
 
-            key = hashlib.sha256((_gxx_version() + "\0" + _HELPER_C).encode()).hexdigest()[:16]
-            path = os.path.join(_build_once("sandbox-helper", key, build), "cft-sandbox")
+            key = hashlib.sha256((gxx_version() + "\0" + source).encode()).hexdigest()[:16]
+            path = os.path.join(build_once("sandbox-helper", key, build), "cft-sandbox")
             for p in (path, os.path.dirname(path)):
                 st = os.lstat(p)
                 if st.st_uid != os.geteuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
@@ -577,7 +387,7 @@ class Box:
         group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
         try:
             proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=fds, cwd="/",
-                                    env=_clean_env("/tmp" if self.ns or cwd_fd is None else "."), **group)
+                                    env=clean_env("/tmp" if self.ns or cwd_fd is None else "."), **group)
             rc, timed_out, cpu = _wait(proc, wall_s)
             lines = _read_fd(report, 4096).decode("utf-8", "replace").splitlines()
         finally:

@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from composed_ft.code import sandbox
+from composed_ft.code import gxx, sandbox
 from composed_ft.code.judge import evaluate_programs, run_programs, summarize
 
 HOSTILE = {
@@ -105,7 +105,7 @@ def test_run_programs_captures_output(sbx_base):
 
 
 def test_pch_is_built_and_used():
-    d = sandbox.ensure_pch(None)
+    d = gxx.ensure_pch(None)
     assert d and os.path.exists(os.path.join(d, "bits", "stdc++.h.gch"))
 
 
