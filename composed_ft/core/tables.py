@@ -187,8 +187,8 @@ def seed_paired_claim(new, ref, lower_is_better, digits, unit=""):
     if len(paired) >= 2:
         m, h = mean_std(paired)[0], ci95(paired)
         text += f"; paired 95% CI [{m - h:+.{digits}f}, {m + h:+.{digits}f}])"
-        if not (m - h > 0 or m + h < 0):
-            verdict += " (within noise: CI contains 0)"
+        if not (m - h > 0 or m + h < 0) and verdict != "tie":   # as the SansType claims: yes/no only when resolved
+            verdict = f"not resolved (CI contains 0; {'same' if verdict == 'yes' else 'opposite'} sign)"
     else:
         text += ")"
         verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"

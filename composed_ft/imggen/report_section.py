@@ -14,11 +14,11 @@ from .plots import read_panels, stack_panels
 from .report import MODELS, curves, model_label, norm, pair_cell, pair_resolved, paired_pairs, settings
 
 CLAIMS_HEADER = ["comparison", "paper", "ours: reference → composed/new", "agrees"]
-CLAIMS_NOTE = ("`agrees` compares the direction of our seed means with the claim. The paired 95% CI is that of the "
-               "per-seed difference (both methods of a seed share data and initialization); \"within noise\": our "
-               "seeds do not resolve the sign. Per test pair (test MSE rows): the two models' MSE difference on "
-               "each (font, character) test pair, averaged over the seeds, with a 95% normal CI over the pairs — "
-               "test-set sampling noise for these trained models, not retraining noise.\n")
+CLAIMS_NOTE = ("`agrees` compares the direction of our seed means with the claim: yes or no only where the paired "
+               "95% CI excludes 0, else \"not resolved\" with the sign. That CI is the per-seed difference's (both "
+               "methods of a seed share data and initialization). Per test pair (test MSE rows): the two models' "
+               "MSE difference on each (font, character) test pair, averaged over the seeds, with a 95% normal CI "
+               "over the pairs — test-set sampling noise for these trained models, not retraining noise.\n")
 
 # Rows of the test-MSE table: (label, model of the run (report.model_label), results key).
 ROWS = [("Direct (authors') f(x)", "Direct (authors')", "test_mse_base"),
