@@ -186,7 +186,7 @@ def _verdict(diff, resolved):
     """Does our difference agree with the paper's (a positive one)? Only a resolved one says yes or no."""
     if resolved:
         return "yes" if diff > 0 else "no: resolved, the opposite sign"
-    return f"not resolved (CI contains 0; {'same' if diff > 0 else 'opposite'} sign)"
+    return tables.unresolved_verdict(diff > 0)
 
 
 CLAIMS_NOTE = ("Each row compares two methods on the same programs: the difference in accuracy with its 95% CI over "

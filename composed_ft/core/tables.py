@@ -172,6 +172,11 @@ def rel_link(path, out):
     return os.path.relpath(path, os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
 
 
+def unresolved_verdict(same_sign):
+    """A claim's verdict when the CI of our difference contains 0: neither yes nor no, only the sign."""
+    return f"not resolved (CI contains 0; {'same' if same_sign else 'opposite'} sign)"
+
+
 def seed_paired_claim(new, ref, lower_is_better, digits, unit=""):
     """A claim's measurement from two {seed: value} dicts (new vs reference), paired by seed: both
     methods of one seed share data and initialization, so the 95% CI of the per-seed difference says
@@ -187,8 +192,8 @@ def seed_paired_claim(new, ref, lower_is_better, digits, unit=""):
     if len(paired) >= 2:
         m, h = mean_std(paired)[0], ci95(paired)
         text += f"; paired 95% CI [{m - h:+.{digits}f}, {m + h:+.{digits}f}])"
-        if not (m - h > 0 or m + h < 0) and verdict != "tie":   # as the SansType claims: yes/no only when resolved
-            verdict = f"not resolved (CI contains 0; {'same' if verdict == 'yes' else 'opposite'} sign)"
+        if not (m - h > 0 or m + h < 0) and verdict != "tie":   # yes/no only when resolved
+            verdict = unresolved_verdict(verdict == "yes")
     else:
         text += ")"
         verdict += " (1 seed, no CI)" if paired else " (no seed in common, no CI)"
