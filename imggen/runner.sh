@@ -10,7 +10,7 @@
 # Measured cost per target at the cpu preset (2026-12-02; imggen/README "What the cpu preset measures"):
 #   main, one seed: 20 min on the 2 idle cores from built fonts, denoiser included;
 #   the ablations, summed wall_s of their runs, one thread each with a second job on the other core:
-#   blur 76 min, l2 90, unlabeled 23, labeled 35, dropout DROPOUT_MIN, perturb 42.
+#   blur 76 min, l2 90, unlabeled 23, labeled 35, dropout 61, perturb 42.
 # Finished runs are skipped, killed runs resume from their last checkpoint. The table is
 # regenerated from the run directories at the end: results/imggen.md (or $TABLE). Ablations reuse
 # the main runs of the same seed as their reference rows (trained first, never twice).
