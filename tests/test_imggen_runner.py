@@ -40,7 +40,9 @@ def test_main_table_plans_both_directs_and_composed(tmp_path):
             assert flag(c, "--method") == "composed"
             # the presets hold the authors' losses; the strongest Direct overrides them, at the same budget
             assert flag(d, "--dropout") is None and flag(c, "--l2") is None and flag(d, "--bn-eps") is None
-            assert flag(st, "--variant") == "strong" and flag(st, "--bn-eps") == "1e-5"
+            # the strongest Direct: the authors' f (their BN eps and λ 0) with dropout 0.5
+            assert flag(st, "--variant") == "strong" and flag(st, "--dropout") == "0.5"
+            assert flag(st, "--bn-eps") is None and flag(st, "--l2") is None
             assert flag(st, "--max-epoch") == flag(d, "--max-epoch")
     assert set(runs) == {f"main/{m}-n{n}-s{s}" for m in ("direct", "composed", "direct_strong")
                          for n in (2500, 500) for s in (0, 1)} | {"denoisers/blur2"}
