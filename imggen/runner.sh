@@ -75,6 +75,9 @@ ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
 # flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
 # cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
+# 1: predictor runs made before a budget grew (e.g. an older preset) continue to the new budget from their
+# last checkpoint (`train --extend`: the same result as training it from the start) instead of being refused
+EXTEND=${EXTEND:-}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")"
@@ -102,7 +105,8 @@ predictor() {
     local tag=$1 name=$2 den=$3; shift 3
     for seed in $SEEDS; do
         $PY -m composed_ft.imggen train $COMMON --seed "$seed" --tag "$tag" \
-            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" $F_FLAGS "$@" $STAGE_FLAGS
+            --run-dir "$RUNS/$tag/$name-s$seed" --denoiser "$RUNS/denoisers/$den" $F_FLAGS "$@" $STAGE_FLAGS \
+            ${EXTEND:+--extend}
     done
 }
 direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors $DIRECT_FLAGS "${@:4}"; }

@@ -44,6 +44,8 @@ def archive(runs_root, out_root):
         keep = [f for f in wanted if f in files]
         if wanted is RUN_FILES:  # + the summaries of re-evaluations (`evaluate`: eval_beam<k>[_last].json)
             keep += sorted(f for f in files if f.startswith("eval_") and f.endswith(".json"))
+            # + the results of a run before `--extend` continued it to a larger budget (results_<budget>.json)
+            keep += sorted(f for f in files if f.startswith("results_") and f.endswith(".json"))
         if not keep or (wanted is RUN_FILES and "config.json" not in files):
             continue
         rel = os.path.relpath(d, runs_root)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
+from composed_ft.core.errors import UserError
 from composed_ft.core import checkpoint
 from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from composed_ft.imggen import data, perturbations, train
@@ -336,6 +337,34 @@ def test_resume_after_kill_equals_uninterrupted(tiny_fonts, denoiser_run, tmp_pa
     mtime = os.path.getmtime(os.path.join(killed, "results.json"))
     assert train.train_predictor(_train_args(tiny_fonts, denoiser_run, killed)) == res_resumed
     assert os.path.getmtime(os.path.join(killed, "results.json")) == mtime
+
+
+def test_extend_a_finished_run_equals_the_longer_run(tiny_fonts, denoiser_run, tmp_path):
+    """--extend continues a finished run to a larger budget; it ends where a run given that budget from
+    the start ends (weights, best epoch, test MSE, metric rows). Without --extend, or to a smaller budget,
+    a changed budget is refused."""
+    full = str(tmp_path / "full")
+    res_full = train.train_predictor(_train_args(tiny_fonts, denoiser_run, full))
+    short = str(tmp_path / "short")
+    res_short = train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--max-epoch", "2"))
+    assert res_short["epochs"] == 2
+    with pytest.raises(UserError, match="different settings"):
+        train.train_predictor(_train_args(tiny_fonts, denoiser_run, short))
+    res_ext = train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--extend"))
+    for k in ("test_mse_base", "test_mse_denoised", "best_epoch", "epochs", "updates", "weight_norm"):
+        assert res_full[k] == res_ext[k], k
+    a = checkpoint.load(os.path.join(full, "checkpoint_last.pt"))["model"]
+    b = checkpoint.load(os.path.join(short, "checkpoint_last.pt"))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    read = lambda d: [json.loads(x) for x in open(os.path.join(d, "metrics.jsonl"))]  # noqa: E731
+    assert _strip(read(full)) == _strip(read(short))
+    # the shorter run's results are kept; config.json holds the new budget and the extension
+    assert json.load(open(os.path.join(short, "results_16.json")))["epochs"] == 2
+    assert os.path.exists(os.path.join(short, "eval_test_16.jsonl"))
+    cfg = json.load(open(os.path.join(short, "config.json")))
+    assert cfg["config"]["max_epoch"] == 4 and [e["from"] for e in cfg["extended"]] == [16]
+    with pytest.raises(UserError, match="smaller"):
+        train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--extend", "--max-epoch", "3"))
 
 
 def _den_args(tiny_fonts, run_dir, *extra):

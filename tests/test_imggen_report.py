@@ -71,3 +71,27 @@ def test_ablation_rows_carry_their_per_pair_difference_from_the_main_run(tmp_pat
     by = {(r[0], r[header.index("method")]): r[col] for r in rows}
     assert by[("50", "composed")].startswith("-0.1000 [") and by[("50", "direct")] == "—"
     assert by[("100", "composed (main run)")].startswith("+0.0000")
+
+
+def test_an_extended_main_run_is_the_reference_at_the_ablations_budget(tmp_path):
+    """A main run continued by --extend (12 updates) keeps its 6-update results and per-pair records; an
+    ablation trained for 6 updates is compared with that snapshot, not with the longer run."""
+    main = run(tmp_path, "main/c", "composed", 0, [0.1, 0.1, 0.1, 0.1], l2=1e-4, max_update=12)
+    main["results"]["updates"] = 12
+    d = tmp_path / "main/c"
+    (d / "eval_test_6.jsonl").write_text("".join(json.dumps({"font": i % 7, "char": i, "mse_base": 0.9,
+                                                            "mse_denoised": v}) + "\n"
+                                                for i, v in enumerate([0.2, 0.3, 0.4, 0.5])))
+    (d / "results_6.json").write_text(json.dumps(dict(main["results"], updates=6, test_mse_denoised=0.35)))
+    abl = [run(tmp_path, "abl/c", "composed", 0, [0.3, 0.4, 0.5, 0.6], tag="ablation-l2", l2=1e-2, max_update=6)]
+    abl[0]["results"]["updates"] = 6
+    refs = report.reference_runs("ablation-l2", abl, [main])
+    assert [r.get("snapshot") for r in refs] == [6] and refs[0]["config"]["max_update"] == 6
+    header, rows = report.ablation_table(abl, refs, "ablation-l2")
+    col = next(i for i, h in enumerate(header) if h.startswith("Δ vs main run"))
+    by = {(r[0], r[1]): r for r in rows}
+    assert by[("0.0001", "composed (main run at 6 updates)")][header.index("test MSE Π(f(x))")] == [0.35]
+    assert by[("0.01", "composed")][col].startswith("+0.1000 [")  # against the snapshot's records, not 0.1
+    # an ablation at the main run's current budget is compared with the run itself
+    abl[0]["config"]["max_update"], abl[0]["results"]["updates"] = 12, 12
+    assert report.reference_runs("ablation-l2", abl, [main]) == [main]

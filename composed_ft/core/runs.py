@@ -53,28 +53,57 @@ class Run:
     def finished(self):
         return os.path.exists(self.file("results.json"))
 
-    def start(self, resume_ok=True, upgrade=None):
+    def start(self, resume_ok=True, upgrade=None, extend=None):
         """Create the directory and write config.json.
 
         An existing run with a different config is refused (a silent mix of two settings in one
         directory would make its results meaningless); pass a new --name or delete it. `upgrade`
         reads an older config as today's code does (fields added since are filled with the values the
-        old run was made with); a key only one side has (added or dropped since) is not compared."""
+        old run was made with); a key only one side has (added or dropped since) is not compared.
+
+        `extend` = (keys, budget, outputs): continue a run to a larger budget. When the configs differ
+        only in `keys` (the budget's) and budget(new) >= budget(old), config.json takes the new budget
+        (the old one recorded under "extended"), results.json and each of `outputs` (files a finished run
+        wrote, e.g. its per-example records) are set aside as <name>_<old budget><ext>, so the shorter
+        run stays readable, and training resumes from checkpoint_last.pt. Only for a training whose steps do not depend on the
+        budget (a constant learning rate): then the extended run equals one given the larger budget
+        from the start (tests/test_imggen.py)."""
         os.makedirs(self.path, exist_ok=True)
         cfg_path = self.file("config.json")
         if os.path.exists(cfg_path):
-            saved = read_json(cfg_path).get("config", {})
+            record = read_json(cfg_path)
+            saved = record.get("config", {})
             old = upgrade(saved) if upgrade else saved
             new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
             old = json.loads(json.dumps(old))
             mismatch = {k for k in set(saved) & set(new) if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
-            if mismatch:
-                raise UserError(f"{cfg_path}: run exists with different settings ({', '.join(sorted(mismatch))}); "
-                                f"use another run name or delete the directory")
+            if mismatch and extend and mismatch <= set(extend[0]):
+                self._extend(record, new, mismatch, *extend[1:])
+            elif mismatch:
+                hint = (" (only the budget may change, to a larger one)" if extend else
+                        "; use another run name or delete the directory")
+                raise UserError(f"{cfg_path}: run exists with different settings ({', '.join(sorted(mismatch))})"
+                                + hint)
         else:
             write_json(cfg_path, {"config": self.config, "git_commit": git_commit(),
                                   "argv": sys.argv, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
         return self
+
+    def _extend(self, record, new, keys, budget, outputs=()):
+        before, after = budget(record["config"]), budget(new)
+        if after < before:
+            raise UserError(f"{self.file('config.json')}: cannot extend a run of budget {before} to the smaller "
+                            f"{after}; use another run name")
+        if self.finished:
+            for name in ("results.json", *outputs):
+                if os.path.exists(self.file(name)):
+                    stem, ext = os.path.splitext(name)
+                    os.replace(self.file(name), self.file(f"{stem}_{before}{ext}"))
+        record["config"] = {**record["config"], **{k: new[k] for k in keys}}
+        record.setdefault("extended", []).append({"from": before, "to": after, "argv": sys.argv,
+                                                  "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        write_json(self.file("config.json"), record)
+        log.info("%s: extending from budget %s to %s", self.path, before, after)
 
     def log_metrics(self, **row):
         row.setdefault("time", round(time.time(), 3))
@@ -107,7 +136,7 @@ class Run:
 
 
 # Keys that may change between a run and its resumption without changing what it computes.
-VOLATILE_KEYS = {"device", "jobs", "progress", "run_dir", "name"}
+VOLATILE_KEYS = {"device", "jobs", "progress", "run_dir", "name", "extend"}
 
 
 def read_json(path):

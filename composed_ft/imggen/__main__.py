@@ -68,6 +68,10 @@ def add_train_args(p):
                    help="stop after this many updates (0: no limit; the paper-size dry run's cap)")
     p.add_argument("--save-interval", type=int, default=None, help="checkpoint every N epochs")
     p.add_argument("--log-interval", type=int, default=None, help="log a line every N epochs")
+    p.add_argument("--extend", action="store_true",
+                   help="continue this run (finished or not) to a larger --max-epoch/--max-update: it resumes from "
+                        "its last checkpoint and ends as a run given the larger budget from the start would "
+                        "(constant learning rate); the earlier results are kept as results_<updates>.json")
 
 
 def add_table_args(p):

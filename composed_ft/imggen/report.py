@@ -89,8 +89,8 @@ PAIR_RECORDS = "eval_test.jsonl"  # train.py writes it (the archive keeps it gzi
 
 
 @functools.lru_cache(maxsize=None)
-def _pair_records(path):
-    for name, opener in ((PAIR_RECORDS, open), (PAIR_RECORDS + ".gz", gzip.open)):
+def _pair_records(path, records=PAIR_RECORDS):
+    for name, opener in ((records, open), (records + ".gz", gzip.open)):
         f = os.path.join(path, name)
         if os.path.exists(f):
             with opener(f, "rt") as fh:
@@ -102,7 +102,7 @@ def _pair_records(path):
 def pair_mse(run, output):
     """{(font, character): the run's MSE on that test pair} of its `output` ("base": f(x), "denoised":
     Π(f(x))), or None for a run without per-pair records."""
-    recs = _pair_records(run["path"])
+    recs = _pair_records(run["path"], run.get("pair_records", PAIR_RECORDS))
     return None if recs is None else {k: v[output == "denoised"] for k, v in recs.items()}
 
 
@@ -219,14 +219,49 @@ def main_table(main):
     return header, rows
 
 
+def snapshots(run):
+    """A run continued by `train --extend` to a larger budget, as it was at each earlier budget: records
+    like collect()'s (same path) whose results and per-pair records are the files the extension set aside
+    (results_<updates>.json, eval_test_<updates>.jsonl) and whose config has that budget."""
+    out = []
+    for name in sorted(os.listdir(run["path"])):
+        stem = name[len("results_"):-len(".json")] if name.startswith("results_") and name.endswith(".json") else ""
+        if not stem.isdigit():
+            continue
+        with open(os.path.join(run["path"], name)) as fh:
+            res = json.load(fh)
+        c = run["config"]
+        budget = {"max_update": res["updates"]} if c.get("max_update") else {"max_epoch": res["epochs"]}
+        out.append({**run, "config": {**c, **budget}, "results": res, "snapshot": int(stem),
+                    "pair_records": f"eval_test_{stem}.jsonl"})
+    return out
+
+
 def reference_runs(tag, runs, main):
     """The main runs that are an ablation's reference rows: same seeds, methods and (except for the
-    labeled-examples ablation, which spans every size) labeled sizes, never the strongest Direct."""
+    labeled-examples ablation, which spans every size) labeled sizes, never the strongest Direct; each
+    at the ablation's budget: a main run since continued to a larger budget (`--extend`) is used as it
+    was at the budget the ablation's runs of its method had, when that snapshot exists."""
     seeds = {r["config"]["seed"] for r in runs}
     methods = {r["config"]["method"] for r in runs}
     sizes = {r["config"]["n_train"] for r in runs}
-    return [r for r in main if r["config"]["seed"] in seeds and r["config"]["method"] in methods
-            and cfg(r, "variant") != STRONG and (tag == "ablation-labeled" or r["config"]["n_train"] in sizes)]
+    budgets = defaultdict(set)  # method -> updates its ablation runs were trained for
+    for r in runs:
+        budgets[r["config"]["method"]].add(_budget(r))
+    refs = []
+    for r in main:
+        if not (r["config"]["seed"] in seeds and r["config"]["method"] in methods and cfg(r, "variant") != STRONG
+                and (tag == "ablation-labeled" or r["config"]["n_train"] in sizes)):
+            continue
+        refs.append(next((s for s in snapshots(r) if _budget(s) in budgets[r["config"]["method"]]
+                          and _budget(r) not in budgets[r["config"]["method"]]), r))
+    return refs
+
+
+def _budget(run):
+    """A run's budget as the ablation tables compare it: updates for an update budget, else epochs."""
+    res = run["results"]
+    return res["updates"] if run["config"].get("max_update") else res["epochs"]
 
 
 def _show(key, v):
@@ -268,7 +303,10 @@ def ablation_table(runs, refs=(), tag=""):
         is_ref = all(r["path"] in ref_paths for r in rs)
         other = against(rs, is_ref)
         pp = paired_pairs([(r, own_output(r)) for r in rs], [(r, own_output(r)) for r in other]) if other else None
-        rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (" (main run)" if is_ref else ""),
+        snap = {r.get("snapshot") for r in rs} - {None}
+        label = (f" (main run at {_budget(rs[0]):,} {'updates' if rs[0]['config'].get('max_update') else 'epochs'})"
+                 if snap else " (main run)")
+        rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (label if is_ref else ""),
                     res("test_mse_base"), res("test_mse_denoised"),
                     tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
                     " ".join(str(r["results"]["best_epoch"]) for r in rs),

@@ -34,12 +34,12 @@ def _batches(n, batch_size, device, ctx):
     return make
 
 
-def _start(args):
+def _start(args, extend=None):
     """The run directory (rank 0 writes it; other ranks wait) and the process-group context."""
     ctx = distributed.setup(args.device)
     run = Run(args.run_dir, vars_config(args))
     if ctx.is_main:
-        run.start()
+        run.start(extend=extend)
     ctx.barrier()
     return run, ctx
 
@@ -207,9 +207,16 @@ def write_pair_records(path, split, base, den):
                       for f, c, b, d in rows)
 
 
+def predictor_updates(cfg):
+    """A predictor run's budget in updates: --max-update when set, else its epochs' updates."""
+    return cfg["max_update"] or cfg["max_epoch"] * -(-cfg["n_train"] // cfg["batch_size"])
+
+
 def train_predictor(args):
     """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters)."""
-    run, ctx = _start(args)
+    # --extend: the budget may grow (Adam at a constant learning rate: no step depends on the budget)
+    run, ctx = _start(args, extend=(("max_epoch", "max_update"), predictor_updates, (PAIR_RECORDS,))
+                      if args.extend else None)
     if run.finished:
         log.info("%s: finished already, nothing to do", run.path)
         return run.results()
