@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
 
-from composed_ft.core.errors import UserError
 from composed_ft.core import checkpoint
 from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
+from composed_ft.core.errors import UserError
 from composed_ft.imggen import data, perturbations, train
 from composed_ft.imggen.__main__ import parse
 from composed_ft.imggen.models import MLPGenerator, PreActUNet, UNet

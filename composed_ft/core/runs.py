@@ -65,8 +65,9 @@ class Run:
         only in `keys` (the budget's) and budget(new) >= budget(old), config.json takes the new budget
         (the old one recorded under "extended"), results.json and each of `outputs` (files a finished run
         wrote, e.g. its per-example records) are set aside as <name>_<old budget><ext>, so the shorter
-        run stays readable, and training resumes from checkpoint_last.pt. Only for a training whose steps do not depend on the
-        budget (a constant learning rate): then the extended run equals one given the larger budget
+        run stays readable, and training resumes from checkpoint_last.pt. Only for a training whose
+        steps do not depend on the budget (a constant learning rate): then the extended run equals one
+        given the larger budget
         from the start (tests/test_imggen.py)."""
         os.makedirs(self.path, exist_ok=True)
         cfg_path = self.file("config.json")
