@@ -67,8 +67,7 @@ class Run:
         wrote, e.g. its per-example records) are set aside as <name>_<old budget><ext>, so the shorter
         run stays readable, and training resumes from checkpoint_last.pt. Only for a training whose
         steps do not depend on the budget (a constant learning rate): then the extended run equals one
-        given the larger budget
-        from the start (tests/test_imggen.py)."""
+        given the larger budget from the start (tests/test_imggen.py)."""
         os.makedirs(self.path, exist_ok=True)
         cfg_path = self.file("config.json")
         if os.path.exists(cfg_path):

@@ -11,6 +11,7 @@ import gzip
 import json
 import math
 import os
+import re
 import time
 from collections import defaultdict
 
@@ -225,9 +226,10 @@ def snapshots(run):
     (results_<updates>.json, eval_test_<updates>.jsonl) and whose config has that budget."""
     out = []
     for name in sorted(os.listdir(run["path"])):
-        stem = name[len("results_"):-len(".json")] if name.startswith("results_") and name.endswith(".json") else ""
-        if not stem.isdigit():
+        m = re.fullmatch(r"results_(\d+)\.json", name)
+        if not m:
             continue
+        stem = m.group(1)
         with open(os.path.join(run["path"], name)) as fh:
             res = json.load(fh)
         c = run["config"]
@@ -253,8 +255,10 @@ def reference_runs(tag, runs, main):
         if not (r["config"]["seed"] in seeds and r["config"]["method"] in methods and cfg(r, "variant") != STRONG
                 and (tag == "ablation-labeled" or r["config"]["n_train"] in sizes)):
             continue
-        refs.append(next((s for s in snapshots(r) if _budget(s) in budgets[r["config"]["method"]]
-                          and _budget(r) not in budgets[r["config"]["method"]]), r))
+        wanted = budgets[r["config"]["method"]]
+        if _budget(r) not in wanted:  # continued past the ablation's budget: the run as it was then, if kept
+            r = next((s for s in snapshots(r) if _budget(s) in wanted), r)
+        refs.append(r)
     return refs
 
 
@@ -303,9 +307,8 @@ def ablation_table(runs, refs=(), tag=""):
         is_ref = all(r["path"] in ref_paths for r in rs)
         other = against(rs, is_ref)
         pp = paired_pairs([(r, own_output(r)) for r in rs], [(r, own_output(r)) for r in other]) if other else None
-        snap = {r.get("snapshot") for r in rs} - {None}
         label = (f" (main run at {_budget(rs[0]):,} {'updates' if rs[0]['config'].get('max_update') else 'epochs'})"
-                 if snap else " (main run)")
+                 if any("snapshot" in r for r in rs) else " (main run)")
         rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (label if is_ref else ""),
                     res("test_mse_base"), res("test_mse_denoised"),
                     tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
