@@ -72,6 +72,10 @@ ABL_UNLABELED_FONTS=${ABL_UNLABELED_FONTS:-100}   # compared with all available 
 ABL_N_TRAIN=${ABL_N_TRAIN:-"500 1500 2500 4500"}
 ABL_DROPOUT=${ABL_DROPOUT:-"0.1 0.2 0.3 0.4 0.5"}
 ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
+# Composed's updates in every ablation run. At the cpu preset they are shorter than the main runs' (the
+# 32,000 of the preset would make the ablations ~5x longer); each ablation row is then compared with the
+# main run's snapshot at the same budget (`train --extend` keeps results_<updates>.json). Empty: the preset's.
+ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED-$([[ $PRESET == cpu ]] && echo 6000 || true)}
 # flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
 # cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
@@ -112,6 +116,27 @@ predictor() {
 direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors $DIRECT_FLAGS "${@:4}"; }
 strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant strong $DIRECT_FLAGS $DIRECT_STRONG "${@:4}"; }
 composed() { predictor "$1" "composed-$2" "$3" --method composed $COMPOSED_FLAGS "${@:4}"; }
+# an ablation's Composed run: the ablation budget (ABL_UPDATES_COMPOSED) when set
+abl_composed() { composed "$@" $(opt --max-update "$ABL_UPDATES_COMPOSED"); }
+
+# main Composed runs at N labels. When ablations run at a shorter budget (ABL_UPDATES_COMPOSED) and the main
+# budget is the preset's, a new main run is trained to the ablation budget first and then continued
+# (`--extend`, the same result as one long run) to its own: the results it had at the ablation budget are
+# kept (results_<updates>.json) and are the ablation tables' reference row. (A main run trained before,
+# without ablations, has no such snapshot: the table then marks its reference row's budget as different.)
+composed_main() {
+    local n=$1 seed
+    if ablations && [[ -n "$ABL_UPDATES_COMPOSED" && -z "${UPDATES:-$UPDATES_COMPOSED}${EPOCHS:-$EPOCHS_COMPOSED}" ]]; then
+        for seed in $SEEDS; do
+            if [[ ! -f "$RUNS/main/composed-n$n-s$seed/config.json" ]]; then
+                SEEDS=$seed composed main "n$n" "$DEN" --n-train "$n" --max-update "$ABL_UPDATES_COMPOSED"
+            fi
+        done
+        EXTEND=1 composed main "n$n" "$DEN" --n-train "$n"
+    else
+        composed main "n$n" "$DEN" --n-train "$n"
+    fi
+}
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
 same_number() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 == b + 0 && b != "") }'; }   # 1e-4 == 0.0001
@@ -129,7 +154,7 @@ if want main || ablations; then
     for n in $N_TRAIN_MAIN; do
         stamp "main n=$n"
         direct main "n$n" "$DEN" --n-train "$n"
-        composed main "n$n" "$DEN" --n-train "$n"
+        composed_main "$n"
         if want main; then strong main "n$n" "$DEN" --n-train "$n"; fi
     done
 fi
@@ -155,7 +180,7 @@ if want blur; then        # denoiser perturbation strength (s = BLUR_MAX is the 
     for s in $ABL_BLUR; do
         if [[ "$s" == "$BLUR_MAX" ]]; then continue; fi
         denoiser "blur$s" --perturb blur --blur-max "$s"
-        composed ablation-blur "blur$s" "blur$s"
+        abl_composed ablation-blur "blur$s" "blur$s"
     done
 fi
 if want l2; then          # explicit L2 penalty, composed and direct (the main λs are the main runs)
@@ -166,14 +191,14 @@ if want l2; then          # explicit L2 penalty, composed and direct (the main �
     L2_MAIN_COMPOSED=${L2_COMPOSED:-$(main_l2 composed)}
     for l2 in $ABL_L2; do
         if ! same_number "$l2" "$L2_MAIN_DIRECT"; then direct ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
-        if ! same_number "$l2" "$L2_MAIN_COMPOSED"; then composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
+        if ! same_number "$l2" "$L2_MAIN_COMPOSED"; then abl_composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
     done
 fi
 if want unlabeled; then   # how many unlabeled fonts the denoiser sees (all: the main run)
     stamp "ablation unlabeled"
     for k in $ABL_UNLABELED_FONTS; do
         denoiser "fonts$k" --perturb blur --blur-max "$BLUR_MAX" --unlabeled-fonts "$k"
-        composed ablation-unlabeled "fonts$k" "fonts$k"
+        abl_composed ablation-unlabeled "fonts$k" "fonts$k"
     done
 fi
 if want labeled; then     # number of labeled examples (the main sizes are the main runs)
@@ -181,14 +206,14 @@ if want labeled; then     # number of labeled examples (the main sizes are the m
     for n in $ABL_N_TRAIN; do
         if [[ " $N_TRAIN_MAIN " == *" $n "* ]]; then continue; fi
         direct ablation-labeled "n$n" "$DEN" --n-train "$n"
-        composed ablation-labeled "n$n" "$DEN" --n-train "$n"
+        abl_composed ablation-labeled "n$n" "$DEN" --n-train "$n"
     done
 fi
 if want dropout; then     # dropout instead of L2 (λ = 0), both methods
     stamp "ablation dropout"
     for d in $ABL_DROPOUT; do
         direct ablation-dropout "do$d" "$DEN" --l2 0 --dropout "$d"
-        composed ablation-dropout "do$d" "$DEN" --l2 0 --dropout "$d"
+        abl_composed ablation-dropout "do$d" "$DEN" --l2 0 --dropout "$d"
     done
 fi
 if want perturb; then     # kind of perturbation the denoiser undoes (blur: the main run)
@@ -196,7 +221,7 @@ if want perturb; then     # kind of perturbation the denoiser undoes (blur: the 
     for p in $ABL_PERTURB; do
         if [[ $p == blur ]]; then continue; fi
         denoiser "$p" --perturb "$p"
-        composed ablation-perturb "$p" "$p"
+        abl_composed ablation-perturb "$p" "$p"
     done
 fi
 

@@ -95,3 +95,12 @@ def test_an_extended_main_run_is_the_reference_at_the_ablations_budget(tmp_path)
     # an ablation at the main run's current budget is compared with the run itself
     abl[0]["config"]["max_update"], abl[0]["results"]["updates"] = 12, 12
     assert report.reference_runs("ablation-l2", abl, [main]) == [main]
+    header, rows = report.ablation_table(abl, [main], "ablation-l2")
+    assert ("0.0001", "composed (main run)") in {(r[0], r[1]) for r in rows}
+    # a main run without a snapshot at the ablation's budget is still the reference, marked as such
+    abl[0]["config"]["max_update"], abl[0]["results"]["updates"] = 6, 6
+    (d / "results_6.json").unlink()
+    refs = report.reference_runs("ablation-l2", abl, [main])
+    assert refs == [main]
+    header, rows = report.ablation_table(abl, refs, "ablation-l2")
+    assert ("0.0001", "composed (main run at 12 updates; this ablation's runs: 6)") in {(r[0], r[1]) for r in rows}

@@ -94,3 +94,30 @@ def test_probes_run_one_seed_and_are_not_part_of_all(tmp_path):
     assert flag(runs["budget/direct-n500-e5000-s3"], "--max-update") == "0"  # a probe's length is its epochs
     assert flag(runs["candidates/direct-eps1e-5_do0.1-s3"], "--bn-eps") == "1e-5"
     assert not any(k.split("/")[0] in ("budget", "candidates") for k in plan(tmp_path / "a", TARGETS="all"))
+
+
+def test_cpu_ablations_run_composed_shorter_and_keep_the_main_runs_snapshot(tmp_path):
+    """At the cpu preset the ablations' Composed runs get ABL_UPDATES_COMPOSED (6,000); a new main Composed
+    run is then trained to that budget first and continued (--extend) to the preset's, so its results at
+    the ablations' budget are kept as their reference row."""
+    e = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", SEEDS="0 1", RUNS=str(tmp_path / "runs"),
+             DATA=str(tmp_path / "fonts32.npz"), TABLE=str(tmp_path / "t.md"), TARGETS="main blur")
+    (tmp_path / "fonts32.npz").touch()
+    (tmp_path / "runs/main/composed-n500-s1").mkdir(parents=True)
+    (tmp_path / "runs/main/composed-n500-s1/config.json").write_text("{}")  # an existing run: not restarted short
+    p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    cmds = [line.split() for line in p.stdout.splitlines() if line.startswith("-m composed_ft.imggen train")]
+    main = [c for c in cmds if flag(c, "--run-dir").endswith("main/composed-n500-s0")]
+    assert [(flag(c, "--max-update"), "--extend" in c) for c in main] == [("6000", False), (None, True)]
+    other = [c for c in cmds if flag(c, "--run-dir").endswith("main/composed-n500-s1")]
+    assert [(flag(c, "--max-update"), "--extend" in c) for c in other] == [(None, True)]
+    from composed_ft.imggen.__main__ import parse
+    assert parse(main[1][2:]).max_update == 32000  # the preset's budget
+    assert flag(plan(tmp_path / "b", TARGETS="blur")["ablation-blur/composed-blur8-s0"], "--max-update") == "6000"
+    # without ablations the main run is trained once, to the preset's budget; at the paper preset the
+    # ablations use the preset's budget too
+    runs = plan(tmp_path / "m", TARGETS="main")
+    assert flag(runs["main/composed-n500-s0"], "--max-update") is None and "--extend" not in runs["main/composed-n500-s0"]
+    runs = plan(tmp_path / "p", TARGETS="blur", PRESET="paper")
+    assert flag(runs["ablation-blur/composed-blur8-s0"], "--max-update") is None

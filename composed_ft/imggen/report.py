@@ -300,6 +300,9 @@ def ablation_table(runs, refs=(), tag=""):
             return None
         return [r for r in refs if r["config"]["method"] == c["method"] and r["config"]["n_train"] == c["n_train"]]
 
+    budgets = defaultdict(set)  # method -> the budgets of this ablation's own runs (reference rows aside)
+    for r in runs:
+        budgets[r["config"]["method"]].add(_budget(r))
     rows = []
     for key in sorted(groups, key=sort_key):
         rs = groups[key]
@@ -307,8 +310,13 @@ def ablation_table(runs, refs=(), tag=""):
         is_ref = all(r["path"] in ref_paths for r in rs)
         other = against(rs, is_ref)
         pp = paired_pairs([(r, own_output(r)) for r in rs], [(r, own_output(r)) for r in other]) if other else None
-        label = (f" (main run at {_budget(rs[0]):,} {'updates' if rs[0]['config'].get('max_update') else 'epochs'})"
-                 if any("snapshot" in r for r in rs) else " (main run)")
+        # a reference row names its budget when it is a snapshot, and says so when it is not the ablation's
+        own, label = _budget(rs[0]), " (main run)"
+        theirs = budgets[rs[0]["config"]["method"]]
+        if any("snapshot" in r for r in rs) or own not in theirs:
+            unit = "updates" if rs[0]["config"].get("max_update") else "epochs"
+            label = f" (main run at {own:,} {unit}" + (
+                ")" if own in theirs else f"; this ablation's runs: {', '.join(f'{b:,}' for b in sorted(theirs))})")
         rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (label if is_ref else ""),
                     res("test_mse_base"), res("test_mse_denoised"),
                     tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
