@@ -118,6 +118,7 @@ def test_cpu_ablations_run_composed_shorter_and_keep_the_main_runs_snapshot(tmp_
     # without ablations the main run is trained once, to the preset's budget; at the paper preset the
     # ablations use the preset's budget too
     runs = plan(tmp_path / "m", TARGETS="main")
-    assert flag(runs["main/composed-n500-s0"], "--max-update") is None and "--extend" not in runs["main/composed-n500-s0"]
+    c = runs["main/composed-n500-s0"]
+    assert flag(c, "--max-update") is None and "--extend" not in c
     runs = plan(tmp_path / "p", TARGETS="blur", PRESET="paper")
     assert flag(runs["ablation-blur/composed-blur8-s0"], "--max-update") is None
