@@ -178,6 +178,69 @@ def bench_stages(width=16, batch=256, reps=12, warmup=2):
     return interleaved(steps, reps, warmup)
 
 
+def subnormals(tensors):
+    """How many nonzero entries of the float tensors are subnormal (below float32's smallest normal)."""
+    tiny = torch.finfo(torch.float32).tiny
+    return sum(int(((t != 0) & (t.abs() < tiny)).sum()) for t in tensors if t.is_floating_point())
+
+
+def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
+    """A predictor run's training update as it is at its last checkpoint (its f, Adam state and data), with
+    subnormal floats kept and flushed to zero (core.precision.set_denormals), interleaved in one process:
+    {mode: median seconds per update}, the subnormal counts of the checkpoint, and each copy's validation
+    MSE after its updates (how far the two modes' arithmetic has drifted apart by then)."""
+    import copy
+    import json
+    import os
+
+    from composed_ft.core import checkpoint
+    from composed_ft.core.compose import Composed
+    from composed_ft.imggen import data
+    from composed_ft.imggen.train import l2_params, load_denoiser
+    cfg = json.load(open(os.path.join(run_dir, "config.json")))["config"]
+    ck = checkpoint.load(os.path.join(run_dir, "checkpoint_last.pt"))
+    cpu = torch.device("cpu")
+    denoiser, _ = load_denoiser(cfg["denoiser"], cpu)
+    splits = data.load_labeled(cfg["data"], cfg["data_seed"], n_train=cfg["n_train"])
+    tr, va = splits["train"], splits["val"]
+    counts = {"weights": subnormals(ck["model"].values()),
+              "Adam moments": subnormals(t for st in ck["optimizer"]["state"].values() for t in st.values())}
+    copies = {}
+    for mode in ("keep", "flush"):
+        f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=cfg["dropout"],
+                         bn_eps=cfg["bn_eps"])
+        model = Composed(f, denoiser) if cfg["method"] == "composed" else f
+        model.load_state_dict(copy.deepcopy(ck["model"]))
+        opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=cfg["lr"],
+                               betas=(cfg["beta1"], cfg["beta2"]))
+        opt.load_state_dict(copy.deepcopy(ck["optimizer"]))
+        copies[mode] = (model.train(), opt, l2_params(f, cfg["l2_scope"]), torch.Generator().manual_seed(0))
+    rng = {mode: torch.manual_seed(0).get_state() for mode in copies}  # the same dropout masks in both copies
+
+    def run(mode):
+        model, opt, penalized, gen = copies[mode]
+        torch.set_flush_denormal(mode == "flush")
+        torch.set_rng_state(rng[mode])
+        for _ in range(updates):
+            idx = torch.randint(0, len(tr), (cfg["batch_size"],), generator=gen)
+            loss = F.mse_loss(model(tr.font[idx], tr.char[idx]), tr.image[idx])
+            if cfg["l2"] > 0:
+                loss = loss + cfg["l2"] * l2_penalty(penalized)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        rng[mode] = torch.get_rng_state()
+    med = interleaved({m: (lambda m=m: run(m)) for m in copies}, reps, warmup)
+    torch.set_flush_denormal(False)
+    val = {}
+    with torch.no_grad():
+        for mode, (model, *_rest) in copies.items():
+            val[mode] = F.mse_loss(model.eval()(va.font, va.char), va.image).item()
+    n = (reps + warmup) * updates
+    return {"s_per_update": {m: t / updates for m, t in med.items()}, "subnormals": counts, "val_mse": val,
+            "updates_each": n, "run": run_dir, "updates_at_checkpoint": ck["trainer"].get("updates")}
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=256)
@@ -191,8 +254,20 @@ if __name__ == "__main__":
                    help="time one update of each runner stage (denoiser, Direct, Composed at --width)")
     p.add_argument("--idle-direct-s", type=float, default=None,
                    help="with --stages: the Direct update's seconds on the idle machine, for idle estimates")
+    p.add_argument("--denormals", metavar="RUN_DIR",
+                   help="time a predictor run's update at its last checkpoint with subnormal floats kept and flushed")
+    p.add_argument("--updates", type=int, default=10, help="with --denormals: updates per timed repetition")
     a = p.parse_args()
-    if a.stages:
+    if a.denormals:
+        r = bench_denormals(a.denormals, a.updates, a.reps)
+        t = r["s_per_update"]
+        print(f"{r['run']} at update {r['updates_at_checkpoint']}: subnormal weights {r['subnormals']['weights']:,}, "
+              f"subnormal Adam moments {r['subnormals']['Adam moments']:,}; {torch.get_num_threads()} threads")
+        print(f"  keep:  {t['keep']:.3f} s/update\n  flush: {t['flush']:.3f} s/update "
+              f"({t['keep'] / t['flush']:.2f}x faster)")
+        print(f"  validation MSE after {r['updates_each']} updates from the checkpoint: "
+              f"keep {r['val_mse']['keep']:.6f}, flush {r['val_mse']['flush']:.6f}")
+    elif a.stages:
         import os
         med = bench_stages(a.width, a.batch, max(a.reps, 12))
         print(f"one update per stage, batch {a.batch}, U-Net width {a.width}, {torch.get_num_threads()} threads, "

@@ -496,3 +496,34 @@ def test_stretch_maps_each_image_onto_the_full_range():
     y = train.stretch(x)
     assert torch.equal(y[0], torch.full((1, 4, 4), -1.0))  # a constant image stays flat
     assert y[1].min() == -1 and y[1].max() == 1 and torch.all(y[1].flatten().diff() > 0)  # order kept
+
+
+def test_denormals_flag_flushes_subnormals_on_cpu_and_an_older_run_records_it(tiny_fonts, denoiser_run, tmp_path):
+    """--denormals flush (the default) makes the CPU flush subnormal floats to zero, keep computes with them.
+    A run begun before the flag existed (its config lacks the key) continues under it, and the run's
+    config.json records from which metric row on: on resume and on extension."""
+    from composed_ft.core import precision
+    precision.set_denormals(torch.device("cpu"), "keep")
+    tiny = torch.tensor([1e-39])  # subnormal in float32 (made while kept: flushing also zeroes the conversion)
+    assert (tiny * 1.0).item() > 0
+    precision.set_denormals(torch.device("cpu"), "flush")
+    assert (tiny * 1.0).item() == 0
+    with pytest.raises(ValueError):
+        precision.set_denormals(torch.device("cpu"), "off")
+    old = str(tmp_path / "old")
+    train.train_predictor(_train_args(tiny_fonts, denoiser_run, old, "composed", "--max-epoch", "2",
+                                      "--denormals", "keep"))
+    assert json.load(open(os.path.join(old, "config.json")))["config"]["denormals"] == "keep"
+    cfg_path = os.path.join(old, "config.json")
+    rec = json.load(open(cfg_path))
+    del rec["config"]["denormals"]  # as written before the flag existed
+    json.dump(rec, open(cfg_path, "w"))
+    os.remove(os.path.join(old, "results.json"))  # an unfinished run: resumed, not extended
+    train.train_predictor(_train_args(tiny_fonts, denoiser_run, old, "composed", "--max-epoch", "2"))
+    rec = json.load(open(cfg_path))
+    assert [e["new_settings"] for e in rec["resumed"]] == [{"denormals": "flush"}]
+    assert rec["resumed"][0]["metric_rows"] > 0 and "denormals" not in rec["config"]
+    train.train_predictor(_train_args(tiny_fonts, denoiser_run, old, "composed", "--max-epoch", "3", "--extend"))
+    rec = json.load(open(cfg_path))
+    assert "new_settings" not in rec["extended"][0] and len(rec["resumed"]) == 1  # recorded once
+    precision.set_denormals(torch.device("cpu"), "keep")

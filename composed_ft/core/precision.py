@@ -1,19 +1,27 @@
 """Arithmetic precision of training on a GPU (`--precision bf16|tf32|fp32`); CUDA only.
 
-On a CPU every choice computes in float32 and nothing here changes a number: the smoke and cpu presets
-give the same results with any --precision. On CUDA:
+On a CPU every --precision computes in float32 and changes no number: the smoke and cpu presets give
+the same results with any --precision. On CUDA:
   bf16 (default): the training step's forward (and so its backward) under bf16 autocast, and float32
         matrix products in TF32. Losses, log-softmax, normalizations and the optimizer stay float32
         (autocast keeps them there; the stages call .float() on logits), validation and decoding are
         not autocast (decode.generate turns it off: sampling and greedy choices in float32/TF32).
   tf32: float32 tensors, TF32 matrix products (10-bit mantissa inputs, float32 accumulation).
   fp32: plain float32 (for a bit-for-bit comparison with a CPU run's arithmetic).
-bf16 needs no loss scaling (its exponent range is float32's)."""
+bf16 needs no loss scaling (its exponent range is float32's).
+
+Subnormal floats (`--denormals flush|keep`; CPU only): an L2-penalized model drives weights and Adam's
+first moments of dead units into the subnormal range (below 1.2e-38), where x86 CPUs compute many times
+slower; the font experiment's Composed run slowed 4x past ~12k updates with 84k subnormal weights and
+127k subnormal moments. `flush` sets them to zero (torch.set_flush_denormal): a number that small adds
+nothing a float32 sum can see, but results differ from `keep` in the last bits, and so after many
+updates in the third or fourth digit, like a change of thread count (scripts/bench_imggen.py --denormals)."""
 import contextlib
 
 import torch
 
 PRECISIONS = ("bf16", "tf32", "fp32")
+DENORMALS = ("flush", "keep")
 
 
 def setup(device, precision):
@@ -24,6 +32,14 @@ def setup(device, precision):
         tf32 = precision in ("bf16", "tf32")
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
+
+
+def set_denormals(device, mode):
+    """Flush subnormal floats to zero on a CPU (`flush`) or compute with them (`keep`); process-wide."""
+    if mode not in DENORMALS:
+        raise ValueError(f"denormals must be one of {', '.join(DENORMALS)}, not {mode!r}")
+    if device.type == "cpu":
+        torch.set_flush_denormal(mode == "flush")
 
 
 def autocast(device, precision):

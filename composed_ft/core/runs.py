@@ -79,6 +79,12 @@ class Run:
             mismatch = {k for k in set(saved) & set(new) if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
             if mismatch and extend and mismatch <= set(extend[0]):
                 self._extend(record, new, mismatch, *extend[1:])
+            elif not mismatch and self._added(record, new):  # resumed under settings added to the code since
+                record.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv,
+                                                         "metric_rows": self.n_metrics() if os.path.exists(
+                                                             self.file("metrics.jsonl")) else 0,
+                                                         "new_settings": self._added(record, new)})
+                write_json(cfg_path, record)
             elif mismatch:
                 hint = (" (only the budget may change, to a larger one)" if extend else
                         "; use another run name or delete the directory")
@@ -88,6 +94,13 @@ class Run:
             write_json(cfg_path, {"config": self.config, "git_commit": git_commit(),
                                   "argv": sys.argv, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
         return self
+
+    @staticmethod
+    def _added(record, new):
+        """Settings of `new` the run's recorded config lacks (added to the code after the run began), other
+        than the volatile ones, unless already recorded by an earlier resumption or extension."""
+        seen = {k for e in record.get("resumed", []) + record.get("extended", []) for k in e.get("new_settings", {})}
+        return {k: v for k, v in new.items() if k not in record["config"] and k not in VOLATILE_KEYS and k not in seen}
 
     def _extend(self, record, new, keys, budget, outputs=()):
         before, after = budget(record["config"]), budget(new)
@@ -99,9 +112,13 @@ class Run:
                 if os.path.exists(self.file(name)):
                     stem, ext = os.path.splitext(name)
                     os.replace(self.file(name), self.file(f"{stem}_{before}{ext}"))
+        # settings the code has gained since the run began (config keys it lacks) hold from here on only:
+        # recorded with the extension, not in the run's config
+        added = self._added(record, new)
         record["config"] = {**record["config"], **{k: new[k] for k in keys}}
         record.setdefault("extended", []).append({"from": before, "to": after, "argv": sys.argv,
-                                                  "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+                                                  "at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                  **({"new_settings": added} if added else {})})
         write_json(self.file("config.json"), record)
         log.info("%s: extending from budget %s to %s", self.path, before, after)
 

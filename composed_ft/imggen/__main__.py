@@ -21,6 +21,9 @@ def common_args(p):
     p.add_argument("--precision", choices=["bf16", "tf32", "fp32"], default="bf16",
                    help="CUDA only (a CPU computes in float32): bf16 autocast of the training step and TF32 matrix "
                         "products, TF32 only, or neither (composed_ft/core/precision.py)")
+    p.add_argument("--denormals", choices=["flush", "keep"], default="flush",
+                   help="CPU only: flush subnormal floats to zero (the L2 penalty drives weights there, where a CPU "
+                        "is ~4x slower) or keep them (runs made before 2026-12-03; composed_ft/core/precision.py)")
     p.add_argument("--tag", default="", help="free label used by `table` to group runs (main, ablation-...)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--beta1", type=float, default=0.5)

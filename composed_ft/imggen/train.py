@@ -11,7 +11,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..core import checkpoint, distributed
+from ..core import checkpoint, distributed, precision
 from ..core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from ..core.errors import UserError
 from ..core.io import atomic_path
@@ -37,6 +37,7 @@ def _batches(n, batch_size, device, ctx):
 def _start(args, extend=None):
     """The run directory (rank 0 writes it; other ranks wait) and the process-group context."""
     ctx = distributed.setup(args.device)
+    precision.set_denormals(ctx.device, args.denormals)
     run = Run(args.run_dir, vars_config(args))
     if ctx.is_main:
         run.start(extend=extend)
