@@ -193,7 +193,7 @@ def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
     import json
     import os
 
-    from composed_ft.core import checkpoint
+    from composed_ft.core import checkpoint, precision
     from composed_ft.core.compose import Composed
     from composed_ft.imggen import data
     from composed_ft.imggen.train import l2_params, load_denoiser
@@ -219,7 +219,7 @@ def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
 
     def run(mode):
         model, opt, penalized, gen = copies[mode]
-        torch.set_flush_denormal(mode == "flush")
+        precision.set_denormals(cpu, mode)
         torch.set_rng_state(rng[mode])
         for _ in range(updates):
             idx = torch.randint(0, len(tr), (cfg["batch_size"],), generator=gen)
@@ -231,7 +231,7 @@ def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
             opt.step()
         rng[mode] = torch.get_rng_state()
     med = interleaved({m: (lambda m=m: run(m)) for m in copies}, reps, warmup)
-    torch.set_flush_denormal(False)
+    precision.set_denormals(cpu, "keep")
     val = {}
     with torch.no_grad():
         for mode, (model, *_rest) in copies.items():

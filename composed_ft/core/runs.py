@@ -77,13 +77,13 @@ class Run:
             new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
             old = json.loads(json.dumps(old))
             mismatch = {k for k in set(saved) & set(new) if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
+            added = self._added(record, new)  # settings the code gained since the run began
             if mismatch and extend and mismatch <= set(extend[0]):
-                self._extend(record, new, mismatch, *extend[1:])
-            elif not mismatch and self._added(record, new):  # resumed under settings added to the code since
+                self._extend(record, new, mismatch, added, *extend[1:])
+            elif not mismatch and added:  # resumed under them: they hold from this metric row on
+                rows = self.n_metrics() if os.path.exists(self.file("metrics.jsonl")) else 0
                 record.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv,
-                                                         "metric_rows": self.n_metrics() if os.path.exists(
-                                                             self.file("metrics.jsonl")) else 0,
-                                                         "new_settings": self._added(record, new)})
+                                                         "metric_rows": rows, "new_settings": added})
                 write_json(cfg_path, record)
             elif mismatch:
                 hint = (" (only the budget may change, to a larger one)" if extend else
@@ -102,7 +102,7 @@ class Run:
         seen = {k for e in record.get("resumed", []) + record.get("extended", []) for k in e.get("new_settings", {})}
         return {k: v for k, v in new.items() if k not in record["config"] and k not in VOLATILE_KEYS and k not in seen}
 
-    def _extend(self, record, new, keys, budget, outputs=()):
+    def _extend(self, record, new, keys, added, budget, outputs=()):
         before, after = budget(record["config"]), budget(new)
         if after < before:
             raise UserError(f"{self.file('config.json')}: cannot extend a run of budget {before} to the smaller "
@@ -112,9 +112,8 @@ class Run:
                 if os.path.exists(self.file(name)):
                     stem, ext = os.path.splitext(name)
                     os.replace(self.file(name), self.file(f"{stem}_{before}{ext}"))
-        # settings the code has gained since the run began (config keys it lacks) hold from here on only:
-        # recorded with the extension, not in the run's config
-        added = self._added(record, new)
+        # settings the code has gained since the run began (`added`) hold from here on only: recorded with the
+        # extension, not in the run's config
         record["config"] = {**record["config"], **{k: new[k] for k in keys}}
         record.setdefault("extended", []).append({"from": before, "to": after, "argv": sys.argv,
                                                   "at": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -247,9 +247,7 @@ def reference_runs(tag, runs, main):
     seeds = {r["config"]["seed"] for r in runs}
     methods = {r["config"]["method"] for r in runs}
     sizes = {r["config"]["n_train"] for r in runs}
-    budgets = defaultdict(set)  # method -> updates its ablation runs were trained for
-    for r in runs:
-        budgets[r["config"]["method"]].add(_budget(r))
+    budgets = _budgets_by_method(runs)
     refs = []
     for r in main:
         if not (r["config"]["seed"] in seeds and r["config"]["method"] in methods and cfg(r, "variant") != STRONG
@@ -260,6 +258,14 @@ def reference_runs(tag, runs, main):
             r = next((s for s in snapshots(r) if _budget(s) in wanted), r)
         refs.append(r)
     return refs
+
+
+def _budgets_by_method(runs):
+    """method -> the budgets (_budget) the runs of that method were trained for."""
+    budgets = defaultdict(set)
+    for r in runs:
+        budgets[r["config"]["method"]].add(_budget(r))
+    return budgets
 
 
 def _budget(run):
@@ -300,9 +306,7 @@ def ablation_table(runs, refs=(), tag=""):
             return None
         return [r for r in refs if r["config"]["method"] == c["method"] and r["config"]["n_train"] == c["n_train"]]
 
-    budgets = defaultdict(set)  # method -> the budgets of this ablation's own runs (reference rows aside)
-    for r in runs:
-        budgets[r["config"]["method"]].add(_budget(r))
+    budgets = _budgets_by_method(runs)  # this ablation's own runs (reference rows aside)
     rows = []
     for key in sorted(groups, key=sort_key):
         rs = groups[key]
