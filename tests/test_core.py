@@ -68,6 +68,22 @@ def test_metrics_truncation_on_resume(tmp_path):
     assert [m["epoch"] for m in r.metrics()] == [0, 1, 2]
 
 
+def test_metric_row_count_kept_without_rereading(tmp_path):
+    # n_metrics is asked every epoch; it counts the file once and then follows log/truncate
+    r = Run(tmp_path / "r", {}).start()
+    assert r.n_metrics() == 0
+    for i in range(4):
+        r.log_metrics(epoch=i)
+    assert r.n_metrics() == 4 == len(r.metrics())
+    with open(r.file("metrics.jsonl"), "a") as fh:
+        fh.write('{"epoch": 9, "partial')  # a kill mid-write: the partial line is not a row
+    fresh = Run(tmp_path / "r")
+    assert fresh.n_metrics() == 4
+    fresh.truncate_metrics(2)
+    fresh.log_metrics(epoch=2)
+    assert fresh.n_metrics() == 3 == len(fresh.metrics())
+
+
 def test_checkpoint_errors_name_the_file(tmp_path):
     p = tmp_path / "c.pt"
     checkpoint.save(p, {"model": torch.nn.Linear(2, 3).state_dict()})

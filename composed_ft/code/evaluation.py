@@ -155,9 +155,12 @@ def finish_predictor(run, f, corpus, cfg, device, summary, t0, extra=None, train
 
 
 def run_evaluate(args):
-    """Re-evaluate a finished predictor run (e.g. with --beam) without touching its results.json."""
+    """Re-evaluate a finished predictor run (e.g. with --beam) without touching its results.json; with
+    --into-results, the run's own evaluation redone on some splits, written into its records."""
     run = Run(args.run_dir)
     saved = from_saved(read_json(run.file("config.json"))["config"])  # a clear error when RUN is not a run dir
+    if args.into_results:
+        _check_own_evaluation(run, saved, args)
     cfg = dataclasses.replace(
         saved, beam=args.beam, jobs=args.jobs, eval_splits=tuple(args.eval_splits),
         n_eval=saved.n_eval if args.n_eval is None else args.n_eval,
@@ -167,10 +170,48 @@ def run_evaluate(args):
     vocab_md5 = file_md5(cfg.vocab)  # the vocabulary file must still be the one the run was trained with
     f, _ = models.load(run.file(f"checkpoint_{args.checkpoint}.pt"), device, None, vocab_md5)
     pi, _ = models.load_denoiser(cfg.denoiser, device, vocab_md5)
+    if args.into_results:
+        return _into_results(run, f, pi, corpus, cfg, device, args)
     suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
     res = evaluate(run, f, pi, corpus, cfg, device, generation_limit(cfg, corpus.gold_targets(cfg.eval_splits)),
                    suffix=suffix)
     out = args.out or run.file(f"eval{suffix}.json")
     write_text(out, json.dumps(res, indent=1))
     print(f"wrote {out}")
+    return 0
+
+
+def _check_own_evaluation(run, saved, args):
+    """--into-results may only redo what the run's own evaluation did: same checkpoint, denoiser, beam,
+    examples and generation limit (else the records would mix two evaluations)."""
+    from composed_ft.core.errors import UserError
+    if not run.finished:
+        raise UserError(f"{run.path}: not finished (no results.json); --into-results redoes a finished run's evaluation")
+    given = {"--checkpoint": (args.checkpoint, "best"), "--beam": (args.beam, saved.beam or 0),
+             "--denoiser": (args.denoiser, None), "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None),
+             "--out": (args.out, None)}
+    bad = [flag for flag, (value, own) in given.items() if value != own]
+    if bad:
+        raise UserError(f"{run.path}: --into-results redoes the run's own evaluation; drop {', '.join(bad)}")
+
+
+def _into_results(run, f, pi, corpus, cfg, device, args):
+    res = run.results()
+    # the run's generation limit: its results record the one it used; the splits now must give the same
+    # (a longer gold target in a grown split would change every split's decoding)
+    max_len = generation_limit(cfg, corpus.gold_targets(tuple(res.get("eval", {})) or cfg.eval_splits))
+    if res.get("max_len") not in (None, max_len):
+        from composed_ft.core.errors import UserError
+        raise UserError(f"{run.path}: its evaluation used generation limit {res['max_len']}, the data now gives "
+                        f"{max_len}; retrain or evaluate without --into-results")
+    t0 = time.time()
+    new = evaluate(run, f, pi, corpus, cfg, device, max_len)
+    res["eval"] = {**res.get("eval", {}), **new}
+    res.setdefault("re_evaluated", []).append({
+        "at": time.strftime("%Y-%m-%d %H:%M:%S"), "splits": list(new), "eval_s": time.time() - t0,
+        "data_note_before": res.get("data_note"), "data_note": corpus.manifest.get("note")})
+    res["data_note"] = corpus.manifest.get("note")
+    run.finish(res)
+    sizes = ", ".join(f"{split} ({new[split]['n']})" for split in new)
+    print(f"{run.path}: re-evaluated {sizes} into results.json")
     return 0

@@ -155,6 +155,11 @@ def add_args_evaluate(p):
     p.add_argument("--eval-splits", nargs="*", default=["test", "ood"], help="test, ood, val, ...")
     p.add_argument("--n-eval", type=int, default=None, help="first N examples per split (default: the run's)")
     p.add_argument("--max-len", type=int, default=None, help="generation limit (default: the run's)")
+    p.add_argument("--into-results", action="store_true",
+                   help="the run's own evaluation redone on these splits (e.g. after its data set gained larger "
+                        "generated test splits): replaces their entries in results.json and their "
+                        "eval_<split>.jsonl, recorded under results.json's `re_evaluated`; the run's own "
+                        "checkpoint, denoiser, beam, examples and generation limit only")
 
 
 # ---------------------------------------------------------------- `presets`: the tables as stages resolve them

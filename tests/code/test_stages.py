@@ -112,6 +112,29 @@ def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     assert len(open(f"{b}/metrics.jsonl").read().splitlines()) == 3
 
 
+def test_evaluate_into_results_adds_a_split_as_if_evaluated_from_the_start(data, tmp_path, capsys):
+    """`evaluate --into-results` (a data set that gained splits) writes the run's own evaluation of those
+    splits into results.json and eval_<split>.jsonl: the same as a run that evaluated them from the start."""
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
+              "--device", "cpu", "--max-epoch", "2"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    _run(["direct", *common, "--run-dir", a, "--eval-splits", "test", "ood"])
+    _run(["direct", *common, "--run-dir", b, "--eval-splits", "test"])
+    assert "ood" not in json.load(open(f"{b}/results.json"))["eval"]
+    _run(["evaluate", "--run-dir", b, "--into-results", "--eval-splits", "ood", "--device", "cpu"])
+    ra, rb = (json.load(open(f"{d}/results.json")) for d in (a, b))
+    for split in ("test", "ood"):
+        assert "base" in ra["eval"][split]
+        for kind in ("base", "denoised", "gated"):
+            assert rb["eval"][split].get(kind) == ra["eval"][split].get(kind)
+    assert open(f"{a}/eval_ood.jsonl").read() == open(f"{b}/eval_ood.jsonl").read()
+    assert rb["re_evaluated"][0]["splits"] == ["ood"] and "re_evaluated" not in ra
+    # only the run's own evaluation may be written into its records
+    with pytest.raises(SystemExit):
+        _run(["evaluate", "--run-dir", b, "--into-results", "--eval-splits", "ood", "--beam", "3"])
+    assert "drop --beam" in capsys.readouterr().err
+
+
 def test_cosine_schedule_anneals_to_the_floor_at_the_last_epoch(data, tmp_path):
     common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "2",
               "--device", "cpu", "--eval-splits", "test"]
