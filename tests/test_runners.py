@@ -42,6 +42,9 @@ def test_runner_plans_every_preset(runner, preset, tmp_path):
     for c in cmds:
         if c[2] in ("make-sanstype", "make-spoc", "build-fonts", "gold-ceiling", "table"):
             continue
+        if c[2] == "evaluate":  # a trained run's model with another Π, written as its own run under $RUNS
+            assert c[c.index("--as-run") + 1].startswith(str(tmp_path / "runs")), c
+            continue
         # every training stage carries the preset and a run directory under $RUNS
         assert c[c.index("--preset") + 1] == preset, c
         assert c[c.index("--run-dir") + 1].startswith(str(tmp_path / "runs")), c
@@ -128,6 +131,18 @@ def test_runner_ablations_reuse_the_main_runs(tmp_path):
         if targets == "init":
             comp = next(c for c in cmds if "composed-from-direct" in c[c.index("--run-dir") + 1])
             assert comp[comp.index("--init") + 1] == os.path.join(runs, "main", "direct-s0")
+    # `noise`: its Direct + Π(delete) is the main Direct's model evaluated with the delete Π, not a second,
+    # identical training
+    cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / "noise", TARGETS="noise", SEEDS="0", RUNS=runs)
+            if c[2] not in ("make-sanstype", "table")]
+    trained = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds if c[2] != "evaluate"}
+    assert trained == {"denoisers/main-s0", "denoisers/delete-s0", "main/direct-s0", "ablation-noise/pretrain-delete-s0",
+                       "ablation-noise/composed-delete-s0"}, trained
+    ev = next(c for c in cmds if c[2] == "evaluate")
+    assert ev[ev.index("--run-dir") + 1] == os.path.join(runs, "main", "direct-s0")
+    assert ev[ev.index("--as-run") + 1] == os.path.join(runs, "ablation-noise", "direct-s0")
+    assert ev[ev.index("--denoiser") + 1] == os.path.join(runs, "denoisers", "delete-s0")
+    assert ev[ev.index("--tag") + 1] == "ablation-noise"
 
 
 def test_runner_sanstype_variants(tmp_path):

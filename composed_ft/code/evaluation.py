@@ -159,8 +159,11 @@ def run_evaluate(args):
     --into-results, the run's own evaluation redone on some splits, written into its records."""
     run = Run(args.run_dir)
     saved = from_saved(read_json(run.file("config.json"))["config"])  # a clear error when RUN is not a run dir
-    if args.into_results:
+    if args.into_results or args.as_run:
         _check_own_evaluation(run, saved, args)
+    if args.as_run and Run(args.as_run).finished:
+        log.info("%s: finished already, nothing to do", args.as_run)
+        return 0
     cfg = dataclasses.replace(
         saved, beam=args.beam, jobs=args.jobs, eval_splits=tuple(args.eval_splits),
         n_eval=saved.n_eval if args.n_eval is None else args.n_eval,
@@ -172,6 +175,8 @@ def run_evaluate(args):
     pi, _ = models.load_denoiser(cfg.denoiser, device, vocab_md5)
     if args.into_results:
         return _into_results(run, f, pi, corpus, cfg, device, args)
+    if args.as_run:
+        return _as_run(run, saved, f, pi, corpus, cfg, device, args)
     suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
     res = evaluate(run, f, pi, corpus, cfg, device, generation_limit(cfg, corpus.gold_targets(cfg.eval_splits)),
                    suffix=suffix)
@@ -188,22 +193,53 @@ def _check_own_evaluation(run, saved, args):
     if not run.finished:
         raise UserError(f"{run.path}: not finished (no results.json); --into-results redoes a finished run's evaluation")
     given = {"--checkpoint": (args.checkpoint, "best"), "--beam": (args.beam, saved.beam or 0),
-             "--denoiser": (args.denoiser, None), "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None),
-             "--out": (args.out, None)}
+             "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None), "--out": (args.out, None)}
+    if args.as_run and not args.denoiser:
+        raise UserError(f"{run.path}: --as-run evaluates the run's model with another denoiser; give --denoiser")
+    if args.into_results:
+        given["--denoiser"] = (args.denoiser, None)
+        if args.as_run:
+            raise UserError("--into-results and --as-run exclude each other")
     bad = [flag for flag, (value, own) in given.items() if value != own]
     if bad:
         raise UserError(f"{run.path}: --into-results redoes the run's own evaluation; drop {', '.join(bad)}")
 
 
-def _into_results(run, f, pi, corpus, cfg, device, args):
-    res = run.results()
-    # the run's generation limit: its results record the one it used; the splits now must give the same
-    # (a longer gold target in a grown split would change every split's decoding)
+def _own_limit(run, res, corpus, cfg):
+    """The generation limit of the run's own evaluation: its results record the one it used; the splits now
+    must give the same (a longer gold target in a grown split would change every split's decoding)."""
     max_len = generation_limit(cfg, corpus.gold_targets(tuple(res.get("eval", {})) or cfg.eval_splits))
     if res.get("max_len") not in (None, max_len):
         from composed_ft.core.errors import UserError
         raise UserError(f"{run.path}: its evaluation used generation limit {res['max_len']}, the data now gives "
-                        f"{max_len}; retrain or evaluate without --into-results")
+                        f"{max_len}; retrain, or evaluate without --into-results / --as-run")
+    return max_len
+
+
+def _as_run(src, saved, f, pi, corpus, cfg, device, args):
+    """src's model, evaluated on src's splits with cfg.denoiser, as the run directory args.as_run: its config is
+    src's with the denoiser (and --tag) replaced, its results src's training summary with this evaluation; no
+    checkpoint (src holds the weights; `trained_in` names it)."""
+    res = src.results()
+    max_len = _own_limit(src, res, corpus, cfg)
+    config = {**json.loads(json.dumps(dataclasses.asdict(saved))), "denoiser": cfg.denoiser,
+              "run_dir": args.as_run, "tag": args.tag or saved.tag}
+    run = Run(args.as_run, config).start()
+    t0 = time.time()
+    new = evaluate(run, f, pi, corpus, cfg, device, max_len, splits=tuple(res["eval"]))
+    _, dcfg = models.load_denoiser(cfg.denoiser, device, cfg.vocab_md5)
+    keep = {k: v for k, v in res.items() if k not in ("eval", "eval_s", "wall_s", "denoiser", "machine", "re_evaluated")}
+    out = {**keep, "eval": new, "denoiser": denoiser_info(dcfg, cfg.denoiser), "trained_in": src.path,
+           "eval_s": time.time() - t0, "wall_s": time.time() - t0,  # this run's own cost: the evaluation
+           "data_note": corpus.manifest.get("note")}
+    run.finish(out)
+    print(f"{run.path}: {src.path}'s model evaluated with Π {cfg.denoiser}")
+    return 0
+
+
+def _into_results(run, f, pi, corpus, cfg, device, args):
+    res = run.results()
+    max_len = _own_limit(run, res, corpus, cfg)
     t0 = time.time()
     new = evaluate(run, f, pi, corpus, cfg, device, max_len)
     res["eval"] = {**res.get("eval", {}), **new}

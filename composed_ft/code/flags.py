@@ -160,6 +160,12 @@ def add_args_evaluate(p):
                         "generated test splits): replaces their entries in results.json and their "
                         "eval_<split>.jsonl, recorded under results.json's `re_evaluated`; the run's own "
                         "checkpoint, denoiser, beam, examples and generation limit only")
+    p.add_argument("--as-run", default=None, metavar="DIR",
+                   help="the run's model evaluated as the run's own evaluation does, with --denoiser for + Π, "
+                        "written as a run directory of its own (with --tag): what retraining the same seed "
+                        "with another Π only post hoc would give, without the training (e.g. the noise "
+                        "ablation's Direct); skipped when DIR is finished")
+    p.add_argument("--tag", default=None, help="with --as-run: the new run's tag (default: the run's)")
 
 
 # ---------------------------------------------------------------- `presets`: the tables as stages resolve them

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -90,6 +91,18 @@ def test_every_stage_end_to_end(data, tmp_path):
     mtime = os.path.getmtime(f"{r}/direct/results.json")
     _run(["direct", *common, "--run-dir", f"{r}/direct", "--denoiser", den, "--tag", "main"])
     assert os.path.getmtime(f"{r}/direct/results.json") == mtime
+    # another Π only post hoc: evaluating the trained Direct with it (--as-run) gives what retraining gives
+    _run(["direct", *common, "--run-dir", f"{r}/direct_del", "--denoiser", f"{r}/den_del", "--tag", "abl"])
+    _run(["evaluate", "--run-dir", f"{r}/direct", "--as-run", f"{r}/direct_as", "--denoiser", f"{r}/den_del",
+          "--tag", "abl", "--device", "cpu"])
+    retrained, derived = (json.load(open(f"{r}/{n}/results.json")) for n in ("direct_del", "direct_as"))
+    assert derived["trained_in"] == f"{r}/direct" and derived["denoiser"] == retrained["denoiser"]
+    for split in ("test", "ood"):
+        for kind in ("base", "denoised", "gated"):
+            assert derived["eval"][split][kind] == retrained["eval"][split][kind], (split, kind)
+        assert open(f"{r}/direct_as/eval_{split}.jsonl").read() == open(f"{r}/direct_del/eval_{split}.jsonl").read()
+    assert json.load(open(f"{r}/direct_as/config.json"))["config"]["tag"] == "abl"
+    shutil.rmtree(f"{r}/direct_del")
     _run(["table", "--runs", r, "--out", f"{r}/t.md"])
     md = open(f"{r}/t.md").read()
     assert "Composed (from Pretrained) Π(f(x))" in md and "Backtranslation + Π" in md and "Denoisers" in md
