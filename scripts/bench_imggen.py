@@ -20,6 +20,7 @@ curve (imggen/README.md), which a run's own clock on a shared machine cannot giv
 `--direct` adds the Direct step (the MLP alone) to the first form: its cost beside the composed step's.
 
     python scripts/bench_imggen.py --stages [--width 16] [--idle-direct-s 0.036] [--reps 12]
+    python scripts/bench_imggen.py --speedups [--width 16]
 
 times one update of each stage of the runner (denoiser, Direct, Composed at the cpu preset's U-Net width),
 interleaved in one process. On a shared machine the absolute times are inflated by the load; the Direct
@@ -178,6 +179,34 @@ def bench_stages(width=16, batch=256, reps=12, warmup=2):
     return interleaved(steps, reps, warmup)
 
 
+def bench_speedups(width=16, batch=256, reps=15, warmup=3):
+    """The composed update at the cpu preset's width as the runner computes it (float32, eager), against two
+    ways to make it faster that the project does not use: torch.compile of the frozen U-Net (same math,
+    other float rounding) and bf16 autocast of the whole step (other numbers: a variant with its own row
+    if ever used). Interleaved: {name: median seconds per update}, plus the seconds compile took."""
+    torch.manual_seed(0)
+    data = (torch.randint(0, 100, (batch,)), torch.randint(0, 62, (batch,)), torch.rand(batch, 1, 32, 32) * 2 - 1)
+    steps, compile_s = {}, None
+    for name in ("float32 eager (as run)", "torch.compile of the frozen U-Net", "bf16 autocast of the step"):
+        f, u = MLPGenerator(dropout=0.1).train(), freeze(UNet(width))
+        if name.startswith("torch.compile"):
+            u = torch.compile(u)
+        step = make_step(f, u, True, data)
+        if name.startswith("bf16"):
+            step = (lambda inner: lambda: _autocast_bf16(inner))(step)
+        if name.startswith("torch.compile"):
+            t = time.perf_counter()
+            step()  # the compilation
+            compile_s = time.perf_counter() - t
+        steps[name] = step
+    return interleaved(steps, reps, warmup), compile_s
+
+
+def _autocast_bf16(step):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        step()
+
+
 def subnormals(tensors):
     """How many nonzero entries of the float tensors are subnormal (below float32's smallest normal)."""
     tiny = torch.finfo(torch.float32).tiny
@@ -254,11 +283,20 @@ if __name__ == "__main__":
                    help="time one update of each runner stage (denoiser, Direct, Composed at --width)")
     p.add_argument("--idle-direct-s", type=float, default=None,
                    help="with --stages: the Direct update's seconds on the idle machine, for idle estimates")
+    p.add_argument("--speedups", action="store_true",
+                   help="the composed update at --width against torch.compile of the U-Net and bf16 autocast")
     p.add_argument("--denormals", metavar="RUN_DIR",
                    help="time a predictor run's update at its last checkpoint with subnormal floats kept and flushed")
     p.add_argument("--updates", type=int, default=10, help="with --denormals: updates per timed repetition")
     a = p.parse_args()
-    if a.denormals:
+    if a.speedups:
+        med, compile_s = bench_speedups(a.width, a.batch, max(a.reps, 15))
+        print(f"composed update, batch {a.batch}, U-Net width {a.width}, {torch.get_num_threads()} threads "
+              f"(median of interleaved reps; compile took {compile_s:.0f} s)")
+        base = next(iter(med.values()))
+        for k, t in med.items():
+            print(f"  {k}: {t:.4f} s/update ({base / t:.2f}x)")
+    elif a.denormals:
         r = bench_denormals(a.denormals, a.updates, a.reps)
         t = r["s_per_update"]
         print(f"{r['run']} at update {r['updates_at_checkpoint']}: subnormal weights {r['subnormals']['weights']:,}, "

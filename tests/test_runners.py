@@ -136,8 +136,8 @@ def test_runner_ablations_reuse_the_main_runs(tmp_path):
     cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / "noise", TARGETS="noise", SEEDS="0", RUNS=runs)
             if c[2] not in ("make-sanstype", "table")]
     trained = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds if c[2] != "evaluate"}
-    assert trained == {"denoisers/main-s0", "denoisers/delete-s0", "main/direct-s0", "ablation-noise/pretrain-delete-s0",
-                       "ablation-noise/composed-delete-s0"}, trained
+    assert trained == {"denoisers/main-s0", "denoisers/delete-s0", "main/direct-s0",
+                       "ablation-noise/pretrain-delete-s0", "ablation-noise/composed-delete-s0"}, trained
     ev = next(c for c in cmds if c[2] == "evaluate")
     assert ev[ev.index("--run-dir") + 1] == os.path.join(runs, "main", "direct-s0")
     assert ev[ev.index("--as-run") + 1] == os.path.join(runs, "ablation-noise", "direct-s0")

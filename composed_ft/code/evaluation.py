@@ -22,6 +22,7 @@ from composed_ft.code.judge import evaluate_programs, gated_summary, summarize
 from composed_ft.code.tokens import EOS, file_md5
 from composed_ft.code.training import generation_limit
 from composed_ft.core.device import get_device
+from composed_ft.core.errors import UserError
 from composed_ft.core.io import write_text
 from composed_ft.core.runs import Run, read_json
 from composed_ft.core.trainer import load_best
@@ -172,11 +173,11 @@ def run_evaluate(args):
     corpus = Corpus(cfg)
     vocab_md5 = file_md5(cfg.vocab)  # the vocabulary file must still be the one the run was trained with
     f, _ = models.load(run.file(f"checkpoint_{args.checkpoint}.pt"), device, None, vocab_md5)
-    pi, _ = models.load_denoiser(cfg.denoiser, device, vocab_md5)
+    pi, dcfg = models.load_denoiser(cfg.denoiser, device, vocab_md5)
     if args.into_results:
-        return _into_results(run, f, pi, corpus, cfg, device, args)
+        return _into_results(run, f, pi, corpus, cfg, device)
     if args.as_run:
-        return _as_run(run, saved, f, pi, corpus, cfg, device, args)
+        return _as_run(run, saved, f, (pi, dcfg), corpus, cfg, device, args)
     suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
     res = evaluate(run, f, pi, corpus, cfg, device, generation_limit(cfg, corpus.gold_targets(cfg.eval_splits)),
                    suffix=suffix)
@@ -187,11 +188,11 @@ def run_evaluate(args):
 
 
 def _check_own_evaluation(run, saved, args):
-    """--into-results may only redo what the run's own evaluation did: same checkpoint, denoiser, beam,
-    examples and generation limit (else the records would mix two evaluations)."""
-    from composed_ft.core.errors import UserError
+    """--into-results and --as-run redo what the run's own evaluation did: same checkpoint, beam, examples and
+    generation limit, and for --into-results the same denoiser (else its records would mix two evaluations)."""
+    option = "--into-results" if args.into_results else "--as-run"
     if not run.finished:
-        raise UserError(f"{run.path}: not finished (no results.json); --into-results redoes a finished run's evaluation")
+        raise UserError(f"{run.path}: not finished (no results.json); {option} redoes a finished run's evaluation")
     given = {"--checkpoint": (args.checkpoint, "best"), "--beam": (args.beam, saved.beam or 0),
              "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None), "--out": (args.out, None)}
     if args.as_run and not args.denoiser:
@@ -202,7 +203,7 @@ def _check_own_evaluation(run, saved, args):
             raise UserError("--into-results and --as-run exclude each other")
     bad = [flag for flag, (value, own) in given.items() if value != own]
     if bad:
-        raise UserError(f"{run.path}: --into-results redoes the run's own evaluation; drop {', '.join(bad)}")
+        raise UserError(f"{run.path}: {option} redoes the run's own evaluation; drop {', '.join(bad)}")
 
 
 def _own_limit(run, res, corpus, cfg):
@@ -210,13 +211,12 @@ def _own_limit(run, res, corpus, cfg):
     must give the same (a longer gold target in a grown split would change every split's decoding)."""
     max_len = generation_limit(cfg, corpus.gold_targets(tuple(res.get("eval", {})) or cfg.eval_splits))
     if res.get("max_len") not in (None, max_len):
-        from composed_ft.core.errors import UserError
         raise UserError(f"{run.path}: its evaluation used generation limit {res['max_len']}, the data now gives "
                         f"{max_len}; retrain, or evaluate without --into-results / --as-run")
     return max_len
 
 
-def _as_run(src, saved, f, pi, corpus, cfg, device, args):
+def _as_run(src, saved, f, denoiser, corpus, cfg, device, args):
     """src's model, evaluated on src's splits with cfg.denoiser, as the run directory args.as_run: its config is
     src's with the denoiser (and --tag) replaced, its results src's training summary with this evaluation; no
     checkpoint (src holds the weights; `trained_in` names it)."""
@@ -226,9 +226,10 @@ def _as_run(src, saved, f, pi, corpus, cfg, device, args):
               "run_dir": args.as_run, "tag": args.tag or saved.tag}
     run = Run(args.as_run, config).start()
     t0 = time.time()
+    pi, dcfg = denoiser
     new = evaluate(run, f, pi, corpus, cfg, device, max_len, splits=tuple(res["eval"]))
-    _, dcfg = models.load_denoiser(cfg.denoiser, device, cfg.vocab_md5)
-    keep = {k: v for k, v in res.items() if k not in ("eval", "eval_s", "wall_s", "denoiser", "machine", "re_evaluated")}
+    own = ("eval", "eval_s", "wall_s", "denoiser", "machine", "re_evaluated")  # this run's, not src's
+    keep = {k: v for k, v in res.items() if k not in own}
     out = {**keep, "eval": new, "denoiser": denoiser_info(dcfg, cfg.denoiser), "trained_in": src.path,
            "eval_s": time.time() - t0, "wall_s": time.time() - t0,  # this run's own cost: the evaluation
            "data_note": corpus.manifest.get("note")}
@@ -237,7 +238,7 @@ def _as_run(src, saved, f, pi, corpus, cfg, device, args):
     return 0
 
 
-def _into_results(run, f, pi, corpus, cfg, device, args):
+def _into_results(run, f, pi, corpus, cfg, device):
     res = run.results()
     max_len = _own_limit(run, res, corpus, cfg)
     t0 = time.time()
