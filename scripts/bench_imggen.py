@@ -20,13 +20,17 @@ curve (imggen/README.md), which a run's own clock on a shared machine cannot giv
 `--direct` adds the Direct step (the MLP alone) to the first form: its cost beside the composed step's.
 
     python scripts/bench_imggen.py --stages [--width 16] [--idle-direct-s 0.036] [--reps 12]
-    python scripts/bench_imggen.py --speedups [--width 16]
 
 times one update of each stage of the runner (denoiser, Direct, Composed at the cpu preset's U-Net width),
 interleaved in one process. On a shared machine the absolute times are inflated by the load; the Direct
 step's time on the idle machine (`--idle-direct-s`, measured before by the runner's own clock) turns the
 other two into idle estimates, assuming the load slows every stage alike: the estimate of a stage's idle
 time is its time now x (idle Direct / Direct now).
+
+    python scripts/bench_imggen.py --speedups [--width 16]
+
+times the composed update as the runner computes it against torch.compile of the frozen U-Net and bf16
+autocast of the step, interleaved (bench_speedups).
 """
 import argparse
 import statistics
@@ -187,14 +191,14 @@ def bench_speedups(width=16, batch=256, reps=15, warmup=3):
     torch.manual_seed(0)
     data = (torch.randint(0, 100, (batch,)), torch.randint(0, 62, (batch,)), torch.rand(batch, 1, 32, 32) * 2 - 1)
     steps, compile_s = {}, None
-    for name in ("float32 eager (as run)", "torch.compile of the frozen U-Net", "bf16 autocast of the step"):
+    for name, compiled, bf16 in (("float32 eager (as run)", False, False),
+                                 ("torch.compile of the frozen U-Net", True, False),
+                                 ("bf16 autocast of the step", False, True)):
         f, u = MLPGenerator(dropout=0.1).train(), freeze(UNet(width))
-        if name.startswith("torch.compile"):
-            u = torch.compile(u)
-        step = make_step(f, u, True, data)
-        if name.startswith("bf16"):
-            step = (lambda inner: lambda: _autocast_bf16(inner))(step)
-        if name.startswith("torch.compile"):
+        step = make_step(f, torch.compile(u) if compiled else u, True, data)
+        if bf16:
+            step = _under_bf16_autocast(step)
+        if compiled:
             t = time.perf_counter()
             step()  # the compilation
             compile_s = time.perf_counter() - t
@@ -202,9 +206,11 @@ def bench_speedups(width=16, batch=256, reps=15, warmup=3):
     return interleaved(steps, reps, warmup), compile_s
 
 
-def _autocast_bf16(step):
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        step()
+def _under_bf16_autocast(step):
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step()
+    return run
 
 
 def subnormals(tensors):

@@ -157,7 +157,8 @@ def finish_predictor(run, f, corpus, cfg, device, summary, t0, extra=None, train
 
 def run_evaluate(args):
     """Re-evaluate a finished predictor run (e.g. with --beam) without touching its results.json; with
-    --into-results, the run's own evaluation redone on some splits, written into its records."""
+    --into-results, the run's own evaluation redone on some splits, written into its records; with --as-run,
+    its model evaluated with another Π, written as a run directory of its own."""
     run = Run(args.run_dir)
     saved = from_saved(read_json(run.file("config.json"))["config"])  # a clear error when RUN is not a run dir
     if args.into_results or args.as_run:
@@ -177,7 +178,7 @@ def run_evaluate(args):
     if args.into_results:
         return _into_results(run, f, pi, corpus, cfg, device)
     if args.as_run:
-        return _as_run(run, saved, f, (pi, dcfg), corpus, cfg, device, args)
+        return _as_run(run, saved, f, pi, dcfg, corpus, cfg, device, args)
     suffix = f"_beam{args.beam}" + ("_last" if args.checkpoint == "last" else "")
     res = evaluate(run, f, pi, corpus, cfg, device, generation_limit(cfg, corpus.gold_targets(cfg.eval_splits)),
                    suffix=suffix)
@@ -199,8 +200,6 @@ def _check_own_evaluation(run, saved, args):
         raise UserError(f"{run.path}: --as-run evaluates the run's model with another denoiser; give --denoiser")
     if args.into_results:
         given["--denoiser"] = (args.denoiser, None)
-        if args.as_run:
-            raise UserError("--into-results and --as-run exclude each other")
     bad = [flag for flag, (value, own) in given.items() if value != own]
     if bad:
         raise UserError(f"{run.path}: {option} redoes the run's own evaluation; drop {', '.join(bad)}")
@@ -216,7 +215,7 @@ def _own_limit(run, res, corpus, cfg):
     return max_len
 
 
-def _as_run(src, saved, f, denoiser, corpus, cfg, device, args):
+def _as_run(src, saved, f, pi, dcfg, corpus, cfg, device, args):
     """src's model, evaluated on src's splits with cfg.denoiser, as the run directory args.as_run: its config is
     src's with the denoiser (and --tag) replaced, its results src's training summary with this evaluation; no
     checkpoint (src holds the weights; `trained_in` names it)."""
@@ -226,12 +225,12 @@ def _as_run(src, saved, f, denoiser, corpus, cfg, device, args):
               "run_dir": args.as_run, "tag": args.tag or saved.tag}
     run = Run(args.as_run, config).start()
     t0 = time.time()
-    pi, dcfg = denoiser
     new = evaluate(run, f, pi, corpus, cfg, device, max_len, splits=tuple(res["eval"]))
+    eval_s = time.time() - t0
     own = ("eval", "eval_s", "wall_s", "denoiser", "machine", "re_evaluated")  # this run's, not src's
     keep = {k: v for k, v in res.items() if k not in own}
     out = {**keep, "eval": new, "denoiser": denoiser_info(dcfg, cfg.denoiser), "trained_in": src.path,
-           "eval_s": time.time() - t0, "wall_s": time.time() - t0,  # this run's own cost: the evaluation
+           "eval_s": eval_s, "wall_s": eval_s,  # this run's own cost: the evaluation
            "data_note": corpus.manifest.get("note")}
     run.finish(out)
     print(f"{run.path}: {src.path}'s model evaluated with Π {cfg.denoiser}")

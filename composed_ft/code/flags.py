@@ -155,12 +155,13 @@ def add_args_evaluate(p):
     p.add_argument("--eval-splits", nargs="*", default=["test", "ood"], help="test, ood, val, ...")
     p.add_argument("--n-eval", type=int, default=None, help="first N examples per split (default: the run's)")
     p.add_argument("--max-len", type=int, default=None, help="generation limit (default: the run's)")
-    p.add_argument("--into-results", action="store_true",
+    redo = p.add_mutually_exclusive_group()  # the two ways to write an evaluation into run records
+    redo.add_argument("--into-results", action="store_true",
                    help="the run's own evaluation redone on these splits (e.g. after its data set gained larger "
                         "generated test splits): replaces their entries in results.json and their "
                         "eval_<split>.jsonl, recorded under results.json's `re_evaluated`; the run's own "
                         "checkpoint, denoiser, beam, examples and generation limit only")
-    p.add_argument("--as-run", default=None, metavar="DIR",
+    redo.add_argument("--as-run", default=None, metavar="DIR",
                    help="the run's model evaluated as the run's own evaluation does, with --denoiser for + Π, "
                         "written as a run directory of its own (with --tag): what retraining the same seed "
                         "with another Π only post hoc would give, without the training (e.g. the noise "
