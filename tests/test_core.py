@@ -118,6 +118,21 @@ def test_inverse_sqrt_schedule():
     assert lrs[15] == pytest.approx((4 / 16) ** 0.5)
 
 
+def test_warmup_starts_from_warmup_init_lr():
+    """fairseq's --warmup-init-lr: the authors' Pretrained warms up from 1e-4 to 2e-3 over 150 updates."""
+    for name in ("inverse_sqrt", "cosine"):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-3)
+        sched = build(name, opt, 150, total_updates=300, warmup_init_lr=1e-4)
+        lrs = []
+        for _ in range(151):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert lrs[0] == pytest.approx(1e-4 + (2e-3 - 1e-4) / 150), name
+        assert lrs[149] == pytest.approx(2e-3), name
+        assert all(a < b for a, b in zip(lrs[:149], lrs[1:150])), name
+
+
 def test_cosine_schedule():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
     sched = cosine(opt, warmup_updates=4, total_updates=12, min_ratio=0.1)

@@ -57,6 +57,7 @@ class StageConfig:
     lr_scheduler: str = "inverse_sqrt"
     min_lr_ratio: float = 0.0
     warmup_updates: int = 0
+    warmup_init_lr: float = 0.0  # the lr the warmup starts from (fairseq's --warmup-init-lr)
     max_epoch: int = 1
     max_update: int = 0
     checkpoint_select: str = "best"
@@ -135,6 +136,18 @@ class ComposeConfig(StageConfig):
     reinforce_scale: float = 10.0
     reinforce_baseline: str = "none"
     sample_len_factor: float = 1.5
+    # How log p_f(ŷ|x) of the REINFORCE term is computed (reinforce.py). The paper's equation: over each
+    # sample's own tokens (masked), in train mode. What the authors' code ran: summed over every position of
+    # the batch padded to its longest sample, PAD after EOS included (padded), in eval mode (no dropout).
+    logp_sum: str = "masked"
+    logp_mode: str = "train"
+    sample_max_len: int = 0  # training samples' fixed length cap (the authors': 200); 0: --sample-len-factor
+    # the validation NLL_Π(y | ŷ) that selects the checkpoint: ŷ greedy, or sampled as in training (the
+    # authors'; with the same length cap)
+    val_yhat: str = "greedy"
+    # on: the composed objective; off: λ·CE alone through the same loop, schedule, batches and selection
+    # ("Pretrained, continued": the control that separates the composition from the extra fine-tuning)
+    reinforce: str = "on"
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def common_args(p):
                         "to --min-lr-ratio x lr at the last update of --max-epoch / --max-update")
     g.add_argument("--min-lr-ratio", type=float, default=None, help="cosine: the final lr as a fraction of --lr (0)")
     g.add_argument("--warmup-updates", type=int, default=None, help="linear warmup of the lr schedule")
+    g.add_argument("--warmup-init-lr", type=float, default=None,
+                   help="the lr the warmup starts from (fairseq's name; 0: from 0)")
     g.add_argument("--max-epoch", type=int, default=None, help="epochs (0: the stage is off and does nothing)")
     g.add_argument("--max-update", type=int, default=None, help="stop after this many updates (0: no limit)")
     g.add_argument("--checkpoint-select", choices=["best", "last"], default=None,
@@ -133,6 +135,23 @@ def add_args_compose(p):
                    help="training samples ŷ stop at this factor x the batch's longest gold target + 10 tokens "
                         "(1.5; samples that long are garbage whose log p is far below the clamp; the share that "
                         "reach the limit is logged as train_sample_hit_limit)")
+    p.add_argument("--sample-max-len", type=int, default=None,
+                   help="a fixed length cap of the training samples instead (the authors': fairseq's --max-len-b "
+                        "200); 0: --sample-len-factor")
+    p.add_argument("--logp-sum", choices=["masked", "padded"], default=None,
+                   help="log p_f(ŷ|x) of the REINFORCE term: summed over each sample's own tokens (masked, the "
+                        "paper's equation) or over every position of its batch padded to the longest sample, PAD "
+                        "after EOS included (padded, what the authors' code computes): a sample shorter than its "
+                        "batch's longest then usually falls below --clamp-min, where its term has no gradient")
+    p.add_argument("--logp-mode", choices=["train", "eval"], default=None,
+                   help="the teacher-forced pass that gives log p_f(ŷ|x): with dropout (train) or without "
+                        "(eval, the authors' code); the CE term always trains with dropout")
+    p.add_argument("--val-yhat", choices=["greedy", "sample"], default=None,
+                   help="ŷ of the validation NLL_Π(y|ŷ) that selects the checkpoint: f's greedy output or a "
+                        "sample as in training (the authors')")
+    p.add_argument("--reinforce", choices=["on", "off"], default=None,
+                   help="off: λ·CE alone, with everything else as Composed (schedule, batches, selection): the "
+                        "'Pretrained, continued' control (default: on)")
 
 
 def add_args_backtranslate(p):
@@ -149,8 +168,9 @@ def add_args_evaluate(p):
     p.add_argument("--beam", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="the selected checkpoint, or the last epoch's (e.g. to judge the selection rule on val)")
+    p.add_argument("--checkpoint", choices=["best", "last", "best_val_nll"], default="best",
+                   help="the selected checkpoint, the last epoch's (e.g. to judge the selection rule on val), or "
+                        "(compose) the epoch of the best validation CE")
     p.add_argument("--out", default=None, help="write results here (default: RUN/eval_beam<k>[_last].json)")
     p.add_argument("--eval-splits", nargs="*", default=["test", "ood"], help="test, ood, val, ...")
     p.add_argument("--n-eval", type=int, default=None, help="first N examples per split (default: the run's)")

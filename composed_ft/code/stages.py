@@ -252,13 +252,16 @@ def run_compose(args):
     log.info("compose: f from %s (%s), Π from %s, λ=%g, %d pairs", cfg.init, cfg.init_stage, cfg.denoiser,
              cfg.lam, len(srcs))
 
-    def limit(idx):  # the samples' length limit of a batch
-        return length_limit(max(len(tgts[i]) for i in idx), max_len, cfg.sample_len_factor)
+    cap = min(cfg.sample_max_len, models.positions(f) - 2) if cfg.sample_max_len else 0
+
+    def limit(idx):  # the samples' length limit of a batch: the fixed cap, or the factor x its longest gold
+        return cap or length_limit(max(len(tgts[i]) for i in idx), max_len, cfg.sample_len_factor)
 
     def step(batch):
         xs, ys = [srcs[i] for i in batch.idx], [tgts[i] for i in batch.idx]
         kw = dict(lam=cfg.lam, epsilon=cfg.label_smoothing_at(batch.epoch), clamp_min=cfg.clamp_min,
-                  scale=cfg.reinforce_scale, baseline=cfg.reinforce_baseline, device=device)
+                  scale=cfg.reinforce_scale, baseline=cfg.reinforce_baseline, device=device,
+                  logp_sum=cfg.logp_sum, logp_mode=cfg.logp_mode)
         if not batch.merged:
             return composed_loss(f, pi, xs, ys, max_len=limit(batch.idx), **kw)
         # a GPU's step is a whole update (training.merge_updates): its batches' samples in one decoding pass
@@ -269,8 +272,18 @@ def run_compose(args):
         return composed_loss(f, pi, xs, ys, max_len=max(limit(p) for p in batch.parts), yhats=yhats, hit=hit,
                              parts=[len(p) for p in batch.parts], update_freq=cfg.update_freq, **kw)
 
+    if cfg.reinforce == "off":  # "Pretrained, continued": CE alone, everything else as Composed
+        if cfg.lam != 1.0:
+            raise UserError(f"compose --reinforce off trains λ·CE alone, where λ only rescales the lr; "
+                            f"--lam {cfg.lam:g} is refused (leave it at 1)")
+        step = ce_step(f, lambda epoch: srcs, tgts, cfg, device)
+    val_mode = "sample" if cfg.val_yhat == "sample" else "greedy"
+    val_len = min(cap or max_len, max_len) if val_mode == "sample" else max_len
+
     def validate():
-        outs, hit = generate(f, vs, max_len=max_len, device=device)
+        # ŷ of the selection: greedy, or sampled as in training (the authors' loss_2); a sample draws from the
+        # global RNG, which the checkpoint saves after validation, so a resumed run draws the same
+        outs, hit = generate(f, vs, max_len=val_len, mode=val_mode, device=device)
         tot, ntok = 0.0, 0
         for idx in token_batches([len(o) + 1 for o in outs], [len(t) for t in vt], eval_tokens(cfg, device),
                                  shuffle=False):
@@ -281,10 +294,12 @@ def run_compose(args):
                 "val_hit_limit": int(sum(hit)), "val_exact": sum(o + [EOS] == t for o, t in zip(outs, vt)) / len(vt)}
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    summary = fit_stage(run, model, trainable, lambda epoch: srcs, tgts, step, validate, cfg, ctx, "val_pi_nll")
+    # the checkpoint of the best validation CE is kept too: the control's second selection rule
+    summary = fit_stage(run, model, trainable, lambda epoch: srcs, tgts, step, validate, cfg, ctx, "val_pi_nll",
+                        also_best=("val_nll",))
     if rank0_only(ctx):
         return None
-    res = finish_predictor(run, f, corpus, cfg, device, summary, t0, {"lam": cfg.lam, "init_stage": cfg.init_stage},
-                           trained=model)
+    res = finish_predictor(run, f, corpus, cfg, device, summary, t0, {"lam": cfg.lam, "init_stage": cfg.init_stage,
+                                                                     "reinforce": cfg.reinforce}, trained=model)
     ctx.close()
     return res

@@ -136,7 +136,7 @@ def optimizer(params, cfg, lengths):
         total = cfg.max_epoch * -(-n_batches // cfg.update_freq)
         if cfg.max_update:
             total = min(total, cfg.max_update)
-    return opt, schedule.build(cfg.lr_scheduler, opt, cfg.warmup_updates, total, cfg.min_lr_ratio)
+    return opt, schedule.build(cfg.lr_scheduler, opt, cfg.warmup_updates, total, cfg.min_lr_ratio, cfg.warmup_init_lr)
 
 
 def tables(sources, tgts, device):
@@ -186,9 +186,10 @@ def ce_validation(run, model, vs, vt, cfg, device, max_len):
     return validate
 
 
-def fit_stage(run, model, trainable, sources, tgts, step, validate, cfg, ctx, best_metric):
+def fit_stage(run, model, trainable, sources, tgts, step, validate, cfg, ctx, best_metric, also_best=()):
     """One call of the shared loop: AdamW over `trainable`, the epoch's batches, checkpoint selection by
-    `best_metric` (lower is better) or the last epoch (--checkpoint-select last)."""
+    `best_metric` (lower is better) or the last epoch (--checkpoint-select last); `also_best`: metrics
+    whose best epoch is kept as well (trainer.fit)."""
     tl = [len(t) for t in tgts]
     opt, sched = optimizer(trainable, cfg, lambda: ([len(s) for s in sources(1)], tl))
     n_params = sum(p.numel() for p in trainable)
@@ -197,4 +198,4 @@ def fit_stage(run, model, trainable, sources, tgts, step, validate, cfg, ctx, be
                best_metric=best_metric, best_mode="last" if cfg.checkpoint_select == "last" else "min",
                save_interval=cfg.save_interval, log_interval=cfg.log_interval, flops_per_item=6 * n_params,
                device=ctx.device,
-               max_updates=cfg.max_update, ddp=ctx, precision_name=cfg.precision)
+               max_updates=cfg.max_update, ddp=ctx, precision_name=cfg.precision, also_best=also_best)

@@ -11,7 +11,8 @@ def _warmup(step, warmup_updates, init_ratio):
 
 
 def inverse_sqrt(optimizer, warmup_updates, warmup_init_lr_ratio=0.0):
-    """fairseq's inverse_sqrt: linear warmup to the base lr over `warmup_updates`, then lr ∝ 1/sqrt(update)."""
+    """fairseq's inverse_sqrt: linear warmup from warmup_init_lr_ratio x the base lr (fairseq's
+    --warmup-init-lr) to the base lr over `warmup_updates`, then lr ∝ 1/sqrt(update)."""
 
     def factor(step):
         step = step + 1
@@ -22,7 +23,7 @@ def inverse_sqrt(optimizer, warmup_updates, warmup_init_lr_ratio=0.0):
     return LambdaLR(optimizer, factor)
 
 
-def cosine(optimizer, warmup_updates, total_updates, min_ratio=0.0):
+def cosine(optimizer, warmup_updates, total_updates, min_ratio=0.0, warmup_init_lr_ratio=0.0):
     """Linear warmup, then a half cosine from the base lr down to min_ratio x base lr at
     `total_updates` (held there after). Why beside inverse_sqrt: a run with a fixed, short budget
     ends at lr 0 instead of at 1/sqrt(updates/warmup) of the peak, so its last epochs anneal
@@ -33,17 +34,20 @@ def cosine(optimizer, warmup_updates, total_updates, min_ratio=0.0):
     def factor(step):
         step = step + 1
         if warmup_updates > 0 and step < warmup_updates:
-            return _warmup(step, warmup_updates, 0.0)
+            return _warmup(step, warmup_updates, warmup_init_lr_ratio)
         progress = min(1.0, (step - warmup_updates) / (total_updates - warmup_updates))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
 
 
-def build(name, optimizer, warmup_updates, total_updates=0, min_ratio=0.0):
-    """The scheduler `name` (one of SCHEDULERS)."""
+def build(name, optimizer, warmup_updates, total_updates=0, min_ratio=0.0, warmup_init_lr=0.0):
+    """The scheduler `name` (one of SCHEDULERS); warmup_init_lr: the absolute lr the warmup starts from
+    (fairseq's --warmup-init-lr; 0 starts from 0)."""
+    base = optimizer.param_groups[0]["lr"]
+    ratio = warmup_init_lr / base if base else 0.0
     if name == "inverse_sqrt":
-        return inverse_sqrt(optimizer, warmup_updates)
+        return inverse_sqrt(optimizer, warmup_updates, ratio)
     if name == "cosine":
-        return cosine(optimizer, warmup_updates, total_updates, min_ratio)
+        return cosine(optimizer, warmup_updates, total_updates, min_ratio, ratio)
     raise ValueError(f"unknown lr scheduler {name!r} (choose from {', '.join(SCHEDULERS)})")

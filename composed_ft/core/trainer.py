@@ -34,18 +34,22 @@ log = logging.getLogger(__name__)
 
 def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=None, update_freq=1,
         clip_norm=0.0, best_metric="val_loss", best_mode="min", save_interval=1, log_interval=1,
-        flops_per_item=None, device=torch.device("cpu"), max_updates=0, ddp=None, precision_name="fp32"):
+        flops_per_item=None, device=torch.device("cpu"), max_updates=0, ddp=None, precision_name="fp32",
+        also_best=()):
     """Train until max_epoch (or max_updates) epochs; returns {"best": value, "best_epoch": epoch}.
 
     best_mode: "min" or "max" of val[best_metric] picks checkpoint_best.pt; "last" makes it the last
     epoch's weights (best_metric is then only logged).
     flops_per_item: forward+backward FLOPs per item counted by step() (e.g. per example or token),
     used only for the throughput log. ddp: optional composed_ft.core.distributed context; only its
-    rank 0 writes logs and checkpoints. precision_name: core.precision's (bf16 | tf32 | fp32; CUDA only)."""
+    rank 0 writes logs and checkpoints. precision_name: core.precision's (bf16 | tf32 | fp32; CUDA only).
+    also_best: further validation metrics (lower is better) whose best epoch is kept too, as
+    checkpoint_best_<metric>.pt (a second selection rule of the same run, e.g. Composed by validation CE)."""
     is_main = ddp is None or ddp.is_main
     last_path, best_path = run.file("checkpoint_last.pt"), run.file("checkpoint_best.pt")
     sign = -1.0 if best_mode == "max" else 1.0
-    state = {"epoch": 0, "updates": 0, "best": math.inf, "best_epoch": 0, "n_metrics": 0}
+    state = {"epoch": 0, "updates": 0, "best": math.inf, "best_epoch": 0, "n_metrics": 0,
+             "also_best": {m: [math.inf, 0] for m in also_best}}
     if os.path.exists(last_path):
         ckpt = checkpoint.load(last_path)
         checkpoint.load_model_state(unwrap(model), ckpt["model"], last_path)
@@ -122,6 +126,9 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         improved = best_mode == "last" or sign * val[best_metric] < state["best"]
         if improved:
             state["best"], state["best_epoch"] = sign * val[best_metric], epoch
+        also_improved = [m for m in also_best if val[m] < state["also_best"][m][0]]
+        for m in also_improved:
+            state["also_best"][m] = [val[m], epoch]
         state["epoch"] = epoch
         state["train_s"] += time.perf_counter() - t0
         if is_main:
@@ -131,6 +138,9 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
             if improved:
                 checkpoint.save(best_path, {"model": unwrap(model).state_dict(), "epoch": epoch,
                                             best_metric: val[best_metric], "config": run.config})
+            for m in also_improved:
+                checkpoint.save(run.file(f"checkpoint_best_{m}.pt"), {"model": unwrap(model).state_dict(),
+                                                                     "epoch": epoch, m: val[m], "config": run.config})
             done = epoch >= max_epoch or (max_updates and state["updates"] >= max_updates)
             if epoch % save_interval == 0 or done:
                 checkpoint.save(last_path, {
@@ -148,7 +158,8 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
         ddp.barrier()  # checkpoints written by rank 0 are complete before anyone reads them
     log.info("%s: done, %d epochs in %.0f s, best %s %.5g at epoch %d", run.path, state["epoch"],
              time.perf_counter() - t_run, best_metric, sign * state["best"], state["best_epoch"])
-    return {"best": sign * state["best"], "best_epoch": state["best_epoch"], "epochs": state["epoch"],
+    also = {k: v for m, (b, e) in state["also_best"].items() for k, v in ((f"best_{m}", b), (f"best_{m}_epoch", e))}
+    return {"best": sign * state["best"], "best_epoch": state["best_epoch"], **also, "epochs": state["epoch"],
             "updates": state["updates"], "train_s": state["train_s"], "resumed_train_s": resumed_train_s,
             "save_s": save_s}
 
