@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 # ---- what to run --------------------------------------------------------------------------
 PRESET=${PRESET:-cpu}              # smoke | cpu | paper: fills the defaults of every stage
 SEEDS=${SEEDS:-0}                  # predictor seeds
-TARGETS=${TARGETS:-main}           # main bt noise lam unlabeled init baseline | all
+TARGETS=${TARGETS:-main}           # main written bt noise lam unlabeled init baseline | all
 DEVICE=${DEVICE:-auto}
 VARIANT=${VARIANT:-authors}        # authors (the paper's data) | strict (beyond the paper)
 case $VARIANT in
@@ -147,21 +147,33 @@ for seed in $SEEDS; do
     denoiser main "$seed" --noise structured
     # the main runs are also the reference rows of the init, lam and baseline ablations, which train only
     # what differs from them (finished runs are skipped, so this costs nothing once main has run)
-    if want main || want init || want lam || want baseline; then
+    if want main || want init || want lam || want baseline || want written; then
         pretrain main pretrain "$seed" main
     fi
     if want main || want init || want noise; then
         direct main "$seed"
     fi
-    if want main || want init || want lam || want baseline; then
+    if want main || want init || want lam || want baseline || want written; then
+        # the paper's row: Composed as the authors' code runs it (the preset: padded log p in eval mode, their
+        # regime, selection by NLL_Π of sampled ŷ)
         compose main composed "$seed" "$M/pretrain-s$seed" main
+    fi
+    if want main; then
+        # the control the paper lacks, "Pretrained, continued": the same start, updates, lr, schedule, batches
+        # and selection as Composed, CE only; then its checkpoint of the best validation CE, evaluated as a row
+        compose main continued "$seed" "$M/pretrain-s$seed" main --reinforce off
+        $CODE evaluate --run-dir "$M/continued-s$seed" --checkpoint best_val_nll --as-run "$M/continued-ce-s$seed" \
+            --tag main --denoiser "$(den main "$seed")" --device "$DEVICE"
+    fi
+    if want written; then  # Composed as the paper writes the equation: log p over each sample's own tokens, dropout on
+        compose main composed-written "$seed" "$M/pretrain-s$seed" main --logp-sum masked --logp-mode train
     fi
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
         stage bt reverse direct "$seed" --reverse $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
         stage bt backtranslate backtranslate "$seed" --reverse-model "$RUNS/bt/reverse-s$seed" \
             --denoiser "$(den main "$seed")" $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$BT_EPOCHS") \
             $(opt --n-unlabeled "$BT_N_UNLABELED")
-        compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main
+        compose bt composed-bt "$seed" "$RUNS/bt/backtranslate-s$seed" main --preset-table compose-bt
     fi
     if want init; then    # Composed from Direct (the main Composed, from Pretrained, is the reference)
         compose ablation-init composed-from-direct "$seed" "$M/direct-s$seed" main

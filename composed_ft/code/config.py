@@ -145,6 +145,9 @@ class ComposeConfig(StageConfig):
     # the validation NLL_Π(y | ŷ) that selects the checkpoint: ŷ greedy, or sampled as in training (the
     # authors'; with the same length cap)
     val_yhat: str = "greedy"
+    # which preset table fills the defaults: compose, or compose-bt (the authors' Backtranslation +
+    # Composed: its own lr, warmup and epochs)
+    preset_table: str = "compose"
     # on: the composed objective; off: λ·CE alone through the same loop, schedule, batches and selection
     # ("Pretrained, continued": the control that separates the composition from the extra fine-tuning)
     reinforce: str = "on"
@@ -175,6 +178,8 @@ def table_key(stage, values):
         return "reverse"
     if stage == "denoise" and values.get("noise") == "given-lines":
         return "denoise-lines"
+    if stage == "compose" and values.get("preset_table"):
+        return values["preset_table"]
     return stage
 
 

@@ -194,10 +194,13 @@ def _check_own_evaluation(run, saved, args):
     option = "--into-results" if args.into_results else "--as-run"
     if not run.finished:
         raise UserError(f"{run.path}: not finished (no results.json); {option} redoes a finished run's evaluation")
-    given = {"--checkpoint": (args.checkpoint, "best"), "--beam": (args.beam, saved.beam or 0),
-             "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None), "--out": (args.out, None)}
+    given = {"--beam": (args.beam, saved.beam or 0), "--n-eval": (args.n_eval, None), "--max-len": (args.max_len, None),
+             "--out": (args.out, None)}
+    if args.into_results:  # --as-run may evaluate another kept checkpoint (a second selection rule)
+        given["--checkpoint"] = (args.checkpoint, "best")
     if args.as_run and not args.denoiser:
-        raise UserError(f"{run.path}: --as-run evaluates the run's model with another denoiser; give --denoiser")
+        raise UserError(f"{run.path}: --as-run evaluates the run's model with a denoiser of your choice (the run's "
+                        f"own included); give --denoiser")
     if args.into_results:
         given["--denoiser"] = (args.denoiser, None)
     bad = [flag for flag, (value, own) in given.items() if value != own]
@@ -216,9 +219,10 @@ def _own_limit(run, res, corpus, cfg):
 
 
 def _as_run(src, saved, f, pi, dcfg, corpus, cfg, device, args):
-    """src's model, evaluated on src's splits with cfg.denoiser, as the run directory args.as_run: its config is
-    src's with the denoiser (and --tag) replaced, its results src's training summary with this evaluation; no
-    checkpoint (src holds the weights; `trained_in` names it)."""
+    """src's model (its --checkpoint), evaluated on src's splits with cfg.denoiser, as the run directory
+    args.as_run: its config is src's with the denoiser (and --tag) replaced, its results src's training summary
+    with this evaluation and `checkpoint` naming the weights; no checkpoint file (src holds the weights;
+    `trained_in` names it)."""
     res = src.results()
     max_len = _own_limit(src, res, corpus, cfg)
     config = {**json.loads(json.dumps(dataclasses.asdict(saved))), "denoiser": cfg.denoiser,
@@ -230,10 +234,11 @@ def _as_run(src, saved, f, pi, dcfg, corpus, cfg, device, args):
     own = ("eval", "eval_s", "wall_s", "denoiser", "machine", "re_evaluated")  # this run's, not src's
     keep = {k: v for k, v in res.items() if k not in own}
     out = {**keep, "eval": new, "denoiser": denoiser_info(dcfg, cfg.denoiser), "trained_in": src.path,
+           "checkpoint": args.checkpoint,
            "eval_s": eval_s, "wall_s": eval_s,  # this run's own cost: the evaluation
            "data_note": corpus.manifest.get("note")}
     run.finish(out)
-    print(f"{run.path}: {src.path}'s model evaluated with Π {cfg.denoiser}")
+    print(f"{run.path}: {src.path}'s model ({args.checkpoint}) evaluated with Π {cfg.denoiser}")
     return 0
 
 

@@ -149,6 +149,9 @@ def add_args_compose(p):
     p.add_argument("--val-yhat", choices=["greedy", "sample"], default=None,
                    help="ŷ of the validation NLL_Π(y|ŷ) that selects the checkpoint: f's greedy output or a "
                         "sample as in training (the authors')")
+    p.add_argument("--preset-table", choices=["compose", "compose-bt"], default=None,
+                   help="which table of the preset fills the unset flags: compose, or compose-bt (Backtranslation "
+                        "+ Composed as the authors ran it: lr 2e-5, warmup 3,000, 50 epochs at the paper preset)")
     p.add_argument("--reinforce", choices=["on", "off"], default=None,
                    help="off: λ·CE alone, with everything else as Composed (schedule, batches, selection): the "
                         "'Pretrained, continued' control (default: on)")
@@ -210,7 +213,8 @@ def run_presets(args):
         for key in keys:
             stage = "direct" if key == "reverse" else key.split("-")[0]
             flags = dict(given, reverse=key == "reverse" or None,
-                         noise="given-lines" if key == "denoise-lines" else None)
+                         noise="given-lines" if key == "denoise-lines" else None,
+                         preset_table=key if stage == "compose" else None)
             v = preset_values(stage, {k: x for k, x in flags.items() if x is not None})
             rows[key] = {k: x for k, x in v.items() if k not in _NOT_PRESET}
         resolved[name] = rows

@@ -55,6 +55,7 @@ SANSTYPE = {
         "reverse": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=500),
         "pretrain": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=150, warmup_init_lr=1e-4, max_epoch=300),
         "compose": dict(_PAPER, **_AUTHORS_COMPOSE, dropout=0.1, lr=2e-4, warmup_updates=90, max_epoch=300),
+        "compose-bt": dict(_PAPER, **_AUTHORS_COMPOSE, dropout=0.1, lr=2e-5, warmup_updates=3000, max_epoch=50),
         "backtranslate": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=300),
     },
     "cpu": {  # epochs sized from measured throughput; code/README.md has the expected times
@@ -70,6 +71,10 @@ SANSTYPE = {
                          warmup_init_lr=1e-4, checkpoint_select="best", max_epoch=120),
         "compose": dict(_CPU_PREDICTORS, **_AUTHORS_BATCH, **_AUTHORS_COMPOSE, lr=2e-4, warmup_updates=90,
                         max_epoch=30),
+        # Backtranslation + Composed as the authors ran it: lr 2e-5, warmup 3,000 (the lr stays far below its
+        # peak over the epochs run: 6-7 updates per epoch)
+        "compose-bt": dict(_CPU_PREDICTORS, **_AUTHORS_BATCH, **_AUTHORS_COMPOSE, lr=2e-5, warmup_updates=3000,
+                           max_epoch=30),
         "backtranslate": dict(_CPU_PREDICTORS, lr=2e-3, warmup_updates=400, max_epoch=8, n_unlabeled=4000),
     },
     "smoke": {
@@ -79,6 +84,8 @@ SANSTYPE = {
         "pretrain": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
         "compose": dict(_SMOKE, **dict(_AUTHORS_COMPOSE, n_valid=12, sample_max_len=40), dropout=0.1, lr=2e-4,
                         warmup_updates=5, max_epoch=1),
+        "compose-bt": dict(_SMOKE, **dict(_AUTHORS_COMPOSE, n_valid=12, sample_max_len=40), dropout=0.1, lr=2e-5,
+                           warmup_updates=5, max_epoch=1),
         "backtranslate": dict(_SMOKE, dropout=0.1, lr=2e-3, warmup_updates=5, max_epoch=1),
     },
 }

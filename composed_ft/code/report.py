@@ -33,10 +33,28 @@ def run(args):
     return 0
 
 
+# Composed's objective, by how log p_f(ŷ|x) is computed (reinforce.py): the authors' code (padded, eval) is the
+# paper's row and keeps the plain name; the equation as the paper writes it (masked, train) is a named variant
+OBJECTIVE_NAMES = {("padded", "eval"): "Composed", ("masked", "train"): "Composed as written"}
+# the rows of the main comparison, in order
+ORDER = ["Direct", "Pretrained", "Pretrained, continued", "Pretrained, continued (best val CE)", "Backtranslation",
+         "Composed (from Pretrained)", "Composed as written (from Pretrained)",
+         "Composed (from Pretrained), loo baseline", "Composed (from Direct)", "Composed (from Backtranslation)"]
+
+
 def method_label(r):
+    """A run's row name: its stage; for the compose stage its objective, its init and a REINFORCE baseline,
+    or, with the REINFORCE term off, "<init>, continued" (the control), "(best val CE)" when the run was
+    evaluated at its checkpoint of the best validation CE. Runs older than an option read its default."""
     c, res = r["config"], r["results"]
     if c["stage"] == "compose":
-        return f"Composed (from {LABELS.get(res.get('init_stage'), res.get('init_stage'))})"
+        init = LABELS.get(res.get("init_stage"), res.get("init_stage"))
+        if c.get("reinforce", "on") == "off":
+            return f"{init}, continued" + (" (best val CE)" if res.get("checkpoint") == "best_val_nll" else "")
+        obj = (c.get("logp_sum") or "masked", c.get("logp_mode") or "train")
+        name = OBJECTIVE_NAMES.get(obj, f"Composed (log p {obj[0]}, {obj[1]} mode)")
+        baseline = c.get("reinforce_baseline") or "none"
+        return f"{name} (from {init})" + ("" if baseline == "none" else f", {baseline} baseline")
     return LABELS.get(c["stage"], c["stage"])
 
 
@@ -72,8 +90,7 @@ def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     groups = defaultdict(list)
     for r in runs:
         groups[(method_label(r),) + tuple("—" if _get(r, k) is None else str(_get(r, k)) for k in varied)].append(r)
-    order = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Direct)",
-             "Composed (from Backtranslation)"]
+    order = ORDER
     def num(v):
         try:
             return (0, float(v), "")

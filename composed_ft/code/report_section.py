@@ -13,7 +13,7 @@ import math
 import os
 from collections import defaultdict
 
-from composed_ft.code.report import ROW_KINDS, SPLIT_PAIRS, denoiser_per_seed, method_label
+from composed_ft.code.report import ORDER, ROW_KINDS, SPLIT_PAIRS, denoiser_per_seed, method_label
 from composed_ft.core import tables
 from composed_ft.core.errors import UserError
 from composed_ft.core.figures import pyplot, save_fig
@@ -23,9 +23,8 @@ from composed_ft.core.tables import by_seed, ci_cell, md_table, mean_std_cell, r
 
 # the paper's relative gains of Composed over standard fine-tuning on its two code datasets (abstract)
 PAPER_REL = {"id": (0.03, 0.06), "ood": (0.04, 0.25)}
-ORDER = ["Direct", "Pretrained", "Backtranslation", "Composed (from Pretrained)", "Composed (from Backtranslation)",
-         "Composed (from Direct)"]
 COMPOSED, PRETRAINED = "Composed (from Pretrained) Π(f(x))", "Pretrained"
+CONTINUED = "Pretrained, continued"  # the control: CE only, Composed's updates, schedule, batches and selection
 
 
 # ---------------------------------------------------------------- which runs, which rows
@@ -108,9 +107,10 @@ def seed_paired_ci(new, ref):
     return m - h, m + h
 
 
-def claim_row(comparison, paper, new_name, ref_name, split, vals, examples, paper_rel=None):
+def claim_row(comparison, paper, new_name, ref_name, split, vals, examples, paper_rel=None, judged=True):
     """One row: ref → new accuracy, difference with its per-program 95% CI and the seeds' CI, exact
-    McNemar p, the smallest resolvable difference, the paper's effect at our reference accuracy."""
+    McNemar p, the smallest resolvable difference, the paper's effect at our reference accuracy.
+    judged=False: a measurement the paper makes no claim about (its "agrees" cell is "—")."""
     get = lambda name: examples.get(name, {}).get(split, {})  # noqa: E731
     t = tables.paired_programs(get(new_name), get(ref_name))
     if t is None:
@@ -133,7 +133,7 @@ def claim_row(comparison, paper, new_name, ref_name, split, vals, examples, pape
     else:
         power = "—"
     resolved = lo > 0 or hi < 0
-    verdict = _verdict(t["diff"], resolved)
+    verdict = _verdict(t["diff"], resolved) if judged else "—"
     return [comparison, paper, text, mcn, mde, power, verdict], t
 
 
@@ -150,6 +150,14 @@ def code_claims(exp, vals, pairs, examples):
             rows.append(row)
             gains[key] = t
         rows.append(_ood_vs_id_row(gains, id_label, ood_label))
+        if CONTINUED in vals:  # what the gain is made of: Composed − Pretrained = extra fine-tuning + composition
+            for split, label in ((id_split, id_label), (ood_split, ood_label)):
+                rows.append(claim_row(f"{label}: Composed Π(f(x)) vs Pretrained, continued (CE only, the same "
+                                      f"updates and selection): what the composition adds", "not in the paper",
+                                      COMPOSED, CONTINUED, split, vals, examples, judged=False)[0])
+                rows.append(claim_row(f"{label}: Pretrained, continued vs Pretrained: what the extra fine-tuning "
+                                      f"adds", "not in the paper", CONTINUED, PRETRAINED, split, vals, examples,
+                                      judged=False)[0])
         for split, label in ((id_split, id_label), (ood_split, ood_label)):
             rows.append(claim_row(f"{label}: Pretrained + Π (post hoc) vs Pretrained", "Pretrained + Π > Pretrained",
                                   PRETRAINED + " + Π", PRETRAINED, split, vals, examples)[0])

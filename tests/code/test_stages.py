@@ -108,6 +108,40 @@ def test_every_stage_end_to_end(data, tmp_path):
     assert "Composed (from Pretrained) Π(f(x))" in md and "Backtranslation + Π" in md and "Denoisers" in md
 
 
+def test_pretrained_continued_control_and_its_two_selections(data, tmp_path):
+    """`compose --reinforce off` ("Pretrained, continued"): Composed's loop, schedule and selection with CE
+    alone (no sampling in training); both kept checkpoints (best NLL_Π of sampled ŷ, best validation CE) are
+    the epochs the metrics say, and the second one evaluates as a run of its own with its own row."""
+    from composed_ft.core.errors import UserError
+    r = str(tmp_path)
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "3",
+              "--device", "cpu", "--jobs", "2"]
+    den = f"{r}/den"
+    _run(["denoise", *common, "--run-dir", den])
+    _run(["pretrain", *common, "--run-dir", f"{r}/pre", "--init", den, "--tag", "main"])
+    with pytest.raises(UserError, match="--lam 0.5 is refused"):
+        _run(["compose", *common, "--run-dir", f"{r}/bad", "--init", f"{r}/pre", "--denoiser", den,
+              "--reinforce", "off", "--lam", "0.5"])
+    _run(["compose", *common, "--run-dir", f"{r}/cont", "--init", f"{r}/pre", "--denoiser", den, "--tag", "main",
+          "--reinforce", "off", "--max-epoch", "4", "--lr", "1e-3"])
+    rows = [json.loads(line) for line in open(f"{r}/cont/metrics.jsonl")]
+    assert len(rows) == 4 and all("train_logp_sample" not in x and "val_pi_nll" in x for x in rows)
+    assert all(x["train_loss"] == pytest.approx(x["train_nll"]) for x in rows)  # λ·CE, λ = 1, no smoothing
+    res = json.load(open(f"{r}/cont/results.json"))
+    by = lambda k: min(rows, key=lambda x: x[k])["epoch"]  # noqa: E731
+    assert (res["best_epoch"], res["best_val_nll_epoch"], res["reinforce"]) == (by("val_pi_nll"), by("val_nll"), "off")
+    for name, epoch in (("checkpoint_best.pt", by("val_pi_nll")), ("checkpoint_best_val_nll.pt", by("val_nll"))):
+        assert torch.load(f"{r}/cont/{name}", weights_only=False)["epoch"] == epoch
+    _run(["evaluate", "--run-dir", f"{r}/cont", "--checkpoint", "best_val_nll", "--as-run", f"{r}/cont_ce",
+          "--denoiser", den, "--tag", "main", "--device", "cpu"])
+    assert json.load(open(f"{r}/cont_ce/results.json"))["checkpoint"] == "best_val_nll"
+    _run(["compose", *common, "--run-dir", f"{r}/comp", "--init", f"{r}/pre", "--denoiser", den, "--tag", "main"])
+    _run(["table", "--runs", r, "--out", f"{r}/t.md"])
+    md = open(f"{r}/t.md").read()
+    for row in ("| Pretrained, continued |", "| Pretrained, continued (best val CE) |", "| Composed (from Pretrained) Π(f(x)) |"):
+        assert row in md, row
+
+
 def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     """Two runs with the same seed give the same numbers on CPU; a run whose results.json was lost
     (killed during evaluation) skips training on rerun and re-evaluates to the same result."""
