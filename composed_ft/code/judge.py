@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import secrets
 
 from composed_ft.code import gxx, sandbox
 from composed_ft.core.io import write_json, write_text
@@ -100,97 +101,183 @@ def _judge_task(args):
 # batches compile twice) batches of 64 took 26-29 s against 78-97 s for 16 and 37 s for 32, 2 jobs, the same
 # outcome for every program (2026-12-02, a loaded 2-core machine, both in one process)
 BATCH = 64
-_MAIN = re.compile(r"\s*int\s+main\s*\(\s*\)\s*\{")
+
+# The batch's translation unit is made of tokens, not of the programs' text: `_tokens` cuts a program into
+# C++ tokens and `batch_source` writes each token back alone (between whitespace, or beside one of the
+# separators below, which join no neighbour), so g++ reads exactly the tokens that were checked. A program
+# whose text is not plainly such tokens (a preprocessor line, a digraph, a trigraph, a line splice, a
+# literal with a prefix, suffix or digit separator, a character outside them) is judged alone.
+_SEPARATORS = set("(){}[];,")
+_PUNCT = sorted(["<=>", "<<=", ">>=", "...", "->*", "::", "->", ".*", "++", "--", "<<", ">>", "<=", ">=", "==",
+                 "!=", "&&", "||", "+=", "-=", "*=", "/=", "%=", "^=", "&=", "|=", *"{}[]();:?.~!+-*/%^&|=<>,"],
+                key=len, reverse=True)
+_NOT_PUNCT = ("<:", ":>", "<%", "%>", "%:")  # digraphs: judged alone
+_IDENT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
-_PROG_FILE = "cft_prog_{}.cpp"
-_PROG_RE = re.compile(r"cft_prog_(\d+)\.cpp")
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+
+
+def _tokens(program):
+    """[(whitespace before, token)] of `program`, or None when its text is not plainly C++ tokens
+    (see above). Comments count as whitespace (their newlines kept)."""
+    if "??" in program or "\\\n" in program or any(c in program for c in "\r\f\v\0"):
+        return None
+    out, ws, i, n = [], "", 0, len(program)
+    while i < n:
+        c = program[i]
+        if c in " \t\n":
+            ws += c
+            i += 1
+        elif program.startswith("//", i):
+            j = program.find("\n", i)
+            i = n if j < 0 else j
+            ws += " "
+        elif program.startswith("/*", i):
+            j = program.find("*/", i + 2)
+            if j < 0:
+                return None
+            ws += "\n" * program.count("\n", i, j) or " "
+            i = j + 2
+        elif c in _IDENT_CHARS or (c == "." and program[i + 1:i + 2].isdigit()):
+            if c in _IDENT_CHARS and not c.isdigit():
+                j = _IDENT.match(program, i).end()
+            else:  # a pp-number: digits, letters, '_', '.', and a sign only after e/E
+                j = i + 1
+                while j < n:
+                    if program[j] in "eE" and j + 1 < n and program[j + 1] in "+-":
+                        j += 2
+                    elif program[j] in "pP" and j + 1 < n and program[j + 1] in "+-" or program[j] == "'":
+                        return None  # a hex float's exponent, a digit separator: not in every -std
+                    elif program[j] in _IDENT_CHARS or program[j] == ".":
+                        j += 1
+                    else:
+                        break
+            if j < n and program[j] in "\"'":
+                return None  # a literal's prefix (L, u8, R...), or a number before a quote
+            out.append((ws, program[i:j]))
+            ws, i = "", j
+        elif c in "\"'":
+            j = i + 1
+            while j < n and program[j] != c:
+                if program[j] == "\n":
+                    return None
+                j += 2 if program[j] == "\\" else 1
+            if j >= n or (j + 1 < n and program[j + 1] in _IDENT_CHARS):
+                return None  # unterminated, or a user-defined suffix
+            out.append((ws, program[i:j + 1]))
+            ws, i = "", j + 1
+        else:
+            if program.startswith(_NOT_PUNCT, i):
+                return None
+            p = next((p for p in _PUNCT if program.startswith(p, i)), None)
+            if p is None:
+                return None  # '#', '\\', '$', '@', '`', a character outside ASCII
+            out.append((ws, p))
+            ws, i = "", i + len(p)
+    return out
+
+
+def _checked(program):
+    """The tokens of `program` when it can share a translation unit, else None: exactly one
+    `int main ( ) { ... }` with properly nested brackets and nothing after it, and none of the tokens
+    that act beyond a function body: `asm`, reserved names (`__x`, `_X`: _Pragma, __COUNTER__,
+    __attribute__, ...), attributes (`[ [`), our own names (cft_...), `main` again."""
+    toks = _tokens(program)
+    if not toks or [t for _, t in toks[:5]] != ["int", "main", "(", ")", "{"]:
+        return None
+    stack = []
+    for k, (_, t) in enumerate(toks):
+        if t in _OPEN:
+            if t == "[" and k + 1 < len(toks) and toks[k + 1][1] == "[":
+                return None
+            stack.append(_OPEN[t])
+        elif t in ")]}":
+            if not stack or stack.pop() != t or (not stack and 3 < k != len(toks) - 1):
+                return None  # unbalanced, or main closed before the end
+        elif t[0] in _IDENT_CHARS and not t[0].isdigit():
+            if (t == "asm" or t.startswith(("__", "cft_")) or (t[0] == "_" and t[1:2].isupper())
+                    or (t == "main" and k != 1)):
+                return None
+    return toks if not stack else None
 
 
 def batchable(program):
-    """True when `program` is exactly one `int main() { ... }` that can share a translation unit:
-    balanced braces outside literals, nothing after the closing brace, no preprocessor line, no
-    comment, no raw string, no line continuation, `main` named once, no identifier we generate
-    (cft_...) or that reveals the file (__FILE__, __LINE__, any __name)."""
-    m = _MAIN.match(program)
-    if not m:
-        return False
-    text, depth, i, n = program.rstrip(), 0, m.end() - 1, len(program.rstrip())
-    idents = _IDENT.findall(program[:m.end()])
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            if c == '"' and i > 0 and text[i - 1] == "R":
-                return False  # raw string
-            j = i + 1
-            while j < n and text[j] != c:
-                if text[j] == "\n":
-                    return False
-                j += 2 if text[j] == "\\" else 1
-            if j >= n:
-                return False  # unterminated literal
-            i = j + 1
-            continue
-        if c in "#\\" or (c == "/" and i + 1 < n and text[i + 1] in "/*"):
-            return False
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0 and i != n - 1:
-                return False  # something after main's closing brace (or main closed early)
-        elif c.isalpha() or c == "_":
-            w = _IDENT.match(text, i).group()
-            idents.append(w)
-            i += len(w)
-            continue
-        i += 1
-    if depth != 0:
-        return False
-    return idents.count("main") == 1 and not any(w.startswith(("cft_", "__")) for w in idents)
+    """True when `program` (without header) can be judged in a batch: see `_checked`."""
+    return _checked(program) is not None
 
 
-def batch_source(programs, header=gxx.DEFAULT_HEADER):
-    """One translation unit for batchable programs: program k becomes cft_p<k>::cft_main (with an
-    explicit `return 0;` at its end, which a real main has implicitly), its lines numbered from 1 in
-    a file named cft_prog_<k>.cpp; `main` runs program argv[1]."""
-    parts = [header]
-    for k, p in enumerate(programs):
-        body = p.rstrip()
-        body = body.replace("main", "cft_main", 1)[:-1] + " return 0; }"  # the last char is main's '}'
-        parts.append(f'namespace cft_p{k} {{\n#line 1 "{_PROG_FILE.format(k)}"\n{body}\n}}\n')
-    cases = "".join(f"    case {k}: return cft_p{k}::cft_main();\n" for k in range(len(programs)))
-    parts.append('#line 1 "cft_dispatch.cpp"\nint main(int argc, char **argv) {\n'
-                 f"  if (argc < 2) return 99;\n  switch (std::atoi(argv[1])) {{\n{cases}  }}\n  return 99;\n}}\n")
+def _emit(toks):
+    """The tokens as text g++ reads back as the same tokens: each after its own whitespace, or after a
+    space where it touched its neighbour (unless either is a separator)."""
+    parts, prev = [], None
+    for ws, t in toks:
+        if not ws and prev is not None and prev not in _SEPARATORS and t not in _SEPARATORS:
+            ws = " "
+        parts.append(ws + t)
+        prev = t
     return "".join(parts)
 
 
-def _errors_of(err, k):
-    """The diagnostics lines of program k, with its file called prog.cpp as in a one-program compile."""
-    name = _PROG_FILE.format(k)
-    lines = [ln.replace(name, "prog.cpp").replace(f"cft_p{k}::cft_main", "main") for ln in err.splitlines()
+def batch_source(programs, names, header=gxx.DEFAULT_HEADER):
+    """One translation unit for batchable programs: program k becomes `int <names[k]>::main()` (with the
+    `return 0;` a real main has implicitly), its lines numbered from 1 in a file <names[k]>.cpp. The
+    names are random, so no program can name another's code or forge another's diagnostics. Each
+    program is then linked alone into its own executable (its main the entry; sandbox.compile_batch)."""
+    parts = [header]
+    for p, name in zip(programs, names):
+        toks = _checked(p)
+        body = _emit(toks[:-1]) + " return 0 ; " + toks[-1][0] + "}"
+        parts.append(f'namespace {name} {{\n#line 1 "{name}.cpp"\n{body}\n}}\n')
+    return "".join(parts)
+
+
+def _symbol(name):
+    """The mangled name of `int <name>::main()`."""
+    return f"_ZN{len(name)}{name}4mainEv"
+
+
+def _errors_of(err, name):
+    """The diagnostics lines that name program `name`, with its file called prog.cpp as in a one-program
+    compile."""
+    lines = [ln.replace(f"{name}.cpp", "prog.cpp").replace(f"{name}::main", "main") for ln in err.splitlines()
              if name in ln]
     return "\n".join(lines)[:sandbox.STDERR_KEEP]
 
 
 def judge_batch(programs, tests, header=gxx.DEFAULT_HEADER, std=None, time_limit=sandbox.TIME_LIMIT_S,
                 compare="exact", use_pch=True, tmp_base=None):
-    """Judge batchable programs (without header) in as few g++ processes as the compile errors allow;
-    one result dict per program, as `judge` returns."""
+    """Judge batchable programs (without header) with as few g++ processes as the compile errors allow;
+    one result dict per program, as `judge` returns.
+
+    The programs share one g++ process (one translation unit; the precompiled header is read once)
+    but not an executable: each is linked alone, its own `main` as the program's entry, the others'
+    code and data dropped (--gc-sections). A compile error is pinned on the programs whose random file
+    names begin a diagnostics line; they are compile errors, the rest compile again without them.
+    Errors that name no program (a limit, a crash of g++), and a program that does not link, go to the
+    one-program path."""
     out = [None] * len(programs)
     pending = list(range(len(programs)))
     with sandbox.workdir(tmp_base) as wd:
         while pending:
-            src = batch_source([programs[i] for i in pending], header)
-            exe, err = sandbox.compile_source(src, wd, std=std, use_pch=use_pch, max_errors=0, stderr_keep=1 << 20)
-            if exe is not None:
-                for k, i in enumerate(pending):
-                    out[i] = _run_tests(exe, tests[i], wd, (str(k),), time_limit, compare)
-                return out
-            bad = {int(k) for k in _PROG_RE.findall(err)} & set(range(len(pending)))
+            names = [f"cft_{secrets.token_hex(8)}" for _ in pending]
+            src = batch_source([programs[i] for i in pending], names, header)
+            ok, err, exes = sandbox.compile_batch(src, {nm: _symbol(nm) for nm in names}, wd, std=std,
+                                                  use_pch=use_pch)
+            if ok:
+                alone = []
+                for nm, i in zip(names, pending):
+                    if exes[nm][0] is None:
+                        alone.append(i)
+                    else:
+                        out[i] = _run_tests(exes[nm][0], tests[i], wd, (), time_limit, compare)
+                pending = alone
+                break
+            starts = {ln.split(":", 1)[0] for ln in err.splitlines()}
+            bad = {k for k, nm in enumerate(names) if f"{nm}.cpp" in starts}
             if not bad:
-                break  # not attributable to a program (time or memory limit, link error): one at a time
+                break  # not attributable to a program (time or memory limit): one at a time
             for k in bad:
-                out[pending[k]] = _compile_error(tests[pending[k]], _errors_of(err, k))
+                out[pending[k]] = _compile_error(tests[pending[k]], _errors_of(err, names[k]))
             pending = [i for k, i in enumerate(pending) if k not in bad]
     for i in pending:
         out[i] = judge(with_header(programs[i], header), tests[i], std=std, time_limit=time_limit,

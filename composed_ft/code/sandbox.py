@@ -28,17 +28,18 @@ Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ vers
 (gxx.py: the compiler, its flags and the build-once cache).
 """
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import logging
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 TIME_LIMIT_S = 2.0
 OUTPUT_CAP_BYTES = 16 << 20  # far above any expected output; a 1 GB writer is cut here
 RUN_ADDRESS_SPACE = 2 << 30
+RUN_OPEN_FILES = 16  # with the 16 MiB file size limit: at most ~200 MiB of memfds held open beside the 2 GiB
+CGROUP_HEADROOM = 256 << 20  # a memory cgroup's cap: the address-space limit plus this (page cache, tmpfs, memfds)
 COMPILE_ADDRESS_SPACE = 6 << 30  # cc1plus maps the ~100 MB PCH and needs room besides
 COMPILE_TIME_S = 30
 STDERR_KEEP = 4000
@@ -67,6 +70,7 @@ STDERR_KEEP = 4000
 STATE_ROOT = "/var/lib/composed_ft"  # as root: the sandboxes' parent and the uid pool's locks
 UID_BASE = 2_000_000  # a range no account uses; numeric ids need no passwd entry
 UID_POOL = 64  # concurrent sandboxes on the machine, all processes together
+TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: cleaned after each run without namespaces
 
 
 class SandboxError(RuntimeError):
@@ -259,14 +263,15 @@ def _probe(uid, ns):
 
 def policy(uid=None):
     """How programs are contained here, decided once per process: {"uid": they run as the leased
-    uid, "ns": in fresh namespaces}. Raises SandboxError when root cannot switch uids (unless
+    uid, "ns": in fresh namespaces, "cgroup": the memory cgroup ("v1"/"v2") every sandbox's processes
+    are counted in, or None}. Raises SandboxError when root cannot switch uids (unless
     CFT_ALLOW_UNSANDBOXED=1). uid: the caller's leased uid, if it holds one."""
     with _POLICY_LOCK:
         if not _POLICY:
             if not _running_as_root():
                 log.warning("not root: programs run as this user (uid %d) under resource limits only, "
                             "without a uid of their own or namespaces", os.geteuid())
-                _POLICY.update(uid=False, ns=False)
+                _POLICY.update(uid=False, ns=False, cgroup=None)
             elif uid is None:
                 with _lease_uid() as leased:
                     _decide(leased)
@@ -292,7 +297,15 @@ def _decide(uid):
             log.warning("namespaces unavailable (%s): programs are contained by their uid and resource limits "
                         "only; they can reach the network and the shared temp dirs", ns_err)
         ns = ns_err is None
-    _POLICY.update(uid=not err, ns=ns)
+    cg = None
+    if not err and os.environ.get("CFT_SANDBOX_CGROUP", "1") != "0":
+        cg_err = _probe_cgroup(uid, ns)
+        if cg_err:
+            log.warning("no memory cgroup for the sandboxes (%s): a program's memory is capped by rlimits only "
+                        "(address space, open files x file size, the private /tmp)", cg_err)
+        else:
+            cg = _memory_cgroup()[0]
+    _POLICY.update(uid=not err, ns=ns, cgroup=cg)
 
 
 def _has_account(uid):
@@ -309,14 +322,161 @@ def reset_policy():
         _POLICY.clear()
 
 
+# ---------------------------------------------------------------- memory cgroups
+
+_CGROUP = []
+
+
+def _memory_cgroup():
+    """(version, dir) of the cgroup under which the sandboxes' memory cgroups are made (this
+    process's own memory cgroup: v2 where memory is delegated to its children, else v1's memory
+    hierarchy), or (None, why)."""
+    if _CGROUP:
+        return _CGROUP[0]
+    found = (None, "no cgroup with the memory controller")
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = dict((c, path) for line in f for _, cs, path in [line.rstrip("\n").split(":", 2)]
+                       for c in (cs.split(",") if cs else ["<v2>"]))
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split() for line in f]
+        for m in mounts:
+            sep = m.index("-")
+            fstype, opts, root, point = m[sep + 1], m[sep + 3].split(","), m[3], m[4]
+            if fstype == "cgroup2" and "<v2>" in own:
+                d = os.path.join(point, os.path.relpath(own["<v2>"], root).lstrip("."))
+                try:
+                    with open(os.path.join(d, "cgroup.subtree_control")) as f:
+                        delegated = "memory" in f.read().split()
+                    if not delegated:  # possible only while no process sits in our cgroup itself
+                        with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                            f.write("+memory")
+                    found = ("v2", d)
+                    break
+                except OSError:
+                    continue
+            if fstype == "cgroup" and "memory" in opts and "memory" in own:
+                rel = os.path.relpath(own["memory"], root)
+                if not rel.startswith(".."):
+                    found = ("v1", os.path.normpath(os.path.join(point, rel)))
+    except (OSError, ValueError, IndexError) as e:
+        found = (None, f"cannot read this process's cgroups ({e})")
+    _CGROUP.append(found)
+    return found
+
+
+def _cgroup_procs(uid, limit_bytes):
+    """A descriptor on cgroup.procs of the sandbox uid's memory cgroup (made once, reused), its cap set
+    to limit_bytes; the helper writes its own pid into it before anything runs."""
+    version, root = _memory_cgroup()
+    d = os.path.join(root, "cft-sandbox", f"u{uid}")
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    files = {"v1": ("memory.limit_in_bytes",), "v2": ("memory.max", "memory.swap.max")}[version]
+    for name in files:
+        try:
+            with open(os.path.join(d, name), "w") as f:
+                f.write(str(limit_bytes) if name != "memory.swap.max" else "0")
+        except OSError:
+            if name != "memory.swap.max":  # no swap accounting: RAM is still capped
+                raise
+    return os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+
+
+def _probe_cgroup(uid, ns):
+    """None when a sandbox's processes can be put in a memory cgroup of its uid that caps them; else why
+    not. The probe allocates past a small cap and must be killed."""
+    version, root = _memory_cgroup()
+    if version is None:
+        return root
+    box = Box(None, None, uid, ns, cgroup=version)
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        box.cg_limit = 32 << 20  # `head -c 64M /dev/zero | tail` holds 64 MiB in tail's memory
+        rc, _, _ = box.spawn(["sh", "-c", "head -c 67108864 /dev/zero | tail -c 67108864 >/dev/null"],
+                             (10, 1 << 30, 1 << 20, 64, 8), 30, cwd_fd=None if ns else fd)
+    except (OSError, SandboxError) as e:
+        return str(e)
+    finally:
+        os.close(fd)
+    return None if rc != 0 else "a 32 MiB cap did not stop a 64 MiB allocation"
+
+
+# ---------------------------------------------------------------- without namespaces: what a run leaves
+
+_LIBC = []
+
+
+def _libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def _remove_ipc(uid):
+    """Remove the System V shared memory, message queues and semaphores the uid created (they outlive
+    the program without an IPC namespace, holding memory no rlimit counts)."""
+    libc = _libc()
+    for table, rm in (("shm", lambda i: libc.shmctl(i, 0, None)), ("msg", lambda i: libc.msgctl(i, 0, None)),
+                      ("sem", lambda i: libc.semctl(i, 0, 0))):
+        try:
+            with open(f"/proc/sysvipc/{table}") as f:
+                head, *rows = f.read().splitlines()
+        except OSError:
+            continue
+        col = head.split().index("cuid")  # the creator: IPC_SET cannot change it
+        for row in rows:
+            cells = row.split()
+            if len(cells) > col and int(cells[col]) == uid:
+                rm(int(cells[1]))  # IPC_RMID
+
+
+def _remove_owned(dir_fd, uid, depth=0):
+    """Remove every entry the uid owns under dir_fd, looking into the world-writable dirs of others
+    (e.g. /tmp/.X11-unix) too. Through descriptors, never following a link; the uid has no process
+    left to race with."""
+    for name in os.listdir(dir_fd):
+        try:
+            st = os.lstat(name, dir_fd=dir_fd)
+            if st.st_uid == uid:
+                if stat.S_ISDIR(st.st_mode):
+                    _remove(dir_fd, name)
+                else:
+                    os.unlink(name, dir_fd=dir_fd)
+            elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and depth < 4:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                try:
+                    _remove_owned(sub, uid, depth + 1)
+                finally:
+                    os.close(sub)
+        except OSError:
+            pass
+
+
+def clean_after(uid):
+    """Without namespaces: remove what the uid's program left in the shared temp dirs (files whose
+    blocks `fallocate(FALLOC_FL_KEEP_SIZE)` hides from their size included) and its System V IPC
+    objects. Called after every process of the sandbox."""
+    for d in TEMP_DIRS:
+        try:
+            fd = os.open(d, _DIR_FLAGS)
+        except OSError:
+            continue
+        try:
+            _remove_owned(fd, uid)
+        finally:
+            os.close(fd)
+    _remove_ipc(uid)
+
+
 # ---------------------------------------------------------------- one sandbox
 
 class Box:
     """One program's (or one batch's) sandbox: a root-owned dir (0711) under the base, the uid
     leased for it, and the programs compiled in it, held as descriptors."""
 
-    def __init__(self, fd, path, uid, ns):
-        self.fd, self.path, self.uid, self.ns = fd, path, uid, ns
+    def __init__(self, fd, path, uid, ns, cgroup=None):
+        self.fd, self.path, self.uid, self.ns, self.cgroup = fd, path, uid, ns, cgroup
+        self.cg_limit = None  # a memory cgroup's cap other than the address-space limit + CGROUP_HEADROOM
         self.exes = []
 
     def subdir(self, files=None):
@@ -367,31 +527,38 @@ class Box:
         self.exes.append(fd)
         return fd
 
-    def spawn(self, argv, limits, wall_s, cwd_fd=None, exe_fd=None, stdin=subprocess.DEVNULL, stdout=None,
-              stderr=None):
+    def spawn(self, argv, limits, wall_s, cwd_fd=None, exe_fd=None, stdin=subprocess.DEVNULL,
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         """Start argv through the helper and wait; returns (returncode, timed_out, cpu_seconds).
-        limits: (CPU s, address space, file size, open files, processes)."""
+        limits: (CPU s, address space, file size, open files, processes). stdin, stdout and stderr
+        are never the judge's own (which may be a terminal)."""
         report = _memfd("cft-report")
-        cmd, fds = [_helper()], [report]
+        cmd, fds, cg = [_helper()], [report], None
         if self.ns:
             cmd.append("-n")
         if self.uid is not None:
             cmd += ["-u", str(self.uid), "-g", str(self.uid)]
-        for flag, fd in (("-c", cwd_fd), ("-x", exe_fd)):
-            if fd is not None:
-                cmd += [flag, str(fd)]
-                fds.append(fd)
-        cmd += ["-r", str(report), "-l", ",".join(str(int(x)) for x in limits), "--", *argv]
-        # own process group (killed as a whole), but not a new session: a new session also gets a new
-        # scheduler autogroup, which measurably slowed compiles on a loaded machine
-        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
         try:
+            if self.cgroup:
+                cg = _cgroup_procs(self.uid, self.cg_limit or int(limits[1]) + CGROUP_HEADROOM)
+            for flag, fd in (("-m", cg), ("-c", cwd_fd), ("-x", exe_fd)):
+                if fd is not None:
+                    cmd += [flag, str(fd)]
+                    fds.append(fd)
+            cmd += ["-r", str(report), "-l", ",".join(str(int(x)) for x in limits), "--", *argv]
+            # a session of its own (no controlling terminal; the helper checks), which is also the process
+            # group that is killed as a whole
             proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=fds, cwd="/",
-                                    env=clean_env("/tmp" if self.ns or cwd_fd is None else "."), **group)
+                                    env=clean_env("/tmp" if self.ns or cwd_fd is None else "."),
+                                    start_new_session=True)
             rc, timed_out, cpu = _wait(proc, wall_s)
             lines = _read_fd(report, 4096).decode("utf-8", "replace").splitlines()
         finally:
             os.close(report)
+            if cg is not None:
+                os.close(cg)
+            if not self.ns and self.uid is not None:
+                clean_after(self.uid)
         for line in lines:
             if line.startswith("E "):
                 raise SandboxError(f"sandbox setup failed: {line[2:]}")
@@ -440,7 +607,7 @@ def workdir(base=None):
                 _sweep_stale(base_fd)
             name, fd = _mkdir(base_fd, "cft-", 0o711)
             fcntl.flock(fd, fcntl.LOCK_EX)  # in use, until this process closes fd or dies
-            box = Box(fd, os.path.join(base, name), uid if pol["uid"] else None, pol["ns"])
+            box = Box(fd, os.path.join(base, name), uid if pol["uid"] else None, pol["ns"], pol.get("cgroup"))
             try:
                 yield box
             finally:
@@ -523,6 +690,55 @@ def compile_source(source, wd, std=None, use_pch=True, syntax_only=False, max_er
     return (True if syntax_only else exe), text
 
 
+def compile_batch(source, entries, wd, std=None, use_pch=True, stderr_keep=1 << 20):
+    """Compile one translation unit holding several programs to one object (one g++ process: the
+    precompiled header is read once), then link each program alone into its own executable, with its
+    entry function as `main` and every section it does not reach dropped (--gc-sections): no
+    program's code, data or static initializers are in another's executable. entries: {executable
+    name: the entry function's mangled name}. All of it runs in the sandbox `wd` as its uid, in one
+    process (a shell script of ours; the programs' text is never in it).
+
+    Returns (compiled, compile diagnostics, {name: (executable descriptor or None, link diagnostics)}).
+    The script's own lines carry a random token no program can know, so the diagnostics are cut per
+    link by text no program controls."""
+    mark = "cft-" + secrets.token_hex(12)
+    cc = [gxx(), *compile_flags(std)]
+    pch = ensure_pch(std) if use_pch else None
+    if pch:
+        cc.append(f"-I{pch}")
+    cc += ["-fmax-errors=0", "-ffunction-sections", "-fdata-sections", "-c", "batch.cpp", "-o", "batch.o"]
+    lines = [f"if {shlex.join(cc)}; then echo; echo {mark} compiled; else echo; echo {mark} failed; exit 1; fi"]
+    for name, sym in entries.items():
+        ld = [gxx(), *link_flags(), "-Wl,--gc-sections", f"-Wl,--defsym=main={sym}", "batch.o", "-o", name]
+        lines.append(f"{shlex.join(ld)}; echo; echo {mark} linked {name} $?")
+    name, dfd = wd.subdir({"batch.cpp": source})
+    err = _memfd("cft-compile")
+    try:
+        rc, timed_out, _ = wd.spawn(["sh", "-c", "\n".join(lines)],
+                                    (COMPILE_TIME_S, COMPILE_ADDRESS_SPACE, 256 << 20, 256, 64),
+                                    COMPILE_TIME_S * 2 + len(entries), cwd_fd=dfd, stdout=err, stderr=err)
+        text = _read_fd(err, stderr_keep).decode("utf-8", "replace")
+        parts, exes, compile_text = [], {}, None
+        for ln in text.split("\n"):
+            words = ln.split()
+            if words[:1] != [mark]:
+                parts.append(ln)
+                continue
+            said, parts = "\n".join(parts).strip("\n"), []
+            if words[1:2] in (["compiled"], ["failed"]):
+                compile_text = said
+                compiled = words[1] == "compiled"
+            elif len(words) == 4 and words[2] in entries and compile_text is not None:
+                exes[words[2]] = (wd.take_exe(dfd, words[2]) if words[3] == "0" else None, said)
+    finally:
+        os.close(err)
+        wd.drop(name, dfd)
+    if compile_text is None or not compiled:  # the compiler failed, or did not finish
+        text = "\n".join(parts) if compile_text is None else compile_text
+        return False, text + ("\n[compile timed out]" if timed_out else ""), {}
+    return True, compile_text, {e: exes.get(e, (None, "[not linked]")) for e in entries}
+
+
 def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_CAP_BYTES, args=()):
     """Run a compiled program (`exe` from compile_source) on one input (`args`: its command-line
     arguments) in a fresh working dir. Returns dict(status, stdout, returncode, seconds).
@@ -535,7 +751,7 @@ def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_
     try:
         t0 = time.monotonic()
         with wd.run_dir() as cwd:
-            rc, wall_out, cpu_used = wd.spawn(["prog", *args], (cpu, RUN_ADDRESS_SPACE, output_cap, 64, 1),
+            rc, wall_out, cpu_used = wd.spawn(["prog", *args], (cpu, RUN_ADDRESS_SPACE, output_cap, RUN_OPEN_FILES, 1),
                                               max(10.0, 5 * time_limit), cwd_fd=cwd, exe_fd=exe,
                                               stdin=fds[0], stdout=fds[1], stderr=fds[2])
         seconds = time.monotonic() - t0

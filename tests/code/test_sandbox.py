@@ -113,16 +113,31 @@ def test_batchable_programs():
     from composed_ft.code.judge import batchable
     yes = ["int main() { int a; cin >> a; cout << a + 1 << endl; }",
            'int main ( ) {\n  string s = "a}{" ;\n  char c = \'}\' ;\n  cout << s << c << endl ;\n}\n',
-           'int main() { string s = "\\"}"; cout << s; }']
+           'int main() { string s = "\\"}"; cout << s; }',
+           "int main() { // hi\n }",                # comments are whitespace
+           "int main() { double d = .5e+3; cout << d; }"]
     no = ["int main() { } int x;",                 # something after main
           "int main() { if (1) { }",               # unbalanced
           "int main() { } }",                      # main closed early
+          "int main() { ( } ) }",                  # brackets crossed
           "#include <cstdio>\nint main() { }",     # preprocessor
-          "int main() { cout << __LINE__; }",      # reveals the file
+          "int main() {\n%:define cout cerr\n}",   # preprocessor, as a digraph
+          "int main() { %> int g() <% }",          # a digraph closes main
+          "int main() { ??< }",                    # a trigraph
+          "int main() { int a = 1; a = a \\\n+ 1; }",  # a line splice
+          "int main() { cout << __LINE__; }",      # reserved names
+          '_Pragma("x") int main() { }',
+          'int main() { _Pragma("GCC poison cout") }',
+          'int main() { asm("nop"); }',            # asm
+          "int main() { [[gnu::used]] static int x; }",  # attributes
+          "int main() { [ [gnu::used] ] static int x; }",
+          "int main() { int x = 1'000; }",         # digit separator
+          'int main() { auto s = u8"x"; }',        # literal prefix
+          'int main() { auto s = "x"s; }',         # literal suffix
           "int main() { main(); }",                # main named twice
           "int main() { int cft_p0 = 1; }",        # our names
           'int main() { string s = "abc; }',       # unterminated literal
-          "int main() { // hi\n }",                # comment
+          "int main() { int $x; }",                # not a C++ token
           "void f() {} int main() { f(); }"]       # not main-only
     assert [batchable(p) for p in yes] == [True] * len(yes)
     assert [batchable(p) for p in no] == [False] * len(no)
