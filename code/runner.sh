@@ -91,6 +91,9 @@ ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}
 # flags added last to every training stage's command line (they win over the above), e.g. the paper-size
 # dry run's caps: STAGE_FLAGS="--max-update 2 --n-eval 4" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
+# a stage whose run directory holds a run made with other settings is refused, naming each setting; OVERWRITE=1
+# moves such a run aside (RUN.replaced-<time>) and trains the new settings
+OVERWRITE=${OVERWRITE:-0}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 EVAL_SPLITS="test ood"
@@ -99,7 +102,7 @@ EVAL_SPLITS="test ood"
 NOISE_DRAW=$([[ $VARIANT == authors ]] && echo fixed || echo fresh)
 COMMON="--preset $PRESET --data $DATA --device $DEVICE $(opt --vocab-size "$VOCAB_SIZE")
         $(opt --weight-decay "$WEIGHT_DECAY") $(opt --label-smoothing "$LABEL_SMOOTHING") $(opt --beam "$BEAM")
-        $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ")"
+        $(opt --max-tokens "$MAX_TOKENS") $(opt --update-freq "$UPDATE_FREQ") $([[ $OVERWRITE == 1 ]] && echo --overwrite || true)"
 CODE="$PY -m composed_ft.code"
 SELECT=$(opt --checkpoint-select "$CHECKPOINT_SELECT")   # the predictor stages only
 

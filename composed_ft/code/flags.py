@@ -26,6 +26,10 @@ def common_args(p):
                         "(composed_ft/core/precision.py)")
     g.add_argument("--tag", default=None, help="free label used by `table` to group runs (main, ablation-...)")
     g.add_argument("--jobs", type=int, default=None, help="evaluator threads (default: all cores)")
+    g.add_argument("--overwrite", action="store_true", default=None,
+                   help="when RUN_DIR holds a run made with other settings: move it aside to "
+                        "RUN_DIR.replaced-<time> and train these settings (without it such a run is refused, "
+                        "naming each differing setting)")
     g = p.add_argument_group("model (fairseq-style names)")
     g.add_argument("--arch", choices=sorted(presets.ARCHS), default=None, help="named sizes (presets.ARCHS)")
     g.add_argument("--layers", type=int, default=None, help="encoder and decoder layers (arch)")

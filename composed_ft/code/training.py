@@ -23,21 +23,31 @@ log = logging.getLogger(__name__)
 
 def prepare(args, stage):
     """(cfg, run, corpus, ctx) of a training stage, or None when there is nothing to do: the run has
-    finished (its results stand) or its --max-epoch is 0 (the stage is off). ctx is the torchrun
-    context (one process without torchrun); rank 0 builds the vocabulary and writes the run directory,
-    the others wait."""
+    finished with these settings (its results stand) or its --max-epoch is 0 (the stage is off). The
+    resolved settings are compared with the run's config.json first: a run made with other settings is
+    refused, naming each key, or with --overwrite moved aside and trained afresh (Run.refuse_or_replace).
+    ctx is the torchrun context (one process without torchrun); rank 0 builds the vocabulary and writes the
+    run directory, the others wait."""
     run = Run(args.run_dir)
-    if run.finished:
-        log.info("%s: finished already, nothing to do", run.path)
-        return None
     ctx = distributed.setup(args.device)
     cfg = config.resolve(args, stage, ctx)
+    run.config = cfg.to_dict()
+    if ctx.is_main:
+        try:
+            run.refuse_or_replace(getattr(args, "overwrite", False), upgrade=config.comparable)
+        except Exception:
+            ctx.close()
+            raise
+    ctx.barrier()
+    if run.finished:
+        log.info("%s: finished already with these settings, nothing to do", run.path)
+        ctx.close()
+        return None
     if cfg.max_epoch == 0:
         log.info("%s: --max-epoch 0, the stage is off", run.path)
         ctx.close()
         return None
     corpus = Corpus(cfg)
-    run.config = cfg.to_dict()
     if ctx.is_main:
         run.start(upgrade=config.comparable)
     ctx.barrier()

@@ -57,6 +57,36 @@ class Run:
     def finished(self):
         return os.path.exists(self.file("results.json"))
 
+    def differences(self, upgrade=None):
+        """{key: (saved, new)} of the settings where this run's config.json differs from `self.config` (none
+        when there is no config.json yet); `upgrade` as in start(). Keys only one side has are not compared."""
+        if not os.path.exists(self.file("config.json")):
+            return {}
+        saved = read_json(self.file("config.json")).get("config", {})
+        old = json.loads(json.dumps(upgrade(saved) if upgrade else saved))
+        new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
+        return {k: (old.get(k), new.get(k)) for k in sorted(set(saved) & set(new))
+                if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
+
+    def refuse_or_replace(self, overwrite=False, upgrade=None, switch="--overwrite"):
+        """The one rule for a changed setting, checked before any "finished" shortcut: when config.json holds
+        other settings than `self.config`, refuse with every differing key (old -> new) and the switch that
+        retrains; with `overwrite`, move the old run aside to <run>.replaced-<time> (never deleted) so the
+        run starts afresh. Returns the path it was moved to, or None."""
+        diff = self.differences(upgrade)
+        if not diff:
+            return None
+        if not overwrite:
+            keys = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise UserError(f"{self.path}: the run exists with other settings ({keys}); rerun with {switch} to "
+                            f"train the new settings (the old run is moved to {os.path.basename(self.path)}"
+                            f".replaced-<time>), or use another run directory")
+        aside = f"{self.path.rstrip(os.sep)}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(self.path, aside)
+        self._n_rows = None
+        log.info("%s: settings changed (%s); the old run moved to %s", self.path, ", ".join(diff), aside)
+        return aside
+
     def start(self, resume_ok=True, upgrade=None, extend=None):
         """Create the directory and write config.json.
 

@@ -143,6 +143,31 @@ def test_pretrained_continued_control_and_its_two_selections(data, tmp_path, cap
         assert row in md, row
 
 
+def test_a_changed_setting_is_refused_with_its_keys_or_retrained_with_overwrite(data, tmp_path, capsys):
+    """One rule before any "finished" shortcut: a finished compose run rerun with another λ is refused, the
+    message naming the key (old -> new) and the switch; with --overwrite the old run is moved aside, never
+    deleted, and the new setting trains. The same settings stay a no-op."""
+    r = str(tmp_path)
+    common = ["--preset", "smoke", "--data", data, "--vocab-size", "120", "--max-len", "30", "--n-eval", "3",
+              "--device", "cpu", "--jobs", "2"]
+    _run(["denoise", *common, "--run-dir", f"{r}/den"])
+    _run(["pretrain", *common, "--run-dir", f"{r}/pre", "--init", f"{r}/den"])
+    comp = ["compose", *common, "--run-dir", f"{r}/comp", "--init", f"{r}/pre", "--denoiser", f"{r}/den"]
+    _run(comp)
+    before = open(f"{r}/comp/results.json").read()
+    _run(comp)  # the same settings: nothing to do
+    assert open(f"{r}/comp/results.json").read() == before
+    with pytest.raises(SystemExit):
+        _run(comp + ["--lam", "0.5"])
+    err = capsys.readouterr().err
+    assert "lam: 1.0 -> 0.5" in err and "--overwrite" in err
+    assert open(f"{r}/comp/results.json").read() == before  # refused: untouched
+    _run(comp + ["--lam", "0.5", "--overwrite"])
+    aside = [d for d in os.listdir(r) if d.startswith("comp.replaced-")]
+    assert len(aside) == 1 and open(f"{r}/{aside[0]}/results.json").read() == before
+    assert json.load(open(f"{r}/comp/results.json"))["lam"] == 0.5
+
+
 def test_same_seed_same_numbers_and_reevaluation(data, tmp_path):
     """Two runs with the same seed give the same numbers on CPU; a run whose results.json was lost
     (killed during evaluation) skips training on rerun and re-evaluates to the same result."""
