@@ -13,6 +13,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
+
+def objective(stage):
+    """A fake Composed run's objective: the authors' (the paper's row; a config without it is an older run's,
+    the equation as written)."""
+    return {"logp_sum": "padded", "logp_mode": "eval"} if stage == "compose" else {}
+
 def make_report():
     return load_script("make_report")
 
@@ -66,7 +72,8 @@ def runs(tmp_path):
             extra = {"init_stage": "pretrain"} if stage == "compose" else {}
             curve = [{"epoch": e, "val_nll": 1 / e, **({"val_pi_nll": 2 / e} if stage == "compose" else {})}
                      for e in (1, 2)]
-            code_run(st / "main" / f"{name}-s{seed}", {"stage": stage, "tag": "main", "seed": seed}, acc, 100,
+            code_run(st / "main" / f"{name}-s{seed}", {"stage": stage, "tag": "main", "seed": seed, **objective(stage)},
+                     acc, 100,
                      {"wall_s": 20.0, **extra}, curve)
     return tmp_path / "runs"
 
@@ -163,7 +170,7 @@ def test_spoc_uses_testw_testp_and_reports_the_data_note(make_report, tmp_path, 
     root = tmp_path / "runs" / "spoc" / "paper"
     acc = {"direct": (0.30, 0.10), "pretrain": (0.40, 0.20), "compose": (0.42, 0.25)}
     for stage, (w, p) in acc.items():
-        code_run(root / "main" / f"{stage}-s0", {"stage": stage, "tag": "main", "seed": 0},
+        code_run(root / "main" / f"{stage}-s0", {"stage": stage, "tag": "main", "seed": 0, **objective(stage)},
                  {("testw", "base"): w, ("testw", "denoised"): w + 0.01, ("testp", "base"): p,
                   ("testp", "denoised"): p + 0.01}, 100,
                  {"wall_s": 1.0, "note": "fallback split mapping from /elsewhere/shared/data/spoc",

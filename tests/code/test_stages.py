@@ -270,6 +270,9 @@ def _summary(acc):
             "wrong_output_rate": 0.0, "hit_limit": 1}
 
 
+AUTHORS = {"logp_sum": "padded", "logp_mode": "eval"}  # a fake Composed run: the authors' objective
+
+
 def test_table_from_run_directories(tmp_path):
     from composed_ft.code.report import write_tables
     root = str(tmp_path / "runs")
@@ -279,15 +282,15 @@ def test_table_from_run_directories(tmp_path):
         _fake_run(root, f"main/direct-s{seed}", {"stage": "direct", "seed": seed, "tag": "main", "preset": "cpu"},
                   {"eval": ev, "denoiser": den, "wall_s": 60})
         _fake_run(root, f"main/composed-s{seed}", {"stage": "compose", "seed": seed, "tag": "main", "preset": "cpu",
-                                                   "lam": 1.0},
+                                                   "lam": 1.0, **AUTHORS},
                   {"eval": ev, "denoiser": den, "init_stage": "pretrain", "wall_s": 60})
         _fake_run(root, f"ablation-lam/composed-lam4-s{seed}", {"stage": "compose", "seed": seed, "tag": "ablation-lam",
-                                                                "preset": "cpu", "lam": 4.0},
+                                                                "preset": "cpu", "lam": 4.0, **AUTHORS},
                   {"eval": ev, "denoiser": den, "init_stage": "pretrain", "wall_s": 60})
     # a one-seed ablation: its reference rows are the main runs of that seed only
     ev0 = {s: {"n": 10, "base": _summary(0.6), "denoised": _summary(0.7)} for s in ("test", "ood")}
     _fake_run(root, "ablation-init/composed-from-direct-s0", {"stage": "compose", "seed": 0, "tag": "ablation-init",
-                                                              "preset": "cpu", "lam": 1.0},
+                                                              "preset": "cpu", "lam": 1.0, **AUTHORS},
               {"eval": ev0, "denoiser": den, "init_stage": "direct", "wall_s": 60})
     _fake_run(root, "denoisers/main", {"stage": "denoise", "seed": 0, "preset": "cpu", "noise": "structured",
                                        "arch": "cpu"},
