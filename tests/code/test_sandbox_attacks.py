@@ -294,3 +294,215 @@ def test_boxes_of_a_dead_judge_are_removed():
         for j in judges:
             j.kill()
         subprocess.run(["rm", "-rf", base])
+
+
+# ---------------------------------------------------------------- issue 37: the terminal, the keyring, the batch,
+# memory beside the address space. Each test below failed on the judge before issue 37 (code/README says how).
+
+def _read_until(fd, token, timeout):
+    """Read a pty's master until `token` appears; returns all that was read."""
+    import select
+    import time
+    got, end = b"", time.monotonic() + timeout
+    while token.encode() not in got and time.monotonic() < end:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got.decode("utf-8", "replace")
+
+
+TIOCSTI_PROG = r"""#include <bits/stdc++.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+using namespace std;
+int main() {  // type a command into the terminal of whoever runs the judge, and write on it
+    int fd = open("/dev/tty", O_RDWR);
+    if (fd >= 0) {
+        for (const char *c = "touch MARKER\n"; *c; c++) ioctl(fd, TIOCSTI, c);
+        dprintf(fd, "\nWROTE-ON-THE-TERMINAL\n");
+    }
+    cout << "tty " << (fd >= 0) << " stdio " << isatty(0) << isatty(1) << isatty(2) << endl;
+}
+"""
+TTY_BATCHABLE = ('int main() { ofstream t("/dev/tty"); t << "WROTE-ON-THE-TERMINAL" << endl; '
+                 'cout << "tty " << bool(t) << endl; }')
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/tty"), reason="needs /dev/tty")
+def test_no_terminal_to_type_into(mode):
+    """An interactive root shell on a pty runs the judge: a program that types a command into the
+    terminal with TIOCSTI (dev.tty.legacy_tiocsti=1 lets it) must find no terminal, so the shell runs
+    nothing after the judge exits; nor may a program write on the terminal, batched or not."""
+    import pty
+    marker = f"/tmp/cft-tiocsti-{os.urandom(4).hex()}"
+    prog = TIOCSTI_PROG.replace("MARKER", marker)
+    code = ("from composed_ft.code.judge import run_programs, evaluate_programs\n"
+            f"a = run_programs([{prog!r}], [''], jobs=1)[0]\n"
+            f"b = evaluate_programs([{TTY_BATCHABLE!r}] * 2, [[('', 'tty 0\\n')]] * 2, jobs=1, dedup=False)\n"
+            "print('RESULT', a['status'], a['stdout'].strip(), [r['outcome'] for r in b])\n")
+    script = os.path.join(tempfile.mkdtemp(prefix="cft-tty-", dir="/var/lib"), "judge.py")
+    with open(script, "w") as f:
+        f.write(code)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root", "TERM": "dumb", "PS1": "$ ",
+           "PYTHONPATH": REPO, "CFT_SANDBOX_NS": os.environ["CFT_SANDBOX_NS"]}
+    pid, master = pty.fork()
+    if pid == 0:  # the child: an interactive shell whose controlling terminal is the pty
+        os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], env)
+    try:
+        # $((...)): the token is in the output, not in the echo of the command line
+        os.write(master, f"{sys.executable} {script}; echo JUDGE-$((1+1))-DONE\n".encode())
+        out = _read_until(master, "JUDGE-2-DONE", 300)
+        os.write(master, b"echo SHELL-$((2+2))-END\n")  # the shell reads what was typed before this, then this
+        out += _read_until(master, "SHELL-4-END", 30)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(master)
+        shutil.rmtree(os.path.dirname(script), ignore_errors=True)
+    typed = os.path.exists(marker)
+    if typed:
+        os.remove(marker)
+    assert "RESULT" in out, out
+    assert not typed, "the shell ran a command a program typed into its terminal"
+    assert "WROTE-ON-THE-TERMINAL" not in out, out
+    assert "RESULT ok tty 0 stdio 000 ['correct', 'correct']" in out, out
+
+
+KEYRING_PROG = r"""#include <bits/stdc++.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+using namespace std;
+int main() {  // find a key in the session keyring (-3) and read it
+    long id = syscall(SYS_keyctl, 10, -3L, "user", "cft-secret", 0L);
+    char buf[256] = {0};
+    long n = id > 0 ? syscall(SYS_keyctl, 11, id, buf, (long)sizeof buf - 1) : -1;
+    cout << "key " << (n > 0 ? string(buf, n) : string("none")) << endl;
+}
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the test's syscall numbers are x86_64's")
+def test_judges_session_keyring_is_out_of_reach(mode):
+    """A key in the judge's session keyring: the program must not read it (it gets a fresh, empty
+    session keyring after the uid drop). The judge runs in a child that has a keyring of its own."""
+    code = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.syscall(250, 1, b'cft-test-ring', 0, 0, 0)\n"  # keyctl(KEYCTL_JOIN_SESSION_KEYRING)
+            f"kid = libc.syscall(248, b'user', b'cft-secret', {SECRET.encode()!r}, {len(SECRET)}, -3)\n"  # add_key
+            "assert kid > 0, ctypes.get_errno()\n"
+            "from composed_ft.code.judge import run_programs\n"
+            f"print('OUT', run_programs([{KEYRING_PROG!r}], [''], jobs=1)[0]['stdout'].strip())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=REPO))
+    assert r.returncode == 0, r.stderr
+    assert "OUT key none" in r.stdout and SECRET not in r.stdout, r.stdout
+
+
+GOOD = "int main() { int a; cin >> a; cout << a + 1 << endl; }"
+# programs that tried to change their batch neighbours' verdicts (the first four: issue 37's)
+BATCH_ATTACKS = {
+    "digraph_static_initializer": 'int main() { %> static int h = (cout << "4" << endl, exit(0), 0); int g() <% }',
+    "asm_init_array": ('int main() { asm(".pushsection .text\\nevil_init: mov $60, %eax\\nmov $3, %edi\\n'
+                       'syscall\\n.popsection\\n.pushsection .init_array,\\"aw\\"\\n.quad evil_init\\n'
+                       '.popsection"); }'),
+    "digraph_define": "int main() {\n%:define cout cerr\n}",
+    "diagnostics_name_neighbours": ('int main() { static_assert(false, "'
+                                    + " ".join(f"cft_prog_{k}.cpp:1:1: error:" for k in range(8)) + '"); }'),
+    "section_attribute": ('int main() { [[gnu::section(".init_array"), gnu::used]] static void (*p)() = '
+                          '+[] { cout << "4" << endl; exit(0); }; }'),
+    "pragma_poison": 'int main() { _Pragma("GCC poison cout") }',
+    "static_array_takes_the_address_space": "int main() { static char big[1900000000]; big[0] = 1; }",
+    "link_error": "int main() { int helper(); cout << helper() << endl; }",
+    "compile_error": "int main() { cout << undeclared << endl; }",
+}
+NORMAL = [GOOD,
+          "int main() { vector<char> v(300000000, 1); int a; cin >> a; cout << a + v[7] << endl; }",  # 300 MB
+          "int main() { int a; cin >> a; cout << a + 2 << endl; }",  # wrong output
+          "int main() { string s = 5; }"]                             # compile error
+
+
+@pytest.mark.parametrize("attack", list(BATCH_ATTACKS)[:4])
+def test_batch_attack_changes_no_neighbour(attack):
+    """Each of issue 37's batch attacks, first in a batch of normal programs: every neighbour's verdict
+    is its verdict when judged alone."""
+    progs = [BATCH_ATTACKS[attack], *NORMAL, GOOD.replace("+ 1", "+ 1 + 0")]
+    tests = [[("3\n", "4\n")]] * len(progs)
+    batched = evaluate_programs(progs, tests, jobs=1, batch=64, dedup=False)
+    alone = evaluate_programs(progs[1:], tests[1:], jobs=1, batch=0, dedup=False)
+    assert [r["outcome"] for r in batched[1:]] == [r["outcome"] for r in alone] == [
+        "correct", "correct", "wrong_output", "compile_error", "correct"]
+
+
+def test_differential_hostile_and_normal_programs_batched():
+    """Every hostile program above, interleaved with normal ones in batches (two jobs, batches of 64 and
+    of 5): every normal program's verdict, tests passed and compile-error verdict equal its verdict
+    when judged alone."""
+    hostile = list(BATCH_ATTACKS.values())
+    progs, is_normal = [], []
+    for k, h in enumerate(hostile):
+        progs += [h, NORMAL[k % len(NORMAL)], GOOD.replace("+ 1", f"+ 1 + {k} - {k}")]
+        is_normal += [False, True, True]
+    tests = [[("3\n", "4\n"), ("5\n", "6\n")]] * len(progs)
+    alone = evaluate_programs(progs, tests, jobs=2, batch=0, dedup=False)
+    for batch in (64, 5):
+        got = evaluate_programs(progs, tests, jobs=2, batch=batch, dedup=False)
+        for k in (k for k, n in enumerate(is_normal) if n):
+            assert (got[k]["outcome"], got[k]["tests_passed"]) == (alone[k]["outcome"], alone[k]["tests_passed"]), (
+                batch, k, progs[k], got[k])
+    assert {alone[k]["outcome"] for k, n in enumerate(is_normal) if n} == {"correct", "wrong_output",
+                                                                          "compile_error"}
+
+
+def test_fallocate_keep_size_leaves_nothing_in_temp_dirs(mode):
+    """A program hides 1 GiB in a temp dir with fallocate(FALLOC_FL_KEEP_SIZE) (the file size limit
+    does not count it): after the run, nothing it made is left in any shared temp dir."""
+    token = os.urandom(4).hex()
+    prog = ("#include <bits/stdc++.h>\n#include <fcntl.h>\nusing namespace std;\nint main() {\n  signal(SIGXFSZ, SIG_IGN);\n"
+            f'  for (string d : {{"/tmp", "/var/tmp", "/dev/shm"}}) {{ string p = d + "/cft-keep-{token}";\n'
+            "    int fd = open(p.c_str(), O_CREAT | O_RDWR, 0600);\n"
+            "    cout << d << ' ' << (fd >= 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1L << 30) == 0) << endl; }\n"
+            "}\n")
+    out = run_programs([prog], [""], jobs=1)[0]
+    left = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.exists(f"{d}/cft-keep-{token}")]
+    for d in left:
+        os.remove(f"{d}/cft-keep-{token}")
+    assert out["status"] == "ok", out
+    assert left == [], f"left behind in {left}: {out['stdout']}"
+
+
+MEMFD_PROG = r"""#include <bits/stdc++.h>
+#include <sys/mman.h>
+#include <unistd.h>
+using namespace std;
+int main() {  // hold memory beside the address space: 60 memfds of 15 MiB, then anonymous memory
+    static char buf[1 << 20];
+    memset(buf, 1, sizeof buf);
+    long held = 0;
+    for (int i = 0; i < 60; i++) {
+        int fd = memfd_create("hold", 0);
+        for (int j = 0; fd >= 0 && j < 15 && write(fd, buf, sizeof buf) == (ssize_t)sizeof buf; j++) held++;
+        dprintf(1, "%ld\n", held);
+    }
+    for (;;) {
+        char *p = (char *)malloc(64 << 20);
+        if (!p) break;
+        memset(p, 1, 64 << 20);
+        held += 64;
+        dprintf(1, "%ld\n", held);
+    }
+}
+"""
+
+
+def test_memfds_do_not_add_memory_beside_the_address_space(mode):
+    """A program fills memfds (not in its address space), then anonymous memory: all it holds at once
+    stays within the 2 GiB limit plus the cgroup's headroom (with or without a cgroup)."""
+    out = run_programs([MEMFD_PROG], [""], jobs=1, time_limit=10)[0]
+    held_mib = int(out["stdout"].split()[-1])
+    cap = (sandbox.RUN_ADDRESS_SPACE + getattr(sandbox, "CGROUP_HEADROOM", 0)) >> 20
+    assert held_mib <= cap, f"held {held_mib} MiB at once, more than {cap} MiB"
