@@ -80,7 +80,10 @@ def test_runner_spoc_cpu_preset_values(tmp_path):
 
 # what a runner may pass by default: which run, which data, which preset -- never a preset's value
 SELECTING = {"--preset", "--experiment", "--data", "--device", "--seed", "--tag", "--run-dir", "--denoiser", "--init",
-             "--eval-splits", "--noise", "--noise-draw", "--reverse", "--reverse-model"}
+             "--eval-splits", "--noise", "--noise-draw", "--reverse", "--reverse-model",
+             # the "Pretrained, continued" control (a method: Composed with the REINFORCE term off) and its
+             # evaluation at the checkpoint of the best validation CE, written as a run of its own
+             "--reinforce", "--checkpoint", "--as-run"}
 
 
 # imggen's main table is a design, not a preset: the labeled sizes, the denoiser's perturbation, the
