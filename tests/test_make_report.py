@@ -12,13 +12,13 @@ from composed_ft.core.errors import UserError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-
 def objective(stage):
     """A fake Composed run's objective: the authors' (the paper's row; a config without it is an older run's,
     the equation as written)."""
     return {"logp_sum": "padded", "logp_mode": "eval"} if stage == "compose" else {}
 
+
+@pytest.fixture(scope="module")
 def make_report():
     return load_script("make_report")
 
