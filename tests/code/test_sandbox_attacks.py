@@ -426,43 +426,47 @@ NORMAL = [GOOD,
           "int main() { string s = 5; }"]                             # compile error
 
 
+NEIGHBOURS = [*NORMAL, GOOD.replace("+ 1", "+ 1 + 0")]
+NEIGHBOUR_TESTS = [("3\n", "4\n"), ("5\n", "6\n")]
+
+
+@pytest.fixture(scope="module")
+def alone():
+    """The verdicts of the normal programs, each judged alone: {program: (outcome, tests passed)}."""
+    progs = sorted({*NEIGHBOURS, *(GOOD.replace("+ 1", f"+ 1 + {k} - {k}") for k in range(len(BATCH_ATTACKS)))})
+    res = evaluate_programs(progs, [NEIGHBOUR_TESTS] * len(progs), jobs=2, batch=0)
+    return {p: (r["outcome"], r["tests_passed"]) for p, r in zip(progs, res)}
+
+
 @pytest.mark.parametrize("attack", list(BATCH_ATTACKS)[:4])
-def test_batch_attack_changes_no_neighbour(attack):
+def test_batch_attack_changes_no_neighbour(attack, alone):
     """Each of issue 37's batch attacks, first in a batch of normal programs: every neighbour's verdict
     is its verdict when judged alone."""
-    progs = [BATCH_ATTACKS[attack], *NORMAL, GOOD.replace("+ 1", "+ 1 + 0")]
-    tests = [[("3\n", "4\n")]] * len(progs)
-    batched = evaluate_programs(progs, tests, jobs=1, batch=64, dedup=False)
-    alone = evaluate_programs(progs[1:], tests[1:], jobs=1, batch=0, dedup=False)
-    assert [r["outcome"] for r in batched[1:]] == [r["outcome"] for r in alone] == [
-        "correct", "correct", "wrong_output", "compile_error", "correct"]
+    progs = [BATCH_ATTACKS[attack], *NEIGHBOURS]
+    batched = evaluate_programs(progs, [NEIGHBOUR_TESTS] * len(progs), jobs=1, batch=64, dedup=False)
+    assert [(r["outcome"], r["tests_passed"]) for r in batched[1:]] == [alone[p] for p in NEIGHBOURS]
+    assert [alone[p][0] for p in NEIGHBOURS] == ["correct", "correct", "wrong_output", "compile_error", "correct"]
 
 
-def test_differential_hostile_and_normal_programs_batched():
+def test_differential_hostile_and_normal_programs_batched(alone):
     """Every hostile program above, interleaved with normal ones in batches (two jobs, batches of 64 and
-    of 5): every normal program's verdict, tests passed and compile-error verdict equal its verdict
-    when judged alone."""
-    hostile = list(BATCH_ATTACKS.values())
+    of 5): every normal program's verdict and tests passed equal its verdict when judged alone."""
     progs, is_normal = [], []
-    for k, h in enumerate(hostile):
+    for k, h in enumerate(BATCH_ATTACKS.values()):
         progs += [h, NORMAL[k % len(NORMAL)], GOOD.replace("+ 1", f"+ 1 + {k} - {k}")]
         is_normal += [False, True, True]
-    tests = [[("3\n", "4\n"), ("5\n", "6\n")]] * len(progs)
-    alone = evaluate_programs(progs, tests, jobs=2, batch=0, dedup=False)
     for batch in (64, 5):
-        got = evaluate_programs(progs, tests, jobs=2, batch=batch, dedup=False)
+        got = evaluate_programs(progs, [NEIGHBOUR_TESTS] * len(progs), jobs=2, batch=batch, dedup=False)
         for k in (k for k, n in enumerate(is_normal) if n):
-            assert (got[k]["outcome"], got[k]["tests_passed"]) == (alone[k]["outcome"], alone[k]["tests_passed"]), (
-                batch, k, progs[k], got[k])
-    assert {alone[k]["outcome"] for k, n in enumerate(is_normal) if n} == {"correct", "wrong_output",
-                                                                          "compile_error"}
+            assert (got[k]["outcome"], got[k]["tests_passed"]) == alone[progs[k]], (batch, k, progs[k], got[k])
 
 
 def test_fallocate_keep_size_leaves_nothing_in_temp_dirs(mode):
     """A program hides 1 GiB in a temp dir with fallocate(FALLOC_FL_KEEP_SIZE) (the file size limit
     does not count it): after the run, nothing it made is left in any shared temp dir."""
     token = os.urandom(4).hex()
-    prog = ("#include <bits/stdc++.h>\n#include <fcntl.h>\nusing namespace std;\nint main() {\n  signal(SIGXFSZ, SIG_IGN);\n"
+    prog = ("#include <bits/stdc++.h>\n#include <fcntl.h>\nusing namespace std;\n"
+            "int main() {\n  signal(SIGXFSZ, SIG_IGN);\n"
             f'  for (string d : {{"/tmp", "/var/tmp", "/dev/shm"}}) {{ string p = d + "/cft-keep-{token}";\n'
             "    int fd = open(p.c_str(), O_CREAT | O_RDWR, 0600);\n"
             "    cout << d << ' ' << (fd >= 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1L << 30) == 0) << endl; }\n"
