@@ -181,6 +181,15 @@ class _Incremental:
         self.k[:, :, :, :self.t] = self.k[:, idx, :, :self.t]
         self.v[:, :, :, :self.t] = self.v[:, idx, :, :self.t]
 
+    def keep(self, idx):
+        """Go on with rows idx only (the others have finished): the caches, cross-attention keys and values
+        and the source mask shrink with them, so finished rows cost nothing more."""
+        self.k, self.v = self.k[:, idx], self.v[:, idx]
+        for L in self.layers:
+            L["ck"], L["cv"] = L["ck"][idx], L["cv"][idx]
+        self.cross_mask = self.cross_mask[idx]
+        self.b = len(idx)
+
 
 class _Stepper:
     """Next-token logits for a batch being decoded: `fast` (_Incremental, the default), `hf`
@@ -221,6 +230,22 @@ class _Stepper:
         elif self.past is not None:
             self.past.reorder_cache(idx)
 
+    @property
+    def can_keep(self):
+        """Whether finished rows can be dropped: not by the static step (a CUDA graph replays fixed shapes;
+        there finished rows are masked)."""
+        return self.fast is None or not self.fast.static
+
+    def keep(self, idx):
+        """Go on with rows idx of the batch only."""
+        if self.fast is not None:
+            self.fast.keep(idx)
+            return
+        self.enc.last_hidden_state = self.enc.last_hidden_state[idx]
+        self.mask = self.mask[idx]
+        if self.past is not None:
+            self.past.reorder_cache(idx)
+
 
 _GRAPHS = {"failed": None}  # the first capture error of this process, after which graphs are not tried again
 
@@ -243,25 +268,43 @@ def _capture_or_fall_back(inc):
 
 
 def _search(model, src, mask, max_len, sample, temperature, cache):
-    """Greedy (sample=False) or ancestral sampling for one batch."""
+    """Greedy (sample=False) or ancestral sampling for one batch.
+
+    Rows that have finished are dropped from the batch (where the step allows it, _Stepper.can_keep) once
+    they are a quarter of it: a batch otherwise decodes every row until its longest is done, and sampled
+    rows differ in length most. Sampling draws one uniform number per row of the whole batch at every step
+    (inverse-CDF sampling), finished or not, so the draws, and hence the samples, do not depend on which
+    rows are still in the batch."""
     step = _Stepper(model, src, mask, max_len, cache)
-    b = src.size(0)
-    ys = torch.full((b, 1), BOS, dtype=torch.long, device=src.device)
-    done = torch.zeros(b, dtype=torch.bool, device=src.device)
-    every = CUDA_DONE_EVERY if src.device.type == "cuda" else 1
+    b, dev = src.size(0), src.device
+    ys = torch.full((b, 1), BOS, dtype=torch.long, device=dev)
+    out = torch.full((b, max_len), PAD, dtype=torch.long, device=dev)
+    alive = torch.arange(b, device=dev)  # the batch's rows still decoded, as rows of `out`
+    done = torch.zeros(b, dtype=torch.bool, device=dev)  # of the rows still decoded
+    every = CUDA_DONE_EVERY if dev.type == "cuda" else 1
     for t in range(max_len):
         logit = step(ys)
         if sample:
-            tok = torch.multinomial(F.softmax(logit / temperature, dim=-1), 1).squeeze(1)
+            u = torch.rand(b, device=dev)[alive]
+            cdf = F.softmax(logit / temperature, dim=-1).cumsum(-1)
+            tok = torch.searchsorted(cdf, u.unsqueeze(1)).squeeze(1).clamp_(max=cdf.size(-1) - 1)
         else:
             tok = logit.argmax(-1)
         tok = tok.masked_fill(done, PAD)
+        out[alive, t] = tok
         ys = torch.cat([ys, tok.unsqueeze(1)], dim=1)
         done |= tok.eq(EOS)
-        if (t + 1) % every == 0 and bool(done.all()):
+        if (t + 1) % every:
+            continue
+        n_done = int(done.sum())
+        if n_done == len(alive):
             break
+        if step.can_keep and 4 * n_done >= len(alive):
+            live = (~done).nonzero().squeeze(1)
+            step.keep(live)
+            alive, ys, done = alive[live], ys[live], done[live]
     outs, hit = [], []
-    for row in ys[:, 1:].tolist():
+    for row in out.tolist():
         if EOS in row:
             outs.append(row[:row.index(EOS)])
             hit.append(False)
