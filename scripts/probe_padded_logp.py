@@ -6,7 +6,7 @@
 f (a run's kept checkpoint) samples ŷ in eval mode, as the authors' generator does, for the first N
 labeled train programs, grouped into token batches of each size exactly as training groups them
 (token_batches, the training stage's order by length); the teacher-forced log p of each sample is then
-summed as reinforce.sample_logp sums it (the code the composed step runs). Printed per batch size: the
+summed as objective.sample_logp sums it (the code the composed step runs). Printed per batch size: the
 share of samples whose padded sum is below the clamp (their REINFORCE term has no gradient), the same
 share for the masked sum, the mean log p of a post-EOS PAD position, and each sample's length against
 its batch's longest. 16,000 tokens is one accumulated update of the authors' batches (4,000 x 4): the
@@ -25,9 +25,10 @@ from composed_ft.code.batching import token_batches  # noqa: E402
 from composed_ft.code.config import from_saved  # noqa: E402
 from composed_ft.code.corpus import Corpus  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
-from composed_ft.code.reinforce import _ce_and_token_logp, sample_logp, sample_stats  # noqa: E402
+from composed_ft.code.reinforce import _ce_and_token_logp, sample_stats  # noqa: E402
 from composed_ft.code.tokens import EOS  # noqa: E402
 from composed_ft.core.io import write_text  # noqa: E402
+from composed_ft.core.objective import sample_logp  # noqa: E402
 from composed_ft.core.runs import read_json  # noqa: E402
 
 

@@ -1,35 +1,16 @@
-"""The composed fine-tuning objective for discrete outputs (PAPER.md, Experiment 2).
+"""Running the composed objective for discrete outputs (PAPER.md, Experiment 2): sampling ŷ from f, the
+frozen Π's NLL of the gold program given ŷ, and f's teacher-forced passes that give CE(f(x), y) and the
+log-probabilities of ŷ. The objective itself, λ·CE + clamp(log p_f(ŷ|x), −50) · NLL_Π(y | ŷ) / 10 and its
+variants (the authors' padded log p, baselines), is composed_ft/core/objective.py.
 
-For one example (x, y), with ŷ sampled from the base predictor f(·|x) and Π frozen:
+How log p_f(ŷ|x) is run (`logp_mode`): with dropout, in the same decoder pass as CE (train, the equation as
+written), or in eval mode without dropout (eval, what the authors' code computes: their generator puts f
+in eval mode and the teacher-forced pass over the samples runs right after it).
 
-    loss(x, y) = λ·CE(f(x), y) + clamp(log p_f(ŷ|x), min=−50) · NLL_Π(y | ŷ) / 10
-
-NLL_Π(y | ŷ) (how badly the frozen denoiser recovers the gold program from f's sample) is a
-constant weight: it is computed without gradient, so the second term's gradient is the
-score-function (REINFORCE) estimator  w · ∇ log p_f(ŷ|x) / 10  (zero where log p_f(ŷ|x) < −50,
-the clamp's flat region). Minimizing it lowers the probability of samples in proportion to how
-badly Π recovers y from them: samples Π can repair are lowered least. Only f receives gradients.
-
-A batch's loss is the sum over its examples divided by the number of gold target tokens
-(fairseq's normalization, so the learning rate means the same as for plain CE training).
-
-What the authors' code computes differs from the equation in two ways (PAPER.md, "What the authors'
-code computes"), both options here: `logp_sum="padded"` sums log p over every position of the sample
-batch padded to its longest sample, PAD after EOS included, before the clamp (a sample shorter than
-its batch's longest then mostly lands below −50: no gradient); `logp_mode="eval"` computes log p
-without dropout. The paper's row of every preset uses the authors' choice (presets.py); "masked" and
-"train" are the equation as written, a named variant.
-
-Beyond the paper, a baseline b_i is subtracted from each weight (the estimator stays unbiased as
-long as b_i does not depend on ŷ_i). Without one every weight is positive, so every sample with log p
-above the clamp is pushed down; at the cpu preset that spread f's probability mass until its samples
-ran to the length limit (code/README.md).
-  - `baseline="greedy"` (self-critical): b_i = NLL_Π(y_i | greedy output of f for x_i). A sample
-    is raised exactly when Π recovers y better from it than from f's own greedy output. Costs one
-    greedy decode and one more forward pass of Π per step.
-  - `baseline="loo"`: b_i = mean_{j≠i} w_j over the other examples of the batch. Cheap, but the
-    examples differ in length and difficulty, so the sign of w_i − b_i mostly says whether example
-    i is harder than its batch mates, not whether its sample is good."""
+A batch's loss is the sum over its examples divided by the number of gold target tokens (fairseq's
+normalization, so the learning rate means the same as for plain CE training): composed_loss for one
+batch; composed_terms gives the per-example values the training loop normalizes itself (a GPU step that
+holds a whole update, stages.run_compose)."""
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +18,9 @@ from composed_ft.code.batching import collate, pad
 from composed_ft.code.decode import generate
 from composed_ft.code.losses import batch_nll, label_smoothed_nll
 from composed_ft.code.tokens import BOS, EOS, PAD
+from composed_ft.core.objective import program_loss, sample_logp
+
+LOGP_MODES = ("train", "eval")
 
 
 @torch.no_grad()
@@ -48,72 +32,6 @@ def denoiser_nll(pi, yhats, tgts, device):
     _, nll = batch_nll(pi, collate(yhats, tgts, device), 0.0)
     pi.train(was)
     return nll
-
-
-BASELINES = ("none", "greedy", "loo")
-
-
-def baseline_weights(weight, baseline="none", greedy_weight=None):
-    """The REINFORCE weights: w itself (the paper), w minus NLL_Π of f's greedy output ("greedy"),
-    or w minus the leave-one-out batch mean ("loo")."""
-    w = weight.detach()
-    if baseline == "none":
-        return w
-    if baseline == "greedy":
-        if greedy_weight is None:
-            raise ValueError("baseline 'greedy' needs greedy_weight (NLL_Π of y given f's greedy output)")
-        return w - greedy_weight.detach()
-    if baseline == "loo":
-        return w - (w.sum() - w) / (len(w) - 1) if len(w) > 1 else w
-    raise ValueError(f"unknown REINFORCE baseline {baseline!r} (choose from {', '.join(BASELINES)})")
-
-
-def reinforce_term(logp, weight, clamp_min=-50.0, scale=10.0):
-    """clamp(log p_f(ŷ|x), min) · w / scale per example, w detached."""
-    return logp.clamp(min=clamp_min) * weight.detach() / scale
-
-
-LOGP_SUMS = ("masked", "padded")
-LOGP_MODES = ("train", "eval")
-
-
-def sample_logp(tok_lp, lens, parts, logp_sum="masked"):
-    """log p_f(ŷ|x) per sample from the log-probabilities of a teacher-forced pass, and what the
-    authors' choice does to it.
-
-    tok_lp: (n, L) log p of the token at each position, the samples padded with PAD (L ≥ the longest
-    sample); lens: each sample's length (its tokens incl. EOS); parts: the sizes of the batches the
-    samples were drawn in, in order. `masked` sums each sample's own positions (the paper's log p);
-    `padded` sums every position up to the longest sample of its batch, PAD after EOS included (the
-    authors' code: fairseq's `Categorical.log_prob` over the padded sample tensor, no mask), so a sample
-    k tokens shorter than its batch's longest adds k terms log p(PAD), which a model trained with CE
-    puts far below zero. Returns (log p used, diagnostics): the masked and padded sums and, per
-    sample, its batch's longest length (the padded sum's extent)."""
-    n, L = tok_lp.shape
-    lens_t = torch.as_tensor(lens, device=tok_lp.device)
-    longest = torch.cat([lens_t[a:a + k].max().expand(k) for a, k in zip(_starts(parts), parts)])
-    pos = torch.arange(L, device=tok_lp.device)
-    own = pos < lens_t[:, None]
-    in_batch = pos < longest[:, None]
-    zero = tok_lp.new_zeros(())
-    masked = torch.where(own, tok_lp, zero).sum(1)
-    padded = torch.where(in_batch, tok_lp, zero).sum(1)
-    after_eos = in_batch & ~own
-    diag = {"masked": masked.detach(), "padded": padded.detach(), "longest": longest,
-            "pad_logp": tok_lp.detach()[after_eos]}
-    if logp_sum == "masked":
-        return masked, diag
-    if logp_sum == "padded":
-        return padded, diag
-    raise ValueError(f"unknown log p sum {logp_sum!r} (choose from {', '.join(LOGP_SUMS)})")
-
-
-def _starts(parts):
-    k, out = 0, []
-    for n in parts:
-        out.append(k)
-        k += n
-    return out
 
 
 def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train"):
@@ -178,46 +96,41 @@ def sample_update(f, src_groups, limits, device):
     return res
 
 
-def composed_loss(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
-                  baseline="none", device=torch.device("cpu"), yhats=None, hit=None, parts=None, update_freq=1,
-                  logp_sum="masked", logp_mode="train"):
-    """The batch loss and its parts. srcs, tgts: id lists ending with EOS. yhats (optional): the
-    samples to use (ending with EOS) instead of drawing them from f here (sample_update, tests), and
-    hit: which of them hit the length limit. parts (optional): the sizes of the token batches the
-    examples come from, in order (a GPU's step is a whole update, training.merge_updates): the loss is
-    then the sum over them of each batch's loss over its own tokens, divided by update_freq, and a
-    baseline (and a padded log p's extent) is taken within each batch, as if each had been a step of its
-    own. logp_sum, logp_mode: how log p_f(ŷ|x) is computed (sample_logp, _ce_and_token_logp)."""
+def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
+                   baseline="none", device=torch.device("cpu"), yhats=None, hit=None, parts=None,
+                   logp_sum="masked", logp_mode="train"):
+    """(per-example loss, logged values) of the examples (srcs, tgts: id lists ending with EOS). yhats
+    (optional): the samples to use (ending with EOS) instead of drawing them from f here (sample_update,
+    tests), and hit: which of them hit the length limit. parts: the sizes of the token batches the examples
+    were drawn in, in order (default: one batch); a baseline and a padded log p's extent are each batch's.
+    logp_sum, logp_mode: how log p_f(ŷ|x) is computed (objective.sample_logp, _ce_and_token_logp)."""
     if yhats is None:
         outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
         yhats = [o + [EOS] for o in outs]
     elif hit is None:
         hit = [False] * len(yhats)
+    parts = list(parts) if parts is not None else [len(srcs)]
     w = denoiser_nll(pi, yhats, tgts, device)
     greedy_w = None
     if baseline == "greedy":
         outs_g, _ = generate(f, srcs, max_len=max_len, mode="greedy", device=device)
         greedy_w = denoiser_nll(pi, [o + [EOS] for o in outs_g], tgts, device)
     ce, nll, tok_lp = _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode)
-    merged = parts is not None
-    parts = list(parts) if merged else [len(srcs)]
-    logp, diag = sample_logp(tok_lp, [len(y) for y in yhats], parts, logp_sum)
-    bounds = [(a, a + k, sum(len(t) for t in tgts[a:a + k])) for a, k in zip(_starts(parts), parts)]
-    rl = torch.cat([reinforce_term(logp[a:b], baseline_weights(w[a:b], baseline, None if greedy_w is None
-                                                               else greedy_w[a:b]), clamp_min, scale)
-                    for a, b, _ in bounds])
-    per = lam * ce + rl
-    ntok = sum(t for _, _, t in bounds)  # = the targets' tokens: they hold no PAD
-    if merged:
-        loss = sum(per[a:b].sum() / t for a, b, t in bounds) / update_freq
-    else:
-        loss = per.sum() / ntok
+    lens = [len(y) for y in yhats]
+    logp, diag = sample_logp(tok_lp, lens, parts, logp_sum)
+    per = program_loss(ce, logp, w, parts, lam, clamp_min, scale, baseline, greedy_w)
+    ntok = sum(len(t) for t in tgts)  # the targets' tokens: they hold no PAD
+    return per, {"ce": float(ce.detach().sum()) / ntok, "nll": float(nll.detach().sum()) / ntok,
+                 "pi_nll": float(w.sum()) / ntok, "logp_sample": float(logp.detach().mean()),
+                 "sample_hit_limit": sum(hit) / len(hit), **sample_stats(diag, lens, clamp_min)}
 
-    def mean(x):  # a logged value: each batch's sum over its own tokens, averaged over the batches
-        return sum(float(x[a:b].sum()) / t for a, b, t in bounds) / len(bounds)
-    return loss, ntok, {"ce": mean(ce.detach()), "nll": mean(nll.detach()), "pi_nll": mean(w),
-                        "logp_sample": float(logp.detach().mean()), "sample_hit_limit": sum(hit) / len(hit),
-                        **sample_stats(diag, [len(y) for y in yhats], clamp_min)}
+
+def composed_loss(f, pi, srcs, tgts, **kw):
+    """(loss, target tokens, logged values) of one batch: composed_terms summed over its examples, divided
+    by its target tokens."""
+    per, extra = composed_terms(f, pi, srcs, tgts, **kw)
+    ntok = sum(len(t) for t in tgts)
+    return per.sum() / ntok, ntok, extra
 
 
 def sample_stats(diag, lens, clamp_min):

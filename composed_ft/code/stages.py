@@ -23,7 +23,7 @@ from composed_ft.code.batching import token_batches
 from composed_ft.code.decode import generate, length_limit
 from composed_ft.code.evaluation import finish_predictor
 from composed_ft.code.losses import validation_nll
-from composed_ft.code.reinforce import composed_loss, denoiser_nll, sample_update
+from composed_ft.code.reinforce import composed_loss, composed_terms, denoiser_nll, sample_update
 from composed_ft.code.tokens import EOS
 from composed_ft.code.training import (
     ce_step,
@@ -31,6 +31,7 @@ from composed_ft.code.training import (
     eval_tokens,
     fit_stage,
     generation_limit,
+    per_batch_mean,
     prepare,
     rank0_only,
 )
@@ -269,8 +270,11 @@ def run_compose(args):
                                 device)
         yhats = [o + [EOS] for outs, _ in samples for o in outs]
         hit = [h for _, hits in samples for h in hits]
-        return composed_loss(f, pi, xs, ys, max_len=max(limit(p) for p in batch.parts), yhats=yhats, hit=hit,
-                             parts=[len(p) for p in batch.parts], update_freq=cfg.update_freq, **kw)
+        per, extra = composed_terms(f, pi, xs, ys, max_len=max(limit(p) for p in batch.parts), yhats=yhats,
+                                    hit=hit, parts=[len(p) for p in batch.parts], **kw)
+        # what update_freq accumulated steps of one batch each would add: each batch over its own tokens
+        ntoks = [sum(len(tgts[i]) for i in p) for p in batch.parts]
+        return per_batch_mean(per, batch, ntoks, cfg.update_freq), sum(ntoks), extra
 
     if cfg.reinforce == "off":  # "Pretrained, continued": CE alone, everything else as Composed
         if cfg.lam != 1.0:

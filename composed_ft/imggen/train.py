@@ -15,6 +15,7 @@ from ..core import checkpoint, distributed, precision
 from ..core.compose import Composed, freeze, l2_penalty, nonbias_params, weight_params
 from ..core.errors import UserError
 from ..core.io import atomic_path
+from ..core.objective import composed_mse
 from ..core.perf import forward_flops
 from ..core.runs import Run
 from ..core.seed import seed_everything
@@ -243,9 +244,8 @@ def train_predictor(args):
     norm_params = nonbias_params(f)  # the reported norm: one definition for every run
 
     def step(idx):
-        out = model(tr.font[idx], tr.char[idx])
-        mse = F.mse_loss(out, tr.image[idx])
-        loss = mse + args.l2 * l2_penalty(penalized) if args.l2 > 0 else mse
+        # Composed: the MSE of Π(f(x)) + λ·Σ‖W‖² (core/objective.py); Direct: the same with f(x) alone
+        loss, mse = composed_mse(model(tr.font[idx], tr.char[idx]), tr.image[idx], penalized, args.l2)
         return loss, len(idx), {"mse": mse.detach()}
 
     def predict(split):

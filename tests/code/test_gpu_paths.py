@@ -10,7 +10,7 @@ import torch
 from composed_ft.code import reinforce
 from composed_ft.code.batching import TokenTable, collate
 from composed_ft.code.model import build_model
-from composed_ft.code.reinforce import composed_loss, sample_update
+from composed_ft.code.reinforce import composed_loss, composed_terms, sample_update
 from composed_ft.code.tokens import EOS
 from composed_ft.code.training import Batch, ce_step
 from composed_ft.core import precision
@@ -149,8 +149,9 @@ def test_merged_composed_loss_equals_the_accumulated_one():
             (loss / 4).backward()
         acc = _grads(f)
         f.zero_grad()
-        loss, ntok, extra = composed_loss(f, pi, srcs, tgts, yhats=yhats, baseline=baseline, parts=[3, 4],
-                                          update_freq=4)
+        per, extra = composed_terms(f, pi, srcs, tgts, yhats=yhats, baseline=baseline, parts=[3, 4])
+        # the training loop's normalization of a merged update (stages.run_compose): each batch over its tokens
+        loss = sum(per[a:b].sum() / sum(len(t) for t in tgts[a:b]) for a, b in ((0, 3), (3, 7))) / 4
         loss.backward()
-        assert ntok == sum(len(t) for t in tgts) and extra["sample_hit_limit"] == 0.0
+        assert extra["sample_hit_limit"] == 0.0
         assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(acc, _grads(f))), baseline

@@ -7,9 +7,10 @@ import torch.nn.functional as F
 
 from composed_ft.code import model
 from composed_ft.code.presets import ARCHS
-from composed_ft.code.reinforce import composed_loss, sample_logp
+from composed_ft.code.reinforce import composed_loss
 from composed_ft.code.tokens import BOS, EOS, PAD
 from composed_ft.core.compose import freeze
+from composed_ft.core.objective import sample_logp
 
 V = 40
 SRCS = [[5, 6, 7, 8, EOS], [9, 10, EOS], [11, 12, 13, 14, 15, 16, EOS]]
