@@ -42,6 +42,9 @@ RUNS=${RUNS:-runs/sanstype$SUFFIX/$PRESET}
 TABLE=${TABLE:-results/sanstype$SUFFIX.md}
 PY=${PY:-python}
 
+JOBS=${JOBS:-1}                    # 2: independent stages of the main target side by side, one thread each
+(( JOBS >= 1 )) || { echo "code/runner.sh: JOBS must be 1 or more, not '$JOBS'" >&2; exit 2; }
+
 # ---- data and vocabulary -------------------------------------------------------------------
 DATA=${DATA:-data/sanstype-$([[ $VARIANT == authors ]] && echo paper || echo strict)}
 RELEASED=${RELEASED:-../shared/data/sanstype-1000a}   # the authors' released draw: labeled splits (authors)
@@ -145,32 +148,63 @@ compose()  { local tag=$1 name=$2 seed=$3 init=$4 dn=$5; shift 5
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
 
+# job NAME FUNCTION ARGS...: a stage now (JOBS=1), or in the background beside JOBS-1 others, one thread
+# each, its output in $RUNS/logs/NAME.log; barrier: wait for them all -- a failed stage stops the runner
+# with its name. Stages started between two barriers must not depend on each other.
+PIDS=() NAMES=()
+job() {
+    local name=$1; shift
+    if (( JOBS <= 1 )); then "$@"; return; fi
+    (( ${#PIDS[@]} < JOBS )) || wait_first
+    mkdir -p "$RUNS/logs"
+    echo "code/runner.sh: $name started (log: $RUNS/logs/$name.log)"
+    ( export OMP_NUM_THREADS=1; "$@" ) > "$RUNS/logs/$name.log" 2>&1 &
+    PIDS+=($!) NAMES+=("$name")
+}
+wait_first() {
+    if ! wait "${PIDS[0]}"; then
+        echo "code/runner.sh: stage ${NAMES[0]} failed (its log: $RUNS/logs/${NAMES[0]}.log)" >&2
+        exit 1
+    fi
+    echo "code/runner.sh: ${NAMES[0]} finished"
+    PIDS=("${PIDS[@]:1}") NAMES=("${NAMES[@]:1}")
+}
+barrier() { while (( ${#PIDS[@]} )); do wait_first; done; }
+# the control's two rows: its training (selection by NLL_Π of sampled ŷ), then its best-validation-CE checkpoint
+continued() {
+    local seed=$1
+    compose main continued "$seed" "$M/pretrain-s$seed" main --reinforce off
+    $CODE evaluate --run-dir "$M/continued-s$seed" --checkpoint best_val_nll --as-run "$M/continued-ce-s$seed" \
+        --tag main --denoiser "$(den main "$seed")" --device "$DEVICE"
+}
+
 for seed in $SEEDS; do
     M="$RUNS/main"
     denoiser main "$seed" --noise structured
     # the main runs are also the reference rows of the init, lam and baseline ablations, which train only
     # what differs from them (finished runs are skipped, so this costs nothing once main has run)
     if want main || want init || want lam || want baseline || want written; then
-        pretrain main pretrain "$seed" main
+        job "pretrain-s$seed" pretrain main pretrain "$seed" main
     fi
     if want main || want init || want noise; then
-        direct main "$seed"
+        job "direct-s$seed" direct main "$seed"
     fi
+    barrier  # what follows starts from Pretrained (or Direct)
     if want main || want init || want lam || want baseline || want written; then
         # the paper's row: Composed as the authors' code runs it (the preset: padded log p in eval mode, their
         # regime, selection by NLL_Π of sampled ŷ)
-        compose main composed "$seed" "$M/pretrain-s$seed" main
+        job "composed-s$seed" compose main composed "$seed" "$M/pretrain-s$seed" main
     fi
     if want main; then
         # the control the paper lacks, "Pretrained, continued": the same start, updates, lr, schedule, batches
         # and selection as Composed, CE only; then its checkpoint of the best validation CE, evaluated as a row
-        compose main continued "$seed" "$M/pretrain-s$seed" main --reinforce off
-        $CODE evaluate --run-dir "$M/continued-s$seed" --checkpoint best_val_nll --as-run "$M/continued-ce-s$seed" \
-            --tag main --denoiser "$(den main "$seed")" --device "$DEVICE"
+        job "continued-s$seed" continued "$seed"
     fi
     if want written; then  # Composed as the paper writes the equation: log p over each sample's own tokens, dropout on
-        compose main composed-written "$seed" "$M/pretrain-s$seed" main --logp-sum masked --logp-mode train
+        job "composed-written-s$seed" compose main composed-written "$seed" "$M/pretrain-s$seed" main \
+            --logp-sum masked --logp-mode train
     fi
+    barrier
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
         stage bt reverse direct "$seed" --reverse $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
         stage bt backtranslate backtranslate "$seed" --reverse-model "$RUNS/bt/reverse-s$seed" \

@@ -171,3 +171,25 @@ def test_runner_sanstype_variants(tmp_path):
     dens = {c[c.index("--run-dir") + 1] for c in strict if c[2] == "denoise"}
     assert len(dens) == 1 and dens.pop().endswith("denoisers/main")
     assert all(c[c.index("--noise-draw") + 1] == "fresh" for c in strict if c[2] == "denoise")
+
+
+def test_code_runner_jobs_side_by_side_and_a_failed_stage_stops_it(tmp_path):
+    """JOBS=2: Pretrained beside Direct, then Composed beside the control, one thread each, each stage's
+    output in RUNS/logs/<stage>.log; a stage that fails stops the runner with its name before the next phase."""
+    runs = tmp_path / "runs"
+    env = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", TARGETS="main", SEEDS="0", JOBS="2",
+               RUNS=str(runs), DATA=str(tmp_path / "data"), TABLE=str(tmp_path / "t.md"))
+    p = subprocess.run(["bash", "code/runner.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    started = [line.split()[1] for line in p.stdout.splitlines() if line.endswith(".log)")]
+    assert started == ["pretrain-s0", "direct-s0", "composed-s0", "continued-s0"]
+    assert p.stdout.index("pretrain-s0 finished") < p.stdout.index("composed-s0 started")  # the barrier
+    cont = (runs / "logs" / "continued-s0.log").read_text().split("\n")
+    assert " compose " in cont[0] and "--reinforce off" in cont[0] and " evaluate " in cont[1]
+    fake = tmp_path / "py"  # a python that fails Pretrained's training
+    fake.write_text('#!/bin/bash\n[[ " $* " == *" pretrain "* ]] && { echo boom; exit 3; }\necho "$@"\n')
+    fake.chmod(0o755)
+    p = subprocess.run(["bash", "code/runner.sh"], cwd=REPO, env=dict(env, PY=str(fake)), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1 and "stage pretrain-s0 failed" in p.stderr
+    assert "composed-s0 started" not in p.stdout and (runs / "logs" / "pretrain-s0.log").read_text() == "boom\n"
