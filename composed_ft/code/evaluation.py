@@ -65,12 +65,18 @@ def evaluate(run, f, pi, corpus, cfg, device, max_len, splits=None, suffix=""):
                 rows["denoised"] = (d_outs, d_hit)
             res[split] = {"n": len(exs), "decode_s": time.time() - t0, "sources_cut": n_cut}
             decoded = {kind: _programs(corpus, o) for kind, (o, _) in rows.items()}
-            judged = judges.submit(_timed, judge_outputs, corpus, split, exs, tests, decoded, cfg.jobs)
+            judged = judges.submit(_timed, judge_outputs, corpus, split, exs, tests, decoded, judge_jobs(cfg))
             pending.append((split, exs, rows, decoded, judged))
         for split, exs, rows, decoded, judged in pending:
             verdicts, res[split]["judge_s"] = judged.result()
             _record(run, split, exs, rows, decoded, verdicts, res[split], pi is not None, suffix)
     return res
+
+
+def judge_jobs(cfg):
+    """The judge's processes: --jobs, else OMP_NUM_THREADS where it is set (a stage given one thread beside
+    other stages, code/runner.sh JOBS=2: a pool of every core would oversubscribe them), else every core."""
+    return cfg.jobs or int(os.environ.get("OMP_NUM_THREADS") or 0) or None
 
 
 def _timed(fn, *args):
