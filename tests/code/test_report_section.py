@@ -87,3 +87,18 @@ def test_ood_vs_id_gain_from_a_few_programs_is_within_noise(tmp_path):
            ("compose", 0): (0.14, 0.004), ("compose", 1): (0.15, 0.004)}
     row = _ood_vs_id(tmp_path, acc)
     assert "relative gain OOD +300.0%" in row[2] and row[6] == "not resolved (CI contains 0; same sign)", row
+
+
+def test_heldout_draw_row_compares_two_independent_samples():
+    """Issue 36's check: the composed model on a fresh draw of the generator scores as on the released split
+    when the difference's 95% interval (two binomial standard errors) contains 0, and not when it does not."""
+    pairs = [(("test", "ID test"), ("ood", "OOD test")), (("test_gen", "ID generated"), ("ood_gen", "OOD generated"))]
+    name = rs.COMPOSED
+    ex = {name: {"test": {0: [True] * 50 + [False] * 50}, "test_gen": {0: [True] * 210 + [False] * 190},
+                 "ood": {0: [True] * 20 + [False] * 80}, "ood_gen": {0: [True] * 200 + [False] * 200}}}
+    (id_row, ood_row) = rs.heldout_draw_rows(pairs, ex)
+    assert id_row[0] == f"Held-out draw: {name} on ID generated vs ID test"
+    assert "50.0 (100 programs) → 52.5 (400)" in id_row[2] and id_row[-1] == "yes: within the noise"
+    se = ((0.2 * 0.8 / 100) + (0.5 * 0.5 / 400)) ** 0.5  # 0.2 -> 0.5: 30 points, ~6.2 standard errors
+    assert 0.3 / se > 4 and ood_row[-1] == "no: the draws differ"
+    assert rs.heldout_draw_rows(pairs[:1], ex) == []
