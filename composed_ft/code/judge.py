@@ -180,8 +180,10 @@ def _tokens(program):
 def _checked(program):
     """The tokens of `program` when it can share a translation unit, else None: exactly one
     `int main ( ) { ... }` with properly nested brackets and nothing after it, and none of the tokens
-    that act beyond a function body: `asm`, reserved names (`__x`, `_X`: _Pragma, __COUNTER__,
-    __attribute__, ...), attributes (`[ [`), our own names (cft_...), `main` again."""
+    that act beyond a function body or give it storage in the shared executable: `asm`, reserved
+    names (`__x`, `_X`: _Pragma, __COUNTER__, __attribute__, ...), attributes (`[ [`), `static` and
+    `thread_local` (a static array would take its neighbours' address space), our own names (cft_...),
+    `main` again."""
     toks = _tokens(program)
     if not toks or [t for _, t in toks[:5]] != ["int", "main", "(", ")", "{"]:
         return None
@@ -195,8 +197,8 @@ def _checked(program):
             if not stack or stack.pop() != t or (not stack and 3 < k != len(toks) - 1):
                 return None  # unbalanced, or main closed before the end
         elif t[0] in _IDENT_CHARS and not t[0].isdigit():
-            if (t == "asm" or t.startswith(("__", "cft_")) or (t[0] == "_" and t[1:2].isupper())
-                    or (t == "main" and k != 1)):
+            if (t in ("asm", "static", "thread_local") or t.startswith(("__", "cft_"))
+                    or (t[0] == "_" and t[1:2].isupper()) or (t == "main" and k != 1)):
                 return None
     return toks if not stack else None
 
@@ -218,28 +220,37 @@ def _emit(toks):
     return "".join(parts)
 
 
-def batch_source(programs, names, header=gxx.DEFAULT_HEADER):
+def batch_source(programs, names, magic, header=gxx.DEFAULT_HEADER):
     """One translation unit for batchable programs: program k becomes `int <names[k]>::main()` (with the
     `return 0;` a real main has implicitly), its lines numbered from 1 in a file <names[k]>.cpp. The
-    names are random, so no program can name another's code or forge another's diagnostics. Each
-    program is then linked alone into its own executable (its main the entry; sandbox.compile_batch)."""
+    names are random, so no program can name another's code or forge its diagnostics. The real `main`
+    jumps (a tail call: the program's frame is where main's would be) to the program whose index
+    follows the random bytes `magic` in the executable; each program runs from its own copy of the
+    executable with that index written in (`judge_batch`)."""
     parts = [header]
     for p, name in zip(programs, names):
         toks = _checked(p)
         body = _emit(toks[:-1]) + " return 0 ; " + toks[-1][0] + "}"
         parts.append(f'namespace {name} {{\n#line 1 "{name}.cpp"\n{body}\n}}\n')
+    sel = ", ".join(str(b) for b in magic + bytes(4))
+    table = ", ".join(f"&{name}::main" for name in names)
+    parts.append(f'#line 1 "cft_dispatch.cpp"\nnamespace cft_dispatch {{\nvolatile unsigned char sel[] = {{{sel}}};\n'
+                 f"int (*const table[])() = {{{table}}};\n}}\n"
+                 '__attribute__((optimize("O2"))) int main() {\n'
+                 f"  const volatile unsigned char *k = cft_dispatch::sel + {len(magic)};\n"
+                 "  return cft_dispatch::table[k[0] | k[1] << 8 | k[2] << 16 | (unsigned)k[3] << 24]();\n}\n")
     return "".join(parts)
 
 
-def _symbol(name):
-    """The mangled name of `int <name>::main()`."""
-    return f"_ZN{len(name)}{name}4mainEv"
+# a batch's executable may map this much (SansType's: ~40 KB for 64 programs); beyond it, a program's
+# constant data (an initializer's image) could take its neighbours' address space: judged alone
+BATCH_EXE_LIMIT = 4 << 20
 
 
 def _errors_of(err, name):
     """The diagnostics lines that name program `name`, with its file called prog.cpp as in a one-program
     compile."""
-    lines = [ln.replace(f"{name}.cpp", "prog.cpp").replace(f"{name}::main", "main") for ln in err.splitlines()
+    lines = [ln.replace(f"{name}.cpp", "prog.cpp").replace(f"{name}::", "") for ln in err.splitlines()
              if name in ln]
     return "\n".join(lines)[:sandbox.STDERR_KEEP]
 
@@ -249,31 +260,31 @@ def judge_batch(programs, tests, header=gxx.DEFAULT_HEADER, std=None, time_limit
     """Judge batchable programs (without header) with as few g++ processes as the compile errors allow;
     one result dict per program, as `judge` returns.
 
-    The programs share one g++ process (one translation unit; the precompiled header is read once)
-    but not an executable: each is linked alone, its own `main` as the program's entry, the others'
-    code and data dropped (--gc-sections). A compile error is pinned on the programs whose random file
-    names begin a diagnostics line; they are compile errors, the rest compile again without them.
-    Errors that name no program (a limit, a crash of g++), and a program that does not link, go to the
+    The programs share one g++ process (one translation unit: the precompiled header is read once) and
+    one link, then each runs from its own copy of the executable whose `main` is that program's. A
+    compile or link error is pinned on the programs whose random names it mentions (no program can
+    know another's); they are compile errors and the rest compile again without them. Errors that name
+    no program (a limit, a crash of g++), and an executable over BATCH_EXE_LIMIT, send the rest to the
     one-program path."""
     out = [None] * len(programs)
     pending = list(range(len(programs)))
     with sandbox.workdir(tmp_base) as wd:
         while pending:
             names = [f"cft_{secrets.token_hex(8)}" for _ in pending]
-            src = batch_source([programs[i] for i in pending], names, header)
-            ok, err, exes = sandbox.compile_batch(src, {nm: _symbol(nm) for nm in names}, wd, std=std,
-                                                  use_pch=use_pch)
-            if ok:
-                alone = []
-                for nm, i in zip(names, pending):
-                    if exes[nm][0] is None:
-                        alone.append(i)
-                    else:
-                        out[i] = _run_tests(exes[nm][0], tests[i], wd, (), time_limit, compare)
-                pending = alone
-                break
-            starts = {ln.split(":", 1)[0] for ln in err.splitlines()}
-            bad = {k for k, nm in enumerate(names) if f"{nm}.cpp" in starts}
+            magic = secrets.token_bytes(16)
+            src = batch_source([programs[i] for i in pending], names, magic, header)
+            exe, err = sandbox.compile_source(src, wd, std=std, use_pch=use_pch, max_errors=0, stderr_keep=1 << 20)
+            if exe is not None:
+                data = sandbox._read_fd(exe, BATCH_EXE_LIMIT + 1)
+                size = sandbox.loaded_size(exe)
+                if data.count(magic) != 1 or size is None or size > BATCH_EXE_LIMIT:
+                    break
+                at = data.index(magic) + len(magic)
+                for k, i in enumerate(pending):
+                    mine = wd.variant(exe, at, k.to_bytes(4, "little"))
+                    out[i] = _run_tests(mine, tests[i], wd, (), time_limit, compare)
+                return out
+            bad = {k for k, nm in enumerate(names) if nm in err}
             if not bad:
                 break  # not attributable to a program (time or memory limit): one at a time
             for k in bad:

@@ -35,10 +35,10 @@ import logging
 import os
 import pwd
 import secrets
-import shlex
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import threading
 import time
@@ -527,6 +527,24 @@ class Box:
         self.exes.append(fd)
         return fd
 
+    def variant(self, exe, offset, patch):
+        """A copy of the executable `exe` (a descriptor from take_exe) with `patch` written at `offset`:
+        root's (0755) in the box, which only root can write; returns its descriptor."""
+        data = bytearray(_read_fd(exe, 1 << 31))
+        data[offset:offset + len(patch)] = patch
+        name = "x" + secrets.token_hex(8)
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755, dir_fd=self.fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o755)
+        finally:
+            os.close(fd)  # a descriptor open for writing cannot be executed
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+        self.exes.append(fd)
+        return fd
+
     def spawn(self, argv, limits, wall_s, cwd_fd=None, exe_fd=None, stdin=subprocess.DEVNULL,
               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         """Start argv through the helper and wait; returns (returncode, timed_out, cpu_seconds).
@@ -690,53 +708,20 @@ def compile_source(source, wd, std=None, use_pch=True, syntax_only=False, max_er
     return (True if syntax_only else exe), text
 
 
-def compile_batch(source, entries, wd, std=None, use_pch=True, stderr_keep=1 << 20):
-    """Compile one translation unit holding several programs to one object (one g++ process: the
-    precompiled header is read once), then link each program alone into its own executable, with its
-    entry function as `main` and every section it does not reach dropped (--gc-sections): no
-    program's code, data or static initializers are in another's executable. entries: {executable
-    name: the entry function's mangled name}. All of it runs in the sandbox `wd` as its uid, in one
-    process (a shell script of ours; the programs' text is never in it).
-
-    Returns (compiled, compile diagnostics, {name: (executable descriptor or None, link diagnostics)}).
-    The script's own lines carry a random token no program can know, so the diagnostics are cut per
-    link by text no program controls."""
-    mark = "cft-" + secrets.token_hex(12)
-    cc = [gxx(), *compile_flags(std)]
-    pch = ensure_pch(std) if use_pch else None
-    if pch:
-        cc.append(f"-I{pch}")
-    cc += ["-fmax-errors=0", "-ffunction-sections", "-fdata-sections", "-c", "batch.cpp", "-o", "batch.o"]
-    lines = [f"if {shlex.join(cc)}; then echo; echo {mark} compiled; else echo; echo {mark} failed; exit 1; fi"]
-    for name, sym in entries.items():
-        ld = [gxx(), *link_flags(), "-Wl,--gc-sections", f"-Wl,--defsym=main={sym}", "batch.o", "-o", name]
-        lines.append(f"{shlex.join(ld)}; echo; echo {mark} linked {name} $?")
-    name, dfd = wd.subdir({"batch.cpp": source})
-    err = _memfd("cft-compile")
-    try:
-        rc, timed_out, _ = wd.spawn(["sh", "-c", "\n".join(lines)],
-                                    (COMPILE_TIME_S, COMPILE_ADDRESS_SPACE, 256 << 20, 256, 64),
-                                    COMPILE_TIME_S * 2 + len(entries), cwd_fd=dfd, stdout=err, stderr=err)
-        text = _read_fd(err, stderr_keep).decode("utf-8", "replace")
-        parts, exes, compile_text = [], {}, None
-        for ln in text.split("\n"):
-            words = ln.split()
-            if words[:1] != [mark]:
-                parts.append(ln)
-                continue
-            said, parts = "\n".join(parts).strip("\n"), []
-            if words[1:2] in (["compiled"], ["failed"]):
-                compile_text = said
-                compiled = words[1] == "compiled"
-            elif len(words) == 4 and words[2] in entries and compile_text is not None:
-                exes[words[2]] = (wd.take_exe(dfd, words[2]) if words[3] == "0" else None, said)
-    finally:
-        os.close(err)
-        wd.drop(name, dfd)
-    if compile_text is None or not compiled:  # the compiler failed, or did not finish
-        text = "\n".join(parts) if compile_text is None else compile_text
-        return False, text + ("\n[compile timed out]" if timed_out else ""), {}
-    return True, compile_text, {e: exes.get(e, (None, "[not linked]")) for e in entries}
+def loaded_size(exe):
+    """Bytes an ELF64 executable maps (its PT_LOAD segments' memory sizes); None if it is not one."""
+    head = os.pread(exe, 64, 0)
+    if len(head) < 64 or head[:5] != b"\x7fELF\x02":
+        return None
+    order = "<" if head[5] == 1 else ">"
+    phoff, = struct.unpack_from(order + "Q", head, 32)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+    table = os.pread(exe, phentsize * phnum, phoff)
+    total = 0
+    for k in range(phnum):
+        if struct.unpack_from(order + "I", table, k * phentsize)[0] == 1:  # PT_LOAD
+            total += struct.unpack_from(order + "Q", table, k * phentsize + 40)[0]
+    return total
 
 
 def run_binary(exe, input_bytes, wd, time_limit=TIME_LIMIT_S, output_cap=OUTPUT_CAP_BYTES, args=()):

@@ -71,7 +71,13 @@ static void start(char **argv) {  /* enter the work dir, drop root, set the limi
     limit(RLIMIT_FSIZE, lim[2], lim[2]);
     limit(RLIMIT_NOFILE, lim[3], lim[3]);
     limit(RLIMIT_NPROC, lim[4], lim[4]);
-    if (exe_fd >= 0) fexecve(exe_fd, argv, environ); else execvp(argv[0], argv);
+    /* ETXTBSY: a process the judge forked in another thread still holds, until its own exec, a copy of
+       the descriptor the executable was just written through; it goes within milliseconds */
+    for (int tries = 0; tries < 500; tries++) {
+        if (exe_fd >= 0) fexecve(exe_fd, argv, environ); else execvp(argv[0], argv);
+        if (errno != ETXTBSY) break;
+        usleep(2000);
+    }
     fail("exec");
 }
 

@@ -131,6 +131,8 @@ def test_batchable_programs():
           'int main() { asm("nop"); }',            # asm
           "int main() { [[gnu::used]] static int x; }",  # attributes
           "int main() { [ [gnu::used] ] static int x; }",
+          "int main() { static char big[1 << 30]; }",    # storage in the shared executable
+          "int main() { thread_local int x; }",
           "int main() { int x = 1'000; }",         # digit separator
           'int main() { auto s = u8"x"; }',        # literal prefix
           'int main() { auto s = "x"s; }',         # literal suffix
