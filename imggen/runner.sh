@@ -32,7 +32,10 @@ PY=${PY:-python}                   # (PRESETS_PY: the python that answers preset
 [[ -n "${THREADS:-}" ]] && export OMP_NUM_THREADS=$THREADS   # THREADS=1 on a shared machine
 
 # ---- hyperparameters (PAPER.md, Experiment 1): empty = the preset's value --------------------
-# (composed_ft/imggen/presets.py; `python -m composed_ft.imggen presets --preset cpu` prints them)
+# (composed_ft/imggen/presets.py; `python -m composed_ft.imggen presets --preset cpu` prints them). Each
+# comment ends with the values empty means at the cpu and paper presets, generated from the preset tables
+# (`python scripts/runner_settings.py --write`; tests/test_runner_settings.py keeps them in step). Every
+# stage logs its resolved settings as one block before it trains.
 DATA=${DATA:-data/fonts/fonts32.npz}
 DATA_SEED=${DATA_SEED:-0}          # which 100 fonts are labeled, and the train/val/test split
 LR=${LR:-}
@@ -76,10 +79,11 @@ ABL_UNLABELED_FONTS=${ABL_UNLABELED_FONTS:-100}   # compared with all available 
 ABL_N_TRAIN=${ABL_N_TRAIN:-"500 1500 2500 4500"}
 ABL_DROPOUT=${ABL_DROPOUT:-"0.1 0.2 0.3 0.4 0.5"}
 ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
-# Composed's updates in every ablation run. At the cpu preset they are shorter than the main runs' (the
-# 32,000 of the preset would make the ablations ~5x longer); each ablation row is then compared with the
-# main run's snapshot at the same budget (`train --extend` keeps results_<updates>.json). Empty: the preset's.
-ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED-$([[ $PRESET == cpu ]] && echo 6000 || true)}
+# Composed's updates in every ablation run (0: the main runs' budget). At the cpu preset they are shorter than
+# the main runs' (32,000 would make the ablations ~5x longer); each ablation row is then compared with the
+# main run's snapshot at the same budget (`train --extend` keeps results_<updates>.json). Empty: a Composed
+# budget set above (EPOCHS, UPDATES, ...) when there is one, else the preset's ablation budget.
+ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED:-}
 # flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
 # cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
@@ -90,10 +94,14 @@ EXTEND=${EXTEND:-}
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
 COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")"
 F_FLAGS="$(opt --bn-eps "$BN_EPS") $(opt --l2-scope "$L2_SCOPE")"
-# budget EPOCHS UPDATES: --max-update when updates are set; epochs alone also lift the preset's update budget
+# budget EPOCHS UPDATES: --max-update when updates are set; epochs alone also lift the preset's update budget.
+# A stage's command line carries one budget, never a second one after the user's: a run whose budget is set
+# elsewhere (probes, the ablations') gets its budget in BUDGET instead of the method's (see predictor below).
 budget() { if [[ -n "$2" ]]; then echo "--max-update $2"; elif [[ -n "$1" ]]; then echo "--max-epoch $1 --max-update 0"; fi; }
-DIRECT_FLAGS="$(budget "${EPOCHS:-$EPOCHS_DIRECT}" "${UPDATES:-$UPDATES_DIRECT}") $(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
-COMPOSED_FLAGS="$(budget "${EPOCHS:-$EPOCHS_COMPOSED}" "${UPDATES:-$UPDATES_COMPOSED}") $(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
+DIRECT_BUDGET=$(budget "${EPOCHS:-$EPOCHS_DIRECT}" "${UPDATES:-$UPDATES_DIRECT}")
+COMPOSED_BUDGET=$(budget "${EPOCHS:-$EPOCHS_COMPOSED}" "${UPDATES:-$UPDATES_COMPOSED}")
+DIRECT_FLAGS="$(opt --dropout "$DROPOUT_DIRECT") $(opt --l2 "$L2_DIRECT")"
+COMPOSED_FLAGS="$(opt --dropout "$DROPOUT_COMPOSED") $(opt --l2 "$L2_COMPOSED")"
 
 # ---- data -------------------------------------------------------------------------------
 if [[ ! -f "$DATA" ]]; then
@@ -108,7 +116,8 @@ denoiser() {
         $(opt --unet-layout "$UNET_LAYOUT") $(opt --unet-width "$UNET_WIDTH") \
         $(opt --max-update "$DEN_UPDATES") $(opt --max-epoch "$DEN_EPOCHS") "$@" $STAGE_FLAGS
 }
-# predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED (later flags win)
+# predictor TAG NAME DENOISER [flags]: one run per seed, runs/.../TAG/NAME-sSEED (later flags win); its
+# budget: $BUDGET when the caller sets it (BUDGET=... direct ...), else the method's
 predictor() {
     local tag=$1 name=$2 den=$3; shift 3
     for seed in $SEEDS; do
@@ -117,11 +126,12 @@ predictor() {
             ${EXTEND:+--extend}
     done
 }
-direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors $DIRECT_FLAGS "${@:4}"; }
-strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant strong $DIRECT_FLAGS $DIRECT_STRONG "${@:4}"; }
-composed() { predictor "$1" "composed-$2" "$3" --method composed $COMPOSED_FLAGS "${@:4}"; }
-# an ablation's Composed run: the ablation budget (ABL_UPDATES_COMPOSED) when set
-abl_composed() { composed "$@" $(opt --max-update "$ABL_UPDATES_COMPOSED"); }
+direct()   { predictor "$1" "direct-$2" "$3" --method direct --variant authors ${BUDGET-$DIRECT_BUDGET} $DIRECT_FLAGS "${@:4}"; }
+strong()   { predictor "$1" "direct_strong-$2" "$3" --method direct --variant strong $DIRECT_BUDGET $DIRECT_FLAGS \
+                 $DIRECT_STRONG "${@:4}"; }
+composed() { predictor "$1" "composed-$2" "$3" --method composed ${BUDGET-$COMPOSED_BUDGET} $COMPOSED_FLAGS "${@:4}"; }
+# an ablation's Composed run: at the ablations' budget
+abl_composed() { BUDGET=$ABL_BUDGET composed "$@"; }
 
 # main Composed runs at N labels. When ablations run at a shorter budget (ABL_UPDATES_COMPOSED) and the main
 # budget is the preset's, a new main run is trained to the ablation budget first and then continued
@@ -130,10 +140,10 @@ abl_composed() { composed "$@" $(opt --max-update "$ABL_UPDATES_COMPOSED"); }
 # without ablations, has no such snapshot: the table then marks its reference row's budget as different.)
 composed_main() {
     local n=$1 seed
-    if ablations && [[ -n "$ABL_UPDATES_COMPOSED" && -z "${UPDATES:-$UPDATES_COMPOSED}${EPOCHS:-$EPOCHS_COMPOSED}" ]]; then
+    if ablations && [[ -n "$ABL_BUDGET" && -z "$COMPOSED_BUDGET" ]]; then
         for seed in $SEEDS; do
             if [[ ! -f "$RUNS/main/composed-n$n-s$seed/config.json" ]]; then
-                SEEDS=$seed composed main "n$n" "$DEN" --n-train "$n" --max-update "$ABL_UPDATES_COMPOSED"
+                SEEDS=$seed BUDGET=$ABL_BUDGET composed main "n$n" "$DEN" --n-train "$n"
             fi
         done
         EXTEND=1 composed main "n$n" "$DEN" --n-train "$n"
@@ -149,6 +159,16 @@ ablations() { local t; for t in all blur l2 unlabeled labeled dropout perturb; d
 stamp() { echo "[imggen/runner] $(date '+%H:%M:%S') $*" >&2; }
 DEN="blur$BLUR_MAX"
 T0=$SECONDS
+presets() { ${PRESETS_PY:-$PY} -m composed_ft.imggen presets --preset "$PRESET" --get "$1"; }
+# the ablations' Composed budget: ABL_UPDATES_COMPOSED when set, else the Composed budget set above (the user's
+# value reaches the ablations; none is appended after it), else the preset's ablation budget (0: the main one's)
+ABL_BUDGET=$COMPOSED_BUDGET
+if ablations; then
+    if [[ -n "$ABL_UPDATES_COMPOSED" ]]; then u=$ABL_UPDATES_COMPOSED
+    elif [[ -n "$COMPOSED_BUDGET" ]]; then u=0
+    else u=$(presets ablation.composed_max_update); fi
+    [[ $u == 0 ]] || ABL_BUDGET="--max-update $u"
+fi
 
 stamp "denoiser $DEN"
 denoiser "$DEN" --perturb blur --blur-max "$BLUR_MAX"
@@ -166,17 +186,17 @@ if only budget; then      # long runs of the main models (seed 0 of SEEDS) whose
     stamp "budget probes"
     for n in $N_TRAIN_MAIN; do
         e=$((PROBE_EPOCHS_DIRECT * 2500 / n))
-        SEEDS=${SEEDS%% *} direct budget "n$n-e$e" "$DEN" --n-train "$n" --max-epoch "$e" --max-update 0
+        SEEDS=${SEEDS%% *} BUDGET="--max-epoch $e --max-update 0" direct budget "n$n-e$e" "$DEN" --n-train "$n"
         e=$((PROBE_EPOCHS_COMPOSED * 2500 / n))
-        SEEDS=${SEEDS%% *} composed budget "n$n-e$e" "$DEN" --n-train "$n" --max-epoch "$e" --max-update 0
+        SEEDS=${SEEDS%% *} BUDGET="--max-epoch $e --max-update 0" composed budget "n$n-e$e" "$DEN" --n-train "$n"
     done
 fi
 if only candidates; then  # Direct variants for the strongest Direct, at 2,500 labels
     stamp "Direct candidates"
     for c in $CANDIDATES; do   # NAME:--flag=value,--flag=value
         flags=${c#*:}
-        SEEDS=${SEEDS%% *} predictor candidates "direct-${c%%:*}" "$DEN" --method direct --variant candidate $DIRECT_FLAGS \
-            --n-train 2500 ${flags//,/ }
+        SEEDS=${SEEDS%% *} predictor candidates "direct-${c%%:*}" "$DEN" --method direct --variant candidate \
+            $DIRECT_BUDGET $DIRECT_FLAGS --n-train 2500 ${flags//,/ }
     done
 fi
 if want blur; then        # denoiser perturbation strength (s = BLUR_MAX is the main run)
@@ -190,9 +210,8 @@ fi
 if want l2; then          # explicit L2 penalty, composed and direct (the main λs are the main runs)
     stamp "ablation l2"
     # the main runs' λ: the preset's (asked from its table, never written here) unless set above
-    main_l2() { ${PRESETS_PY:-$PY} -m composed_ft.imggen presets --preset "$PRESET" --get "train.$1.l2"; }
-    L2_MAIN_DIRECT=${L2_DIRECT:-$(main_l2 direct)}
-    L2_MAIN_COMPOSED=${L2_COMPOSED:-$(main_l2 composed)}
+    L2_MAIN_DIRECT=${L2_DIRECT:-$(presets train.direct.l2)}
+    L2_MAIN_COMPOSED=${L2_COMPOSED:-$(presets train.composed.l2)}
     for l2 in $ABL_L2; do
         if ! same_number "$l2" "$L2_MAIN_DIRECT"; then direct ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi
         if ! same_number "$l2" "$L2_MAIN_COMPOSED"; then abl_composed ablation-l2 "l2_$l2" "$DEN" --l2 "$l2"; fi

@@ -1,4 +1,5 @@
 """The font experiment: perturbations, models, the frozen denoiser, the objective, resume, the CLI."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -228,19 +229,66 @@ def test_l2_over_nonbias_params_includes_batchnorm_scales_and_excludes_every_bia
 
 
 def test_presets_give_the_authors_losses_per_method_and_flags_override():
+    def cfg(*argv):
+        return parse(list(argv)).config
     for preset in ("cpu", "paper", "smoke"):
-        d = parse(["train", "--preset", preset, "--method", "direct", "--denoiser", "x", "--run-dir", "r"])
-        c = parse(["train", "--preset", preset, "--method", "composed", "--denoiser", "x", "--run-dir", "r"])
+        d = cfg("train", "--preset", preset, "--method", "direct", "--denoiser", "x", "--run-dir", "r")
+        c = cfg("train", "--preset", preset, "--method", "composed", "--denoiser", "x", "--run-dir", "r")
         assert (d.dropout, d.l2, d.bn_eps, d.l2_scope) == (0.0, 0.0, 0.8, "nonbias")
         assert (c.dropout, c.l2, c.bn_eps, c.l2_scope) == (0.1, 1e-4, 0.8, "nonbias")
-    paper = parse(["train", "--preset", "paper", "--method", "direct", "--denoiser", "x", "--run-dir", "r"])
-    assert paper.max_epoch == 1000
-    old = parse(["train", "--method", "direct", "--denoiser", "x", "--run-dir", "r", "--bn-eps", "1e-5",
-                 "--dropout", "0.1", "--l2-scope", "weights", "--l2", "0"])
-    assert (old.bn_eps, old.dropout, old.l2_scope, old.l2) == (1e-5, 0.1, "weights", 0.0)
-    den = parse(["denoise", "--run-dir", "r"])
-    assert den.unet_layout == "authors"
-    assert parse(["denoise", "--run-dir", "r", "--unet-layout", "preact"]).unet_layout == "preact"
+        # the authors' Adam and U-Net, from the preset's table (no argparse default)
+        assert (d.lr, d.beta1, d.beta2) == (2e-4, 0.5, 0.999)
+        den = cfg("denoise", "--preset", preset, "--run-dir", "r")
+        assert (den.unet_dropout, den.unet_layout, den.blur_max) == (0.5, "authors", 2.0)
+    paper = cfg("train", "--preset", "paper", "--method", "direct", "--denoiser", "x", "--run-dir", "r")
+    assert paper.max_epoch == 1000 and paper.max_update == 0
+    old = cfg("train", "--method", "direct", "--denoiser", "x", "--run-dir", "r", "--bn-eps", "1e-5",
+              "--dropout", "0.1", "--l2-scope", "weights", "--l2", "0", "--lr", "1e-3")
+    assert (old.bn_eps, old.dropout, old.l2_scope, old.l2, old.lr) == (1e-5, 0.1, "weights", 0.0, 1e-3)
+    assert cfg("denoise", "--run-dir", "r").unet_layout == "authors"
+    assert cfg("denoise", "--run-dir", "r", "--unet-layout", "preact").unet_layout == "preact"
+    with pytest.raises(dataclasses.FrozenInstanceError):  # resolved once, changed by nobody
+        old.lr = 1.0
+
+
+def test_presets_print_every_value_a_stage_uses():
+    """`presets` prints, per preset, every setting each stage's config holds (but what names the run), and
+    --get answers one of them as the stage resolves it."""
+    from composed_ft.imggen.__main__ import resolved_tables
+    from composed_ft.imggen.config import SELECTING, DenoiseConfig, TrainConfig
+    for preset in ("smoke", "cpu", "paper"):
+        tables = resolved_tables(preset)
+        for column, cls in (("denoise", DenoiseConfig), ("train direct", TrainConfig), ("train composed", TrainConfig)):
+            fields = {f.name for f in dataclasses.fields(cls)} - set(SELECTING) | ({"perturb"} & set(tables[column]))
+            assert set(tables[column]) == fields, column
+            assert all(v is not None for v in tables[column].values()), column
+    out = subprocess.run([sys.executable, "-m", "composed_ft.imggen", "presets", "--preset", "cpu"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    for key in ("lr", "beta1", "beta2", "unet_dropout", "unet_layout", "blur_max", "contrast", "n_train"):
+        assert f"| {key} |" in out, key
+    get = subprocess.run([sys.executable, "-m", "composed_ft.imggen", "presets", "--preset", "paper", "--get",
+                          "denoise.unet_width"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert get.strip() == "64"
+
+
+def test_from_saved_reads_an_older_run_as_it_was_made():
+    """A setting an older run's config.json lacks (or holds as null) reads back as the value that run was
+    made with, so today's resolution of the same command compares equal and the report reads it as made."""
+    from composed_ft.imggen.config import LEGACY, comparable, from_saved
+    old = {"stage": "train", "command": "train", "method": "direct", "dropout": 0.1, "l2": 0.0, "max_update": None}
+    c = from_saved(old)
+    assert (c.bn_eps, c.l2_scope, c.variant, c.max_update, c.denormals) == (1e-5, "weights", "", 0, "keep")
+    assert "command" not in comparable(old) and c.dropout == 0.1
+    den = from_saved({"stage": "denoise", "unet_width": 16, "unet_dropout": 0.5})
+    assert den.unet_layout == LEGACY["unet_layout"] == "preact" and den.unlabeled_fonts is None
+    # every archived run compares equal to itself read back (the keys it holds)
+    import glob
+    paths = glob.glob(os.path.join(ROOT, "results/runs/imggen/cpu/**/config.json"), recursive=True)
+    assert paths
+    for p in paths:
+        saved = json.load(open(p))["config"]
+        back = comparable(saved)
+        assert all(back[k] == v for k, v in saved.items() if k in back and v is not None), p
 
 
 def test_composed_objective_gradient_flows_through_frozen_denoiser():
@@ -348,7 +396,7 @@ def test_extend_a_finished_run_equals_the_longer_run(tiny_fonts, denoiser_run, t
     short = str(tmp_path / "short")
     res_short = train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--max-epoch", "2"))
     assert res_short["epochs"] == 2
-    with pytest.raises(UserError, match="different settings"):
+    with pytest.raises(UserError, match=r"max_epoch: 2 -> 4.*--overwrite.*--extend"):
         train.train_predictor(_train_args(tiny_fonts, denoiser_run, short))
     res_ext = train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--extend"))
     for k in ("test_mse_base", "test_mse_denoised", "best_epoch", "epochs", "updates", "weight_norm"):
@@ -365,6 +413,41 @@ def test_extend_a_finished_run_equals_the_longer_run(tiny_fonts, denoiser_run, t
     assert cfg["config"]["max_epoch"] == 4 and [e["from"] for e in cfg["extended"]] == [16]
     with pytest.raises(UserError, match="smaller"):
         train.train_predictor(_train_args(tiny_fonts, denoiser_run, short, "composed", "--extend", "--max-epoch", "3"))
+
+
+def test_a_changed_setting_is_refused_with_its_keys_or_retrained_with_overwrite(tiny_fonts, denoiser_run, tmp_path,
+                                                                                 caplog):
+    """The one rule of both experiments, before any "finished" shortcut: a finished run rerun with another
+    setting is refused, naming each key (old -> new) and the switch; with --overwrite the old run is moved
+    aside (RUN.replaced-<time>, never deleted) and the new setting trains. The same settings stay a no-op.
+    Before it trains, a stage logs every setting as it resolved them, in one block (what the runners show)."""
+    import logging
+    run = str(tmp_path / "direct")
+    args = lambda *x: _train_args(tiny_fonts, denoiser_run, run, "direct", "--max-epoch", "1", *x)  # noqa: E731
+    with caplog.at_level(logging.INFO):
+        train.train_predictor(args())
+    block = next(r.getMessage() for r in caplog.records if "the resolved settings" in r.getMessage())
+    for cell in ("lr=0.0002", "beta1=0.5", "bn_eps=0.8", "l2=0.0001", "max_epoch=1", "method=direct"):
+        assert cell in block, cell
+    before = open(os.path.join(run, "results.json")).read()
+    assert train.train_predictor(args())["test_mse_base"] == json.loads(before)["test_mse_base"]  # nothing to do
+    with pytest.raises(UserError) as e:
+        train.train_predictor(args("--l2", "0.5", "--lr", "1e-3"))
+    assert "l2: 0.0001 -> 0.5" in str(e.value) and "lr: 0.0002 -> 0.001" in str(e.value)
+    assert "--overwrite" in str(e.value) and "OVERWRITE=1" in str(e.value) and "--extend" not in str(e.value)
+    assert open(os.path.join(run, "results.json")).read() == before  # refused: untouched
+    new = train.train_predictor(args("--l2", "0.5", "--lr", "1e-3", "--overwrite"))
+    aside = [d for d in os.listdir(tmp_path) if d.startswith("direct.replaced-")]
+    assert len(aside) == 1 and open(tmp_path / aside[0] / "results.json").read() == before
+    cfg = json.load(open(os.path.join(run, "config.json")))["config"]
+    assert (cfg["l2"], cfg["lr"]) == (0.5, 1e-3) and new["test_mse_base"] != json.loads(before)["test_mse_base"]
+    # the denoiser stage too, before it loads anything; a budget alone names --extend beside --overwrite
+    with pytest.raises(UserError, match=r"unet_dropout: 0.5 -> 0.3.*--overwrite"):
+        train.denoise(_args("denoise", "--preset", "smoke", "--data", tiny_fonts, "--run-dir", denoiser_run,
+                            "--device", "cpu", "--unet-dropout", "0.3"))
+    with pytest.raises(UserError, match=r"max_epoch: 1 -> 2.*--overwrite.*--extend"):
+        train.train_predictor(_train_args(tiny_fonts, denoiser_run, run, "direct", "--max-epoch", "2", "--l2", "0.5",
+                                          "--lr", "1e-3"))
 
 
 def _den_args(tiny_fonts, run_dir, *extra):

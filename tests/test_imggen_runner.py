@@ -59,12 +59,12 @@ def test_main_table_plans_both_directs_and_composed(tmp_path):
     # by default the budgets are the preset's: per method, Composed's in updates at every labeled size
     runs = plan(tmp_path / "p", TARGETS="main")
     from composed_ft.imggen.__main__ import parse as parse_cli
-    d, c = (parse_cli(runs[f"main/{m}-n500-s0"][2:]) for m in ("direct", "composed"))
+    d, c = (parse_cli(runs[f"main/{m}-n500-s0"][2:]).config for m in ("direct", "composed"))
     assert flag(runs["main/composed-n500-s0"], "--max-update") is None and c.max_update > 0 and not d.max_update
     # the layout is the flag's default (the authors'), not repeated by the runner
     assert flag(runs["denoisers/blur2"], "--unet-layout") is None
     from composed_ft.imggen.__main__ import parse
-    assert parse(runs["denoisers/blur2"][2:]).unet_layout == "authors"
+    assert parse(runs["denoisers/blur2"][2:]).config.unet_layout == "authors"
 
 
 def test_ablations_reuse_the_main_runs_and_skip_the_main_settings(tmp_path):
@@ -113,7 +113,7 @@ def test_cpu_ablations_run_composed_shorter_and_keep_the_main_runs_snapshot(tmp_
     other = [c for c in cmds if flag(c, "--run-dir").endswith("main/composed-n500-s1")]
     assert [(flag(c, "--max-update"), "--extend" in c) for c in other] == [(None, True)]
     from composed_ft.imggen.__main__ import parse
-    assert parse(main[1][2:]).max_update == 32000  # the preset's budget
+    assert parse(main[1][2:]).config.max_update == 32000  # the preset's budget
     assert flag(plan(tmp_path / "b", TARGETS="blur")["ablation-blur/composed-blur8-s0"], "--max-update") == "6000"
     # without ablations the main run is trained once, to the preset's budget; at the paper preset the
     # ablations use the preset's budget too
@@ -122,3 +122,70 @@ def test_cpu_ablations_run_composed_shorter_and_keep_the_main_runs_snapshot(tmp_
     assert flag(c, "--max-update") is None and "--extend" not in c
     runs = plan(tmp_path / "p", TARGETS="blur", PRESET="paper")
     assert flag(runs["ablation-blur/composed-blur8-s0"], "--max-update") is None
+
+
+def commands(tmp_path, stages=("train",), **env):
+    """Every planned command of `stages`, in order (a run dir can have two: trained short, then extended)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "fonts32.npz").touch()
+    e = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", SEEDS="0", RUNS=str(tmp_path / "runs"),
+             DATA=str(tmp_path / "fonts32.npz"), TABLE=str(tmp_path / "t.md"))
+    e.update(env)
+    p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    cmds = [line.split() for line in p.stdout.splitlines()]
+    return [c for c in cmds if c[:2] == ["-m", "composed_ft.imggen"] and c[2] in stages]
+
+
+def test_a_budget_the_user_sets_reaches_the_ablations_and_none_is_appended_after_it(tmp_path):
+    """`EPOCHS_COMPOSED=10 TARGETS=blur` once planned `--max-epoch 10 ... --max-update 6000`: the ablation
+    budget appended after the user's, so the user's never reached the ablation runs. A command carries one
+    budget: the user's Composed budget is the ablations' too, unless ABL_UPDATES_COMPOSED says otherwise."""
+    targets = "main budget blur labeled"
+    for i, env in enumerate([{}, dict(EPOCHS_COMPOSED="10"), dict(UPDATES="77"), dict(EPOCHS_DIRECT="7"),
+                             dict(ABL_UPDATES_COMPOSED="55", EPOCHS_COMPOSED="10"), dict(ABL_UPDATES_COMPOSED="0")]):
+        cmds = commands(tmp_path / str(i), TARGETS=targets, **env)
+        for c in cmds:
+            assert c.count("--max-epoch") <= 1 and c.count("--max-update") <= 1, (env, c)
+        abl = [c for c in cmds if flag(c, "--tag").startswith("ablation") and flag(c, "--method") == "composed"]
+        main = [c for c in cmds if flag(c, "--tag") == "main" and flag(c, "--method") == "composed"]
+        assert abl and main
+        budgets = {(flag(c, "--max-epoch"), flag(c, "--max-update")) for c in abl}
+        if env.get("ABL_UPDATES_COMPOSED") == "55":
+            assert budgets == {(None, "55")} and {flag(c, "--max-epoch") for c in main} == {"10"}
+        elif "EPOCHS_COMPOSED" in env:
+            assert budgets == {("10", "0")}
+            assert {(flag(c, "--max-epoch"), flag(c, "--max-update")) for c in main} == {("10", "0")}
+        elif "UPDATES" in env:
+            assert budgets == {(None, "77")}
+        elif env.get("ABL_UPDATES_COMPOSED") == "0":  # the main runs' budget: the preset's
+            assert budgets == {(None, None)} and not any("--extend" in c for c in main)
+        else:  # the preset's ablation budget (cpu: 6,000 updates)
+            assert budgets == {(None, "6000")}
+        # the probes keep their own lengths, and only those
+        probes = [c for c in cmds if flag(c, "--tag") == "budget"]
+        assert probes and all(flag(c, "--max-update") == "0" and flag(c, "--max-epoch") in ("1000", "5000")
+                              for c in probes)
+
+
+def test_the_archived_runs_compare_equal_to_what_the_runner_plans_today(tmp_path):
+    """Every archived cpu run (results/runs/imggen/cpu) holds the settings today's runner resolves for it
+    (the runner's last command for its run directory, at RUNS=runs/imggen/cpu): rerunning the runner over
+    them is a no-op, never a refusal."""
+    from composed_ft.core.runs import Run
+    from composed_ft.imggen.__main__ import parse
+    from composed_ft.imggen.config import comparable
+    archive = os.path.join(REPO, "results/runs/imggen/cpu")
+    cmds = commands(tmp_path, ("denoise", "train"), RUNS="runs/imggen/cpu", SEEDS="0 1 2",
+                    TARGETS="main blur l2 unlabeled labeled dropout perturb")
+    data = str(tmp_path / "fonts32.npz")
+    # the runner's last word on each run, with the data path the archived runs were made with
+    last = {flag(c, "--run-dir"): [a if a != data else "data/fonts/fonts32.npz" for a in c] for c in cmds}
+    compared = 0
+    for run_dir, c in last.items():
+        path = os.path.join(archive, os.path.relpath(run_dir, "runs/imggen/cpu"))
+        if os.path.exists(os.path.join(path, "config.json")):
+            cfg = parse(c[2:]).config
+            assert Run(path, cfg.to_dict()).differences(upgrade=comparable) == {}, path
+            compared += 1
+    assert compared >= 50

@@ -127,6 +127,7 @@ class Run:
         else:
             write_json(cfg_path, {"config": self.config, "git_commit": git_commit(),
                                   "argv": sys.argv, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        log.info("%s: the resolved settings (config.json)\n%s", self.path, settings_block(self.config))
         return self
 
     @staticmethod
@@ -188,6 +189,20 @@ class Run:
 
     def results(self):
         return read_json(self.file("results.json"))
+
+
+def settings_block(config, width=110, indent="    "):
+    """Every setting of a config as `key=value` pairs, sorted, wrapped into indented lines: what a stage
+    logs once before it trains (the runners show it), so a reader sees the values that will run."""
+    lines, line = [], ""
+    for k in sorted(config):
+        v = config[k]
+        cell = f"{k}={' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+        if line and len(indent) + len(line) + 2 + len(cell) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}  {cell}" if line else cell
+    return "\n".join(indent + x for x in lines + ([line] if line else []))
 
 
 # Keys that may change between a run and its resumption without changing what it computes.

@@ -9,40 +9,50 @@ from ..core.errors import cli_entry
 from ..core.progress import setup_logging
 from .presets import PRESETS
 
+STAGES = ("denoise", "train")
+
 
 def common_args(p):
     p.add_argument("--preset", choices=preset_mechanism.NAMES, default="cpu",
                    help="fills the flags left unset (default: cpu; `presets` prints the values)")
-    p.add_argument("--data", default="data/fonts/fonts32.npz", help="fonts dataset from build-fonts")
-    p.add_argument("--data-seed", type=int, default=0, help="chooses the labeled fonts and the splits")
-    p.add_argument("--seed", type=int, default=0, help="initialization, batch order, noise, dropout")
+    p.add_argument("--data", default=None, help="fonts dataset from build-fonts (default: data/fonts/fonts32.npz)")
+    p.add_argument("--data-seed", type=int, default=None, help="chooses the labeled fonts and the splits (default: 0)")
+    p.add_argument("--seed", type=int, default=None, help="initialization, batch order, noise, dropout (default: 0)")
     p.add_argument("--run-dir", required=True, help="run directory (config, metrics, checkpoints, results)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", choices=["bf16", "tf32", "fp32"], default="bf16",
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--precision", choices=["bf16", "tf32", "fp32"], default=None,
                    help="CUDA only (a CPU computes in float32): bf16 autocast of the training step and TF32 matrix "
-                        "products, TF32 only, or neither (composed_ft/core/precision.py)")
-    p.add_argument("--denormals", choices=["flush", "keep"], default="flush",
-                   help="CPU only: flush subnormal floats to zero (the L2 penalty drives weights there, where a CPU "
-                        "is ~4x slower) or keep them (runs made before 2026-12-03; composed_ft/core/precision.py)")
-    p.add_argument("--tag", default="", help="free label used by `table` to group runs (main, ablation-...)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--beta1", type=float, default=0.5)
-    p.add_argument("--beta2", type=float, default=0.999)
+                        "products, TF32 only, or neither (default: bf16; composed_ft/core/precision.py)")
+    p.add_argument("--denormals", choices=["flush", "keep"], default=None,
+                   help="CPU only: flush subnormal floats to zero (the default: the L2 penalty drives weights there, "
+                        "where a CPU is ~4x slower) or keep them (runs made before 2026-12-03; "
+                        "composed_ft/core/precision.py)")
+    p.add_argument("--tag", default=None, help="free label used by `table` to group runs (main, ablation-...)")
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (the preset's)")
+    p.add_argument("--beta1", type=float, default=None, help="(the preset's)")
+    p.add_argument("--beta2", type=float, default=None, help="(the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="(the preset's)")
-    p.add_argument("--max-epoch", type=int, default=None)
+    p.add_argument("--max-epoch", type=int, default=None, help="(the preset's)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="a run directory holding a run made with other settings: move it aside to "
+                        "RUN.replaced-<time> (never deleted) and train these settings (without it: refused, "
+                        "naming each setting that differs)")
 
 
 def add_denoise_args(p):
     common_args(p)
-    p.add_argument("--perturb", choices=["blur", "contrast", "emboss"], default="blur")
-    p.add_argument("--blur-max", type=float, default=2.0, help="blur radius drawn uniformly in [0, s]")
-    p.add_argument("--contrast", type=float, default=0.5, help="contrast factor")
+    p.add_argument("--perturb", choices=["blur", "contrast", "emboss"], default=None, help="(default: blur)")
+    p.add_argument("--blur-max", type=float, default=None,
+                   help="blur radius drawn uniformly in [0, s] (the preset's)")
+    p.add_argument("--contrast", type=float, default=None, help="contrast factor (the preset's)")
     p.add_argument("--unet-width", type=int, default=None, help="U-Net base width (the preset's)")
-    p.add_argument("--unet-dropout", type=float, default=0.5, help="dropout in the U-Net (authors' layout: 3 places)")
-    p.add_argument("--unet-layout", choices=["authors", "preact"], default="authors",
-                   help="authors: conv -> norm -> activation (PAPER.md); preact: this project's earlier layout")
+    p.add_argument("--unet-dropout", type=float, default=None,
+                   help="dropout in the U-Net (authors' layout: 3 places; the preset's)")
+    p.add_argument("--unet-layout", choices=["authors", "preact"], default=None,
+                   help="authors: conv -> norm -> activation (PAPER.md); preact: this project's earlier layout "
+                        "(the preset's)")
     p.add_argument("--max-update", type=int, default=None,
-                   help="train exactly this many updates (overrides --max-epoch and --min-updates)")
+                   help="train exactly this many updates (overrides --max-epoch and --min-updates; 0: off)")
     p.add_argument("--curve-interval", type=int, default=None,
                    help="log held-out MSE against training seconds every N updates (0: off)")
     p.add_argument("--unlabeled-fonts", type=int, default=None, help="use only this many unlabeled fonts")
@@ -54,8 +64,8 @@ def add_train_args(p):
     common_args(p)
     p.add_argument("--method", choices=["direct", "composed"], required=True)
     p.add_argument("--denoiser", required=True, help="denoiser run directory or checkpoint (frozen)")
-    p.add_argument("--n-train", type=int, default=2500, help="number of labeled training pairs")
-    p.add_argument("--variant", default="",
+    p.add_argument("--n-train", type=int, default=None, help="number of labeled training pairs (the preset's)")
+    p.add_argument("--variant", default=None,
                    help="free label of a setting, kept in the run's config (e.g. authors, strong)")
     p.add_argument("--dropout", type=float, default=None,
                    help="dropout on the MLP's last two hidden blocks (the preset's, per method)")
@@ -92,30 +102,44 @@ def parse(argv):
     add_table_args(sub.add_parser("table", help="write results/imggen.md from run directories"))
     add_presets_args(sub.add_parser("presets", help="print the preset tables (or one value: --get)"))
     args = parser.parse_args(argv)
-    if args.command not in PRESETS:
+    if args.command not in STAGES:
         return args
-    # every flag a preset fills defaults to None: unset, it takes the preset's value (per --method where
-    # the table has one)
-    table = PRESETS[args.command][args.preset]
-    values = preset_mechanism.resolve(preset_mechanism.given_flags(args), table, dict.fromkeys(table),
-                                      select=getattr(args, "method", None))
-    return argparse.Namespace(**{**vars(args), **values, "stage": args.command})
+    # every setting's flag defaults to None: unset, it takes the preset's value (per --method where the
+    # table has one), then the config's default; resolved once, into a frozen config (config.py)
+    from .config import resolve
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "overwrite", "extend")}
+    return argparse.Namespace(command=args.command, config=resolve(given, args.command), overwrite=args.overwrite,
+                              extend=getattr(args, "extend", False))
 
 
 def add_presets_args(p):
     p.add_argument("--preset", choices=preset_mechanism.NAMES, default=None, help="one preset (default: all)")
     p.add_argument("--get", metavar="STAGE.[METHOD.]KEY",
-                   help="print one value (e.g. train.composed.l2), for a runner to compare with")
+                   help="print one value as the stage resolves it (e.g. train.composed.l2, denoise.blur_max, "
+                        "ablation.composed_max_update), for a runner")
+
+
+def resolved_tables(preset):
+    """{column: {setting: value}} of one preset: every value each stage uses, as it resolves it (the
+    table's, else the config's default), a column per method where the training differs by method."""
+    from .config import preset_values
+    out = {"denoise": preset_values("denoise", preset)}
+    for method in ("direct", "composed"):
+        out[f"train {method}"] = preset_values("train", preset, method)
+    out["ablation"] = dict(PRESETS["ablation"][preset])
+    return out
 
 
 def run_presets(args):
     if args.get:
         stage, *method, key = args.get.split(".")
-        v = PRESETS[stage][args.preset or "cpu"][key]
-        print(v[method[0]] if isinstance(v, dict) else v)
+        column = f"{stage} {method[0]}" if method else stage
+        v = resolved_tables(args.preset or "cpu")[column][key]
+        print(v)
         return 0
     names = [args.preset] if args.preset else preset_mechanism.NAMES
-    print(preset_mechanism.render({p: {stage: PRESETS[stage][p] for stage in PRESETS} for p in names}))
+    print("# imggen: every value each stage uses at each preset (flags override them)\n")
+    print(preset_mechanism.render({p: resolved_tables(p) for p in names}))
     return 0
 
 

@@ -21,6 +21,7 @@ from ..core.runs import Run
 from ..core.seed import seed_everything
 from ..core.trainer import fit, load_best
 from . import data, perturbations, plots
+from .config import comparable, from_saved
 from .models import MLPGenerator, make_unet
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,61 @@ def _batches(n, batch_size, device, ctx):
     return make
 
 
-def _start(args, extend=None):
-    """The run directory (rank 0 writes it; other ranks wait) and the process-group context."""
-    ctx = distributed.setup(args.device)
-    precision.set_denormals(ctx.device, args.denormals)
-    run = Run(args.run_dir, vars_config(args))
+# the switch that retrains a changed setting, named in the refusal
+OVERWRITE = "--overwrite (OVERWRITE=1 in imggen/runner.sh)"
+EXTEND = "--extend (EXTEND=1 in imggen/runner.sh) to continue the run to the larger budget"
+BUDGET_KEYS = ("max_epoch", "max_update")
+
+
+def _open(args, extend=None):
+    """(cfg, run, ctx, extending) of a stage, before any "finished" shortcut: the one rule for a changed
+    setting (as in the code stages): the resolved config is compared with the run's config.json, and a run
+    made with other settings is refused, naming each key (old -> new) and the switch, or with --overwrite
+    moved aside to RUN.replaced-<time> and trained afresh (Run.refuse_or_replace). `extend` = (budget,
+    outputs) when --extend is given: a run that differs only in its budget (BUDGET_KEYS) is continued to
+    the larger one instead (Run.start; `extending` is then True and the run is started already). Rank 0
+    does this, the other ranks wait; ctx is the torchrun context (one process without torchrun)."""
+    cfg = args.config
+    ctx = distributed.setup(cfg.device)
+    precision.set_denormals(ctx.device, cfg.denormals)
+    run = Run(cfg.run_dir, cfg.to_dict())
+    extending = False
     if ctx.is_main:
-        run.start(extend=extend)
+        try:
+            diff = run.differences(upgrade=comparable)
+            extending = bool(extend and diff and set(diff) <= set(BUDGET_KEYS))
+            if extending:
+                run.start(upgrade=comparable, extend=(BUDGET_KEYS, *extend))
+            else:
+                budget_only = diff and set(diff) <= set(BUDGET_KEYS) and cfg.stage == "train"
+                run.refuse_or_replace(args.overwrite, upgrade=comparable,
+                                      switch=OVERWRITE + (f", or {EXTEND}" if budget_only else ""))
+        except Exception:
+            ctx.close()
+            raise
     ctx.barrier()
-    return run, ctx
+    return cfg, run, ctx, extending
 
 
-def _adam(params, args):
-    return torch.optim.Adam(params, lr=args.lr, betas=(args.beta1, args.beta2))
+def _finished(run, ctx):
+    """The results of a run finished with these settings (nothing to do), else None."""
+    if not run.finished:
+        return None
+    log.info("%s: finished already with these settings, nothing to do", run.path)
+    ctx.close()
+    return run.results()
+
+
+def _begin(run, ctx, extending):
+    """Write the run's config.json (rank 0; unless an extension wrote it) before training: a new run, or a
+    killed one resumed. Run.start logs the resolved settings as one block."""
+    if ctx.is_main and not extending:
+        run.start(upgrade=comparable)
+    ctx.barrier()
+
+
+def _adam(params, cfg):
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 @torch.no_grad()
@@ -98,22 +141,24 @@ def _curve_logger(run, model, val_in, holdout, every, ctx):
 
 
 def denoise(args):
-    run, ctx = _start(args)
-    if run.finished:
-        log.info("%s: finished already, nothing to do", run.path)
-        return run.results()
+    """Train the U-Net Π on perturbed -> clean unlabeled glyphs. `args`: parse()'s (config, overwrite)."""
+    cfg, run, ctx, _ = _open(args)
+    done = _finished(run, ctx)
+    if done is not None:
+        return done
     t0 = time.time()
     device = ctx.device
-    seed_everything(args.seed)
-    clean, holdout = data.load_unlabeled(args.data, args.data_seed, args.unlabeled_fonts)
+    seed_everything(cfg.seed)
+    clean, holdout = data.load_unlabeled(cfg.data, cfg.data_seed, cfg.unlabeled_fonts)
+    _begin(run, ctx, False)
     clean, holdout = clean.to(device), holdout.to(device)
-    perturb = perturbations.make(args.perturb, args.blur_max, args.contrast)
-    val_in = _fixed_noise(perturb, holdout, args.seed + 12345)
+    perturb = perturbations.make(cfg.perturb, cfg.blur_max, cfg.contrast)
+    val_in = _fixed_noise(perturb, holdout, cfg.seed + 12345)
     log.info("denoiser data: %d unlabeled images (+%d held out), perturbation %s", len(clean), len(holdout),
-             args.perturb)
-    model = ctx.wrap(make_unet(args.unet_width, args.unet_dropout, args.unet_layout).to(device))
-    opt = _adam(model.parameters(), args)
-    wrap_batches, tick = _curve_logger(run, model, val_in, holdout, args.curve_interval, ctx)
+             cfg.perturb)
+    model = ctx.wrap(make_unet(cfg.unet_width, cfg.unet_dropout, cfg.unet_layout).to(device))
+    opt = _adam(model.parameters(), cfg)
+    wrap_batches, tick = _curve_logger(run, model, val_in, holdout, cfg.curve_interval, ctx)
 
     def step(idx):
         tick()
@@ -128,14 +173,14 @@ def denoise(args):
     flops = 3 * forward_flops(distributed.unwrap(model), val_in)
     # The budget in updates: --max-update when given; else --max-epoch epochs, and at least
     # --min-updates (small unlabeled sets, the 100-font ablation, get more epochs).
-    steps_per_epoch = -(-len(clean) // args.batch_size)
-    if args.max_update:
-        max_epoch, max_updates = -(-args.max_update // steps_per_epoch), args.max_update
+    steps_per_epoch = -(-len(clean) // cfg.batch_size)
+    if cfg.max_update:
+        max_epoch, max_updates = -(-cfg.max_update // steps_per_epoch), cfg.max_update
     else:
-        max_epoch, max_updates = max(args.max_epoch, -(-args.min_updates // steps_per_epoch)), 0
-    summary = fit(run, model, opt, wrap_batches(_batches(len(clean), args.batch_size, device, ctx)), step, validate,
+        max_epoch, max_updates = max(cfg.max_epoch, -(-cfg.min_updates // steps_per_epoch)), 0
+    summary = fit(run, model, opt, wrap_batches(_batches(len(clean), cfg.batch_size, device, ctx)), step, validate,
                   max_epoch=max_epoch, max_updates=max_updates, best_metric="val_mse", save_interval=1,
-                  log_interval=1, flops_per_item=flops, device=device, ddp=ctx, precision_name=args.precision)
+                  log_interval=1, flops_per_item=flops, device=device, ddp=ctx, precision_name=cfg.precision)
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
@@ -144,12 +189,12 @@ def denoise(args):
     with torch.no_grad():
         res = {"val_mse_denoised": F.mse_loss(model(val_in), holdout).item(),
                "val_mse_perturbed": F.mse_loss(val_in, holdout).item(),
-               "n_unlabeled": len(clean), "unet_layout": args.unet_layout, **summary,
+               "n_unlabeled": len(clean), "unet_layout": cfg.unet_layout, **summary,
                "wall_s": time.time() - t0 + summary["resumed_train_s"]}
         n_show = min(200, len(holdout)) // 20 * 20
         pos = torch.arange(n_show).view(-1, 20).numpy()
         plots.save_grids(run.file("samples.png"), [("clean", holdout.cpu().numpy()),
-                                                   (f"perturbed ({args.perturb})", val_in.cpu().numpy()),
+                                                   (f"perturbed ({cfg.perturb})", val_in.cpu().numpy()),
                                                    ("denoised", model(val_in).cpu().numpy())], pos)
     plots.learning_curves(run.file("curves.png"), run.metrics(), ["train_loss", "val_mse"], "denoiser")
     log.info("denoiser: held-out MSE %.4f (perturbed input %.4f)", res["val_mse_denoised"], res["val_mse_perturbed"])
@@ -166,8 +211,9 @@ def load_denoiser(path, device):
     cfg = ckpt.get("config", {})
     if cfg.get("stage") != "denoise":
         raise UserError(f"{path}: not a denoiser checkpoint (stage {cfg.get('stage')!r})")
-    # checkpoints from before --unet-layout existed used the pre-activation layout
-    model = make_unet(cfg["unet_width"], cfg["unet_dropout"], cfg.get("unet_layout", "preact"))
+    # as it was made: checkpoints from before --unet-layout existed hold the pre-activation layout
+    made = from_saved(cfg)
+    model = make_unet(made.unet_width, made.unet_dropout, made.unet_layout)
     checkpoint.load_model_state(model, ckpt["model"], path)
     return freeze(model.to(device)), cfg
 
@@ -215,37 +261,42 @@ def predictor_updates(cfg):
 
 
 def train_predictor(args):
-    """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters)."""
+    """Direct (MSE of f(x)) or Composed (MSE of Π(f(x)) + λ Σ‖W‖² over f's parameters). `args`: parse()'s
+    (config, overwrite, extend)."""
     # --extend: the budget may grow (Adam at a constant learning rate: no step depends on the budget)
-    run, ctx = _start(args, extend=(("max_epoch", "max_update"), predictor_updates, (PAIR_RECORDS,))
-                      if args.extend else None)
-    if run.finished:
-        log.info("%s: finished already, nothing to do", run.path)
-        return run.results()
+    cfg, run, ctx, extending = _open(args, extend=(predictor_updates, (PAIR_RECORDS,)) if args.extend else None)
+    done = _finished(run, ctx)
+    if done is not None:
+        return done
     t0 = time.time()
     device = ctx.device
-    denoiser, dcfg = load_denoiser(args.denoiser, device)
-    other_data = dcfg.get("data") and os.path.abspath(dcfg["data"]) != os.path.abspath(args.data)
-    if dcfg.get("data_seed") != args.data_seed or other_data:
-        raise UserError(f"{args.denoiser}: denoiser was trained on another split "
-                        f"(data {dcfg.get('data')}, data seed {dcfg.get('data_seed')}); its unlabeled set could "
-                        "overlap this test set")
-    seed_everything(args.seed)
-    splits = data.load_labeled(args.data, args.data_seed, n_train=args.n_train)
+    try:
+        denoiser, dcfg = load_denoiser(cfg.denoiser, device)
+        other_data = dcfg.get("data") and os.path.abspath(dcfg["data"]) != os.path.abspath(cfg.data)
+        if dcfg.get("data_seed") != cfg.data_seed or other_data:
+            raise UserError(f"{cfg.denoiser}: denoiser was trained on another split "
+                            f"(data {dcfg.get('data')}, data seed {dcfg.get('data_seed')}); its unlabeled set could "
+                            "overlap this test set")
+        seed_everything(cfg.seed)
+        splits = data.load_labeled(cfg.data, cfg.data_seed, n_train=cfg.n_train)
+    except Exception:
+        ctx.close()
+        raise
+    _begin(run, ctx, extending)
     tr, va, te = (splits[k].to(device) for k in ("train", "val", "test"))
-    log.info("%s: %d train / %d val / %d test pairs (dropout %g, λ %g over %s, BatchNorm eps %g)", args.method,
-             len(tr), len(va), len(te), args.dropout, args.l2, args.l2_scope, args.bn_eps)
-    f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=args.dropout,
-                     bn_eps=args.bn_eps).to(device)
-    model = ctx.wrap(Composed(f, denoiser) if args.method == "composed" else f)
+    log.info("%s: %d train / %d val / %d test pairs (dropout %g, λ %g over %s, BatchNorm eps %g)", cfg.method,
+             len(tr), len(va), len(te), cfg.dropout, cfg.l2, cfg.l2_scope, cfg.bn_eps)
+    f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=cfg.dropout,
+                     bn_eps=cfg.bn_eps).to(device)
+    model = ctx.wrap(Composed(f, denoiser) if cfg.method == "composed" else f)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _adam(params, args)
-    penalized = l2_params(f, args.l2_scope)
+    opt = _adam(params, cfg)
+    penalized = l2_params(f, cfg.l2_scope)
     norm_params = nonbias_params(f)  # the reported norm: one definition for every run
 
     def step(idx):
         # Composed: the MSE of Π(f(x)) + λ·Σ‖W‖² (core/objective.py); Direct: the same with f(x) alone
-        loss, mse = composed_mse(model(tr.font[idx], tr.char[idx]), tr.image[idx], penalized, args.l2)
+        loss, mse = composed_mse(model(tr.font[idx], tr.char[idx]), tr.image[idx], penalized, cfg.l2)
         return loss, len(idx), {"mse": mse.detach()}
 
     def predict(split):
@@ -255,23 +306,23 @@ def train_predictor(args):
     def validate():
         base, den = predict(va)
         mse_base, mse_den = F.mse_loss(base, va.image).item(), F.mse_loss(den, va.image).item()
-        return {"val_mse": mse_den if args.method == "composed" else mse_base,
+        return {"val_mse": mse_den if cfg.method == "composed" else mse_base,
                 "val_mse_base": mse_base, "val_mse_denoised": mse_den,
                 "weight_norm": l2_penalty(norm_params).sqrt().item(), "val_base_spread": spread(base)}
 
     flops = 3 * forward_flops(f, tr.font, tr.char)
-    if args.method == "composed":
+    if cfg.method == "composed":
         # The frozen U-Net costs a forward and an input-gradient backward (no weight gradients).
         flops += 2 * forward_flops(denoiser, tr.image[:1])
     # The budget: --max-update updates when given (the same number at every labeled size: the cpu preset's
     # Composed, whose progress is per update: the L2 penalty shrinks f by a step each update), else
     # --max-epoch epochs (Direct: it overfits per pass over the data); imggen/README.md's budget probes.
-    steps_per_epoch = -(-len(tr) // args.batch_size)
-    max_epoch = -(-args.max_update // steps_per_epoch) if args.max_update else args.max_epoch
-    summary = fit(run, model, opt, _batches(len(tr), args.batch_size, device, ctx), step, validate,
-                  max_epoch=max_epoch, best_metric="val_mse", save_interval=args.save_interval,
-                  log_interval=args.log_interval, flops_per_item=flops, device=device, ddp=ctx,
-                  max_updates=args.max_update or 0, precision_name=args.precision)
+    steps_per_epoch = -(-len(tr) // cfg.batch_size)
+    max_epoch = -(-cfg.max_update // steps_per_epoch) if cfg.max_update else cfg.max_epoch
+    summary = fit(run, model, opt, _batches(len(tr), cfg.batch_size, device, ctx), step, validate,
+                  max_epoch=max_epoch, best_metric="val_mse", save_interval=cfg.save_interval,
+                  log_interval=cfg.log_interval, flops_per_item=flops, device=device, ddp=ctx,
+                  max_updates=cfg.max_update or 0, precision_name=cfg.precision)
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
@@ -280,7 +331,7 @@ def train_predictor(args):
     with torch.no_grad():
         base, den = predict(te)
         vb, vd = predict(va)
-        res = {"method": args.method, "variant": args.variant,
+        res = {"method": cfg.method, "variant": cfg.variant,
                "test_mse_base": F.mse_loss(base, te.image).item(),
                "test_mse_denoised": F.mse_loss(den, te.image).item(),
                "val_mse_base": F.mse_loss(vb, va.image).item(), "val_mse_denoised": F.mse_loss(vd, va.image).item(),
@@ -297,23 +348,19 @@ def train_predictor(args):
         pos = plots.grid_pairs(te.font.cpu().numpy(), te.char.cpu().numpy())
         plots.save_grids(run.file("samples.png"), [
             ("ground truth (test pairs)", te.image.cpu().numpy(), "truth"),
-            (f"{args.method}: base predictor f(x)", base.cpu().numpy(), "base"),
-            (f"{args.method}: denoised {'Pi(f(x))' if args.method == 'composed' else 'Pi(f(x)), post hoc'}",
+            (f"{cfg.method}: base predictor f(x)", base.cpu().numpy(), "base"),
+            (f"{cfg.method}: denoised {'Pi(f(x))' if cfg.method == 'composed' else 'Pi(f(x)), post hoc'}",
              den.cpu().numpy(), "denoised"),
-            (f"{args.method}: base predictor f(x), each image stretched to the full range", stretch(base).cpu().numpy(),
+            (f"{cfg.method}: base predictor f(x), each image stretched to the full range", stretch(base).cpu().numpy(),
              "base_stretched")],
             pos)
     write_pair_records(run.file(PAIR_RECORDS), te, base, den)
     plots.learning_curves(run.file("curves.png"), run.metrics(),
-                          ["train_mse", "val_mse_base", "val_mse_denoised"], f"{args.method}, {len(tr)} labeled")
-    log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d; ‖f‖ %.1f, spread of f(x) %.3f)", args.method,
+                          ["train_mse", "val_mse_base", "val_mse_denoised"], f"{cfg.method}, {len(tr)} labeled")
+    log.info("%s: test MSE f(x) %.4f, Π(f(x)) %.4f (best epoch %d; ‖f‖ %.1f, spread of f(x) %.3f)", cfg.method,
              res["test_mse_base"], res["test_mse_denoised"], res["best_epoch"], res["weight_norm"],
              res["test_spread_base"])
     run.finish(res)
     ctx.close()
     return res
 
-
-def vars_config(args):
-    cfg = {k: v for k, v in vars(args).items() if k not in ("func",)}
-    return cfg
