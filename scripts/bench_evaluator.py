@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from composed_ft.code import gxx, sandbox  # noqa: E402
 from composed_ft.code.corruptions import corrupt_sanstype  # noqa: E402
 from composed_ft.code.cpp_tokenize import detokenize_program  # noqa: E402
-from composed_ft.code.judge import evaluate_programs, summarize, with_header  # noqa: E402
+from composed_ft.code.judge import BATCH, evaluate_programs, summarize, with_header  # noqa: E402
 from composed_ft.code.sanstype import generate_split  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def bench(n=500, baseline_n=30, jobs=None, seed=0):
     fast = evaluate_programs(programs, tests, jobs=jobs, desc="fast evaluator")
     fast_s = time.perf_counter() - t
     n_unique = len({(p, e["inp"]) for p, e in zip(programs, exs)})
-    out = {"n": n, "unique_programs": n_unique, "jobs": jobs, "fast_seconds": fast_s,
+    out = {"n": n, "unique_programs": n_unique, "jobs": jobs, "batch": BATCH, "fast_seconds": fast_s,
            "fast_programs_per_s": n / fast_s, "fast_accuracy": summarize(fast)["accuracy"],
            "sandbox": sandbox.policy()}
     if n_unique < n:  # report the honest number without duplicate caching as well
