@@ -87,12 +87,16 @@ ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED:-}
 # flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
 # cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
+# a stage whose run directory holds a run made with other settings is refused, naming each setting; OVERWRITE=1
+# moves such a run aside (RUN.replaced-<time>, never deleted) and trains the new settings
+OVERWRITE=${OVERWRITE:-0}
 # 1: predictor runs made before a budget grew (e.g. an older preset) continue to the new budget from their
 # last checkpoint (`train --extend`: the same result as training it from the start) instead of being refused
 EXTEND=${EXTEND:-}
 
 opt() { [[ -n "$2" ]] && echo "$1 $2" || true; }   # a flag only when its value is set
-COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")"
+COMMON="--preset $PRESET --data $DATA --data-seed $DATA_SEED --device $DEVICE $(opt --lr "$LR") $(opt --batch-size "$BATCH")
+        $([[ $OVERWRITE == 1 ]] && echo --overwrite || true)"
 F_FLAGS="$(opt --bn-eps "$BN_EPS") $(opt --l2-scope "$L2_SCOPE")"
 # budget EPOCHS UPDATES: --max-update when updates are set; epochs alone also lift the preset's update budget.
 # A stage's command line carries one budget, never a second one after the user's: a run whose budget is set

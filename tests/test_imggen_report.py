@@ -104,3 +104,41 @@ def test_an_extended_main_run_is_the_reference_at_the_ablations_budget(tmp_path)
     assert refs == [main]
     header, rows = report.ablation_table(abl, refs, "ablation-l2")
     assert ("0.0001", "composed (main run at 12 updates; this ablation's runs: 6)") in {(r[0], r[1]) for r in rows}
+
+
+def test_a_row_whose_seeds_mix_settings_is_flagged(tmp_path):
+    """The seeds averaged into one row must be one experiment: when they differ in a setting other than
+    the seed (and what a resumption may change: device, run_dir, ...), the row says which; a setting an
+    older run lacks counts as the value it was made with (config.from_saved)."""
+    same = [run(tmp_path, f"c{s}", "composed", s, [0.2, 0.3], l2=1e-4, device=f"cuda:{s}", run_dir=f"c{s}")
+            for s in (0, 1)]
+    assert tables.mixed_settings(same, upgrade=report.comparable) == {}
+    mixed = same + [run(tmp_path, "c2", "composed", 2, [0.2, 0.3], l2=1e-4, lr=1e-3, max_update=6000)]
+    for r in same:
+        r["config"].update(lr=2e-4, max_update=32000)
+    _, rows = report.main_table(mixed)
+    assert rows[0][1] == "Composed ⚠ seeds mix settings: lr 0.0002 / 0.001; max_update 32000 / 6000"
+    _, rows = report.main_table(same)
+    assert rows[0][1] == "Composed"
+    # an older run without l2_scope was made with the matrices-only penalty: a mix with the authors'
+    old = run(tmp_path, "c3", "composed", 3, [0.2, 0.3], l2=1e-4, l2_scope="nonbias", lr=2e-4, max_update=32000)
+    older = dict(old, config={k: v for k, v in old["config"].items() if k != "l2_scope"})
+    assert tables.mixed_settings([old, older], upgrade=report.comparable) == {"l2_scope": ["nonbias", "weights"]}
+    assert tables.mixed_settings([old, older]) == {}  # without reading it as made, the key is not compared
+    # the ablation tables flag their rows the same way
+    abl = [run(tmp_path, f"a{s}", "composed", s, [0.3, 0.4], tag="ablation-l2", l2=1e-2, lr=1e-4 * (s + 1))
+           for s in (0, 1)]
+    h, rows = report.ablation_table(abl, (), "ablation-l2")
+    assert rows[0][h.index("method")] == "composed ⚠ seeds mix settings: lr 0.0001 / 0.0002"
+
+
+def test_the_code_tables_flag_a_row_whose_seeds_mix_settings():
+    from composed_ft.code.report import predictor_rows
+    res = {"eval": {"test": {"base": {"accuracy": 0.5, "compile_error_rate": 0, "runtime_error_rate": 0,
+                                      "wrong_output_rate": 0.5, "hit_limit": 0}}}}
+    runs = [{"config": {"stage": "direct", "seed": s, "lr": lr, "denoiser": f"den-s{s}", "run_dir": f"r{s}"},
+             "results": res, "path": f"r{s}"} for s, lr in ((0, 1e-3), (1, 1e-3), (2, 2e-3))]
+    _, rows, _, _ = predictor_rows(runs[:2], splits=[("test", "test")])
+    assert rows[0][0] == "Direct base"  # per-seed Π paths are not settings
+    _, rows, _, _ = predictor_rows(runs, splits=[("test", "test")])
+    assert rows[0][0] == "Direct base ⚠ seeds mix settings: lr 0.001 / 0.002"

@@ -61,6 +61,9 @@ def test_main_table_plans_both_directs_and_composed(tmp_path):
     from composed_ft.imggen.__main__ import parse as parse_cli
     d, c = (parse_cli(runs[f"main/{m}-n500-s0"][2:]).config for m in ("direct", "composed"))
     assert flag(runs["main/composed-n500-s0"], "--max-update") is None and c.max_update > 0 and not d.max_update
+    # OVERWRITE=1: every stage retrains a changed setting (the old run moved aside)
+    assert all("--overwrite" in c for c in plan(tmp_path / "o", TARGETS="main", OVERWRITE="1").values())
+    assert not any("--overwrite" in c for c in runs.values())
     # the layout is the flag's default (the authors'), not repeated by the runner
     assert flag(runs["denoisers/blur2"], "--unet-layout") is None
     from composed_ft.imggen.__main__ import parse

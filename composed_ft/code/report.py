@@ -86,6 +86,16 @@ def dataset_of(runs):
     return "spoc" if "testp" in evals or "testw" in evals else "sanstype"
 
 
+# paths of a seed's own runs (each seed its own Π and init) and of the vocabulary file (vocab_md5 is its identity)
+PER_SEED_PATHS = ("denoiser", "init", "reverse_model", "vocab")
+
+
+def _mixed(runs):
+    """A row's flag when its seeds were made with different settings (core/tables.py), else ''."""
+    from composed_ft.code.config import comparable
+    return tables.mixed_note(runs, ignore=PER_SEED_PATHS, upgrade=comparable)
+
+
 def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     groups = defaultdict(list)
     for r in runs:
@@ -105,7 +115,7 @@ def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
             label = composed_label if composed else plain_label
             if not all(kind in r["results"]["eval"].get(splits[0][0], {}) for r in rs):
                 continue
-            name = f"{k[0]} {label}"
+            name = f"{k[0]} {label}" + _mixed(rs)
             v = lambda split, m: [r["results"]["eval"][split][kind][m] for r in rs  # noqa: E731
                                   if split in r["results"]["eval"]]
             acc_rows.append([name, *k[1:], *[v(sp, "accuracy") for sp, _ in splits], _seeds(rs)])

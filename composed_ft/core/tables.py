@@ -2,11 +2,12 @@
 
 A cell is either a string (a label) or a list of numbers (one per seed), shown as mean ± std."""
 import glob
+import json
 import math
 import os
 
 from .io import write_text
-from .runs import read_json
+from .runs import VOLATILE_KEYS, read_json
 
 
 def collect(pattern):
@@ -18,6 +19,42 @@ def collect(pattern):
         out.append({"path": d, "config": cfg["config"], "git_commit": cfg.get("git_commit"),
                     "results": read_json(res)})
     return out
+
+
+# What may differ between the seeds of one row without making them different experiments: the seed itself,
+# the keys a resumption may change (runs.VOLATILE_KEYS), the table's grouping label, and names of the
+# argument parser's own (older runs' `command`).
+NOT_SETTINGS = frozenset({"seed", "tag", "command", *VOLATILE_KEYS})
+
+
+def mixed_settings(runs, ignore=(), upgrade=None):
+    """{key: [its distinct values, by seed]} of the settings on which the runs grouped into one table row
+    differ, other than NOT_SETTINGS and `ignore` (e.g. paths of per-seed runs). `upgrade(config)` reads an
+    older run's config as today's code does (the values it was made with for settings it lacks); without
+    it, a key only some runs hold is not compared. Empty when the row's seeds share every setting."""
+    ordered = sorted(runs, key=lambda r: r["config"].get("seed") or 0)
+    configs = [json.loads(json.dumps(upgrade(r["config"]) if upgrade else r["config"])) for r in ordered]
+    if len(configs) < 2:
+        return {}
+    keys = set.intersection(*(set(c) for c in configs)) - NOT_SETTINGS - set(ignore)
+    out = {}
+    for k in sorted(keys):
+        distinct = {}
+        for c in configs:
+            distinct.setdefault(json.dumps(c[k], sort_keys=True), c[k])
+        if len(distinct) > 1:
+            out[k] = list(distinct.values())
+    return out
+
+
+def mixed_note(runs, ignore=(), upgrade=None):
+    """A row's warning when its seeds mix settings (appended to its label cell): ' ⚠ seeds mix settings:
+    key a / b; ...', or '' -- a mean over seeds made with different settings is not one experiment's."""
+    mixed = mixed_settings(runs, ignore, upgrade)
+    if not mixed:
+        return ""
+    show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
+    return " ⚠ seeds mix settings: " + "; ".join(f"{k} {' / '.join(map(show, v))}" for k, v in mixed.items())
 
 
 def mean_std(values):

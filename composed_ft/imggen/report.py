@@ -18,12 +18,12 @@ from collections import defaultdict
 from ..core import tables
 from ..core.machine import of_runs
 from ..core.runs import read_jsonl
+from .config import LEGACY, comparable
 
 # Settings that can distinguish runs within a tag (seed is averaged over).
 VARIED = ["n_train", "bn_eps", "l2", "l2_scope", "dropout", "max_epoch", "denoiser.perturb", "denoiser.blur_max",
           "denoiser.unlabeled_fonts", "denoiser.unet_width", "denoiser.unet_layout"]
-# Settings of runs made before the flag existed (this project's earlier f, loss and U-Net).
-LEGACY = {"bn_eps": 1e-5, "l2_scope": "weights", "variant": "", "unet_layout": "preact"}
+# Settings of runs made before the flag existed (this project's earlier f, loss and U-Net): config.LEGACY
 STRONG = "strong"  # --variant of the strongest Direct we could make (the second Direct baseline)
 
 
@@ -34,6 +34,12 @@ def cfg(run, key):
         return LEGACY.get(k) if v is None and k == "unet_layout" else v
     v = run["config"].get(key)
     return LEGACY.get(key) if v is None else v
+
+
+def mixed(runs):
+    """The flag of a row whose seeds were made with different settings (core/tables.py), '' when they share
+    every one: each run's config read as it was made (config.from_saved)."""
+    return tables.mixed_note(runs, upgrade=comparable)
 
 
 def _seeds(runs):
@@ -209,7 +215,7 @@ def main_table(main):
     for (n, lab) in sorted(groups, key=lambda k: (-k[0], MODELS.index(k[1]))):
         rs = groups[(n, lab)]
         v = lambda k: [r["results"][k] for r in rs if k in r["results"]]  # noqa: E731
-        rows.append([str(n), lab, " / ".join(sorted({settings(r) for r in rs})), v("test_mse_base"),
+        rows.append([str(n), lab + mixed(rs), " / ".join(sorted({settings(r) for r in rs})), v("test_mse_base"),
                      v("test_mse_denoised"), tables.fmt([x for x in map(norm, rs) if x is not None], 1),
                      tables.fmt(v("test_spread_base"), 3),
                      " ".join(f"{r['results']['best_epoch']}/{r['results']['epochs']}" for r in
@@ -321,7 +327,7 @@ def ablation_table(runs, refs=(), tag=""):
             unit = "updates" if rs[0]["config"].get("max_update") else "epochs"
             label = f" (main run at {own:,} {unit}" + (
                 ")" if own in theirs else f"; this ablation's runs: {', '.join(f'{b:,}' for b in sorted(theirs))})")
-        rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (label if is_ref else ""),
+        rows.append([_show(k, v) for k, v in zip(varied, key[:-1])] + [key[-1] + (label if is_ref else "") + mixed(rs),
                     res("test_mse_base"), res("test_mse_denoised"),
                     tables.fmt([x for x in map(norm, rs) if x is not None], 1), tables.fmt(res("test_spread_base"), 3),
                     " ".join(str(r["results"]["best_epoch"]) for r in rs),
