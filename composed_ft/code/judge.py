@@ -7,13 +7,13 @@ Identical (program, tests) pairs are judged once. Per-example results can be wri
 researcher can read the failures.
 
 Batching: a program that is nothing but `int main() { ... }` (SansType's shape; see `batchable`)
-is compiled together with up to `batch - 1` others in one g++ process — each renamed into its own
-namespace, its lines tagged with `#line` so every diagnostic names the program it belongs to, and a
-dispatcher `main` that runs program k when called with argument k. g++'s start-up and the ~100 MB
-precompiled header are then paid once per batch instead of once per program. When the batch does
-not compile, the programs named in the diagnostics are judged compile errors and the rest are
-compiled again without them; diagnostics that name no program send the rest to the one-program
-path. A test checks both paths give the same outcome on every program.
+is compiled together with up to `batch - 1` others in one g++ process and linked once, so g++'s
+start-up and the ~100 MB precompiled header are paid once per batch instead of once per program.
+Isolation is by construction (issue 37; code/README.md, "Batching"): g++ reads the programs as
+checked tokens, each program in a namespace and file with a random name (so diagnostics are pinned
+on programs by names no program can know), and each program runs from its own copy of the
+executable, whose `main` tail-jumps to it. A test checks both paths give the same outcome on every
+program, and another that hostile neighbours change no normal program's verdict.
 
 Output comparison is byte-exact (`compare="exact"`); `compare="rstrip"` ignores trailing
 whitespace at the end of the whole output (used only if a data set's expected outputs lack the

@@ -6,10 +6,14 @@ As root (as in CI) every compile and every run
   so no two sandboxes on the machine, in any process, share one),
 - in fresh network, IPC, PID and mount namespaces where the kernel allows them: no network, no
   other process, private tmpfs mounts over the world-writable temp dirs; a run's working dir is
-  that private /tmp. Without namespaces (a logged warning) each run gets a fresh dir of its own,
+  that private /tmp. Without namespaces (a logged warning) each run gets a fresh dir of its own, and
+  what its uid left in the shared temp dirs and System V IPC is removed after it,
 - under resource limits (CPU seconds, address space, file size = output cap, open files, no core
-  dumps, one process for runs: a program cannot fork), in its own process group, killed as a whole
-  on timeout and after every run, with a clean environment (no inherited secrets).
+  dumps, one process for runs: a program cannot fork), and in a memory cgroup of its uid where the
+  kernel offers one (memfds and tmpfs counted too),
+- in a session of its own without a controlling terminal (nothing to type into or write on), its
+  stdin/stdout/stderr never a terminal, with a fresh empty session keyring, killed as a whole on
+  timeout and after every run, with a clean environment (no inherited secrets).
 A small helper does all that right before exec (sandbox_helper.c, built with g++ once per machine): a
 Python preexec_fn is unsafe in a threaded parent, and util-linux's unshare/setpriv/prlimit chain
 costs several execs per test.
@@ -22,7 +26,7 @@ under /var/lib/composed_ft/sandbox (only root can list it).
 
 Root that cannot switch uids refuses to run programs (SandboxError) unless CFT_ALLOW_UNSANDBOXED=1.
 Not root: programs run as the calling user under the limits only (a logged warning).
-CFT_SANDBOX_NS=0 turns the namespaces off.
+CFT_SANDBOX_NS=0 turns the namespaces off, CFT_SANDBOX_CGROUP=0 the memory cgroups.
 
 Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ version and flags
 (gxx.py: the compiler, its flags and the build-once cache).
@@ -370,15 +374,22 @@ def _cgroup_procs(uid, limit_bytes):
     to limit_bytes; the helper writes its own pid into it before anything runs."""
     version, root = _memory_cgroup()
     d = os.path.join(root, "cft-sandbox", f"u{uid}")
-    os.makedirs(d, mode=0o755, exist_ok=True)
     files = {"v1": ("memory.limit_in_bytes",), "v2": ("memory.max", "memory.swap.max")}[version]
-    for name in files:
+    for attempt in (0, 1):
+        os.makedirs(d, mode=0o755, exist_ok=True)
         try:
-            with open(os.path.join(d, name), "w") as f:
-                f.write(str(limit_bytes) if name != "memory.swap.max" else "0")
-        except OSError:
-            if name != "memory.swap.max":  # no swap accounting: RAM is still capped
+            for name in files:
+                try:
+                    with open(os.path.join(d, name), "w") as f:
+                        f.write(str(limit_bytes) if name != "memory.swap.max" else "0")
+                except OSError:
+                    if name != "memory.swap.max":  # no swap accounting: RAM is still capped
+                        raise
+            break
+        except OSError:  # e.g. a cap below what earlier processes left charged: a fresh cgroup
+            if attempt:
                 raise
+            os.rmdir(d)  # the uid has no process left (its lease is ours); its charges go to the parent
     return os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
 
 
