@@ -51,43 +51,43 @@ RELEASED=${RELEASED:-../shared/data/sanstype-1000a}   # the authors' released dr
 DATA_SEED=${DATA_SEED:-0}          # seed of the unlabeled programs (only used when $DATA does not exist)
 N_GEN=${N_GEN:-2000}               # authors: generated test_gen / ood_gen programs each (0: none)
 GEN_SEED=${GEN_SEED:-1}            # their own seed
-VOCAB_SIZE=${VOCAB_SIZE:-}         # SentencePiece BPE shared by pseudocode and code
+VOCAB_SIZE=${VOCAB_SIZE:-}         # SentencePiece BPE shared by pseudocode and code (cpu 600, paper 600)
 DEN_PER_SEED=${DEN_PER_SEED:-$([[ $VARIANT == authors ]] && echo 1 || echo 0)}  # 1: a denoiser per seed
 
 # ---- hyperparameters (PAPER.md, Experiment 2): empty = the preset's value --------------------
 # (composed_ft/code/presets.py; `python -m composed_ft.code presets --preset cpu` prints them)
-MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch
-UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update
-WEIGHT_DECAY=${WEIGHT_DECAY:-}
-LABEL_SMOOTHING=${LABEL_SMOOTHING:-}
-DROPOUT=${DROPOUT:-}               # the predictors' (Direct, Pretrained, Composed, backtranslation)
-BEAM=${BEAM:-}                     # beam width of the evaluation (0: greedy)
-LR_SCHEDULER=${LR_SCHEDULER:-}     # the predictors': inverse_sqrt | cosine
-CHECKPOINT_SELECT=${CHECKPOINT_SELECT:-}  # Direct, Pretrained, reverse, backtranslation: best (val NLL) | last
+MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (cpu 4000 [denoise pretrain compose compose-bt] / 2000 [direct reverse backtranslate], paper 4000)
+UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (cpu 1 [denoise direct reverse backtranslate] / 4 [pretrain compose compose-bt], paper 4)
+WEIGHT_DECAY=${WEIGHT_DECAY:-}     # every stage (cpu 0.0001, paper 0.0001)
+LABEL_SMOOTHING=${LABEL_SMOOTHING:-} # every stage (cpu 0, paper 0)
+DROPOUT=${DROPOUT:-}               # the predictors' (Direct, Pretrained, Composed, backtranslation) (cpu 0.1, paper 0.1)
+BEAM=${BEAM:-}                     # beam width of the evaluation (0: greedy) (cpu 0, paper 0)
+LR_SCHEDULER=${LR_SCHEDULER:-}     # the predictors': inverse_sqrt | cosine (cpu inverse_sqrt [pretrain compose compose-bt] / cosine [direct reverse backtranslate], paper inverse_sqrt)
+CHECKPOINT_SELECT=${CHECKPOINT_SELECT:-}  # Direct, Pretrained, reverse, backtranslation: best (val NLL) | last (cpu best [pretrain] / last [direct reverse backtranslate], paper best)
                                    # (Composed always keeps its best val NLL_Π)
 # denoiser Π
-DEN_DROPOUT=${DEN_DROPOUT:-}
-DEN_LR=${DEN_LR:-}
-DEN_WARMUP=${DEN_WARMUP:-}
-DEN_EPOCHS=${DEN_EPOCHS:-}
-DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all)
+DEN_DROPOUT=${DEN_DROPOUT:-}       # (cpu 0.1, paper 0.4)
+DEN_LR=${DEN_LR:-}                 # (cpu 0.001, paper 0.001)
+DEN_WARMUP=${DEN_WARMUP:-}         # warmup updates (cpu 500, paper 4000)
+DEN_EPOCHS=${DEN_EPOCHS:-}         # (cpu 8, paper 50)
+DEN_N_UNLABELED=${DEN_N_UNLABELED:-}  # unlabeled programs (empty: all) (cpu 0, paper 0)
 # Direct
-DIRECT_LR=${DIRECT_LR:-}
-DIRECT_WARMUP=${DIRECT_WARMUP:-}
-DIRECT_EPOCHS=${DIRECT_EPOCHS:-}
+DIRECT_LR=${DIRECT_LR:-}           # (cpu 0.002, paper 0.002)
+DIRECT_WARMUP=${DIRECT_WARMUP:-}   # (cpu 400, paper 400)
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # (cpu 90, paper 500)
 # Pretrained (init from Π)
-PRE_LR=${PRE_LR:-}
-PRE_WARMUP=${PRE_WARMUP:-}
-PRE_EPOCHS=${PRE_EPOCHS:-}
+PRE_LR=${PRE_LR:-}                 # (cpu 0.002, paper 0.002)
+PRE_WARMUP=${PRE_WARMUP:-}         # (cpu 150, paper 150)
+PRE_EPOCHS=${PRE_EPOCHS:-}         # (cpu 120, paper 300)
 # Composed
-COMP_LR=${COMP_LR:-}
-COMP_WARMUP=${COMP_WARMUP:-}
-COMP_EPOCHS=${COMP_EPOCHS:-}
-LAM=${LAM:-}                       # λ of the CE term
+COMP_LR=${COMP_LR:-}               # also Backtranslation + Composed's (compose-bt) (cpu 0.0002 [compose] / 2e-05 [compose-bt], paper 0.0002 [compose] / 2e-05 [compose-bt])
+COMP_WARMUP=${COMP_WARMUP:-}       # (cpu 90 [compose] / 3000 [compose-bt], paper 90 [compose] / 3000 [compose-bt])
+COMP_EPOCHS=${COMP_EPOCHS:-}       # (cpu 30, paper 300 [compose] / 50 [compose-bt])
+LAM=${LAM:-}                       # λ of the CE term (cpu 1, paper 1)
 # Backtranslation
-REV_EPOCHS=${REV_EPOCHS:-}         # reverse model
-BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs
-BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate
+REV_EPOCHS=${REV_EPOCHS:-}         # reverse model (cpu 40, paper 500)
+BT_EPOCHS=${BT_EPOCHS:-}           # forward model on real + pseudo pairs (cpu 8, paper 300)
+BT_N_UNLABELED=${BT_N_UNLABELED:-} # programs to backtranslate (cpu 4000, paper 0)
 # ablations
 ABL_LAM=${ABL_LAM:-"0.25 4"}
 ABL_N_UNLABELED=${ABL_N_UNLABELED:-"1000 5000"}

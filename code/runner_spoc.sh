@@ -29,42 +29,42 @@ DATA=${DATA:-data/spoc_ft/$PRESET}
 # ---- overrides: empty = the preset's value ---------------------------------------------------
 # (composed_ft/code/presets.py; `python -m composed_ft.code presets --experiment spoc` prints them)
 # data
-COPIES=${COPIES:-}                 # failing corrupted copies per unlabeled program
-N_TRAIN=${N_TRAIN:-}               # labeled programs (0: all)
-N_VAL=${N_VAL:-}                   # validation programs (0: all)
-N_UNLABELED=${N_UNLABELED:-}       # unlabeled programs to corrupt (0: all)
-N_EVAL=${N_EVAL:-}                 # programs evaluated per test split (0: all TestP/TestW)
-VOCAB_SIZE=${VOCAB_SIZE:-}         # SentencePiece BPE shared by pseudocode and code
+COPIES=${COPIES:-}                 # failing corrupted copies per unlabeled program (cpu 2, paper 100)
+N_TRAIN=${N_TRAIN:-}               # labeled programs (0: all) (cpu 0, paper 0)
+N_VAL=${N_VAL:-}                   # validation programs (0: all) (cpu 0, paper 0)
+N_UNLABELED=${N_UNLABELED:-}       # unlabeled programs to corrupt (0: all) (cpu 0, paper 0)
+N_EVAL=${N_EVAL:-}                 # programs evaluated per test split (0: all TestP/TestW) (cpu 100, paper 0)
+VOCAB_SIZE=${VOCAB_SIZE:-}         # SentencePiece BPE shared by pseudocode and code (cpu 4000, paper 10000)
 # models and optimization (PAPER.md, Experiment 3)
-ARCH=${ARCH:-}                     # named sizes (spoc-paper: the paper's 5+5 layers)
-POSITIONS=${POSITIONS:-}           # learned positions: generation must be able to pass the longest gold program
-MAX_TOKENS=${MAX_TOKENS:-}
-UPDATE_FREQ=${UPDATE_FREQ:-}
-WEIGHT_DECAY=${WEIGHT_DECAY:-}
-LR_SCHEDULER=${LR_SCHEDULER:-}     # every stage
-BEAM=${BEAM:-}
+ARCH=${ARCH:-}                     # named sizes (spoc-paper: the paper's 5+5 layers) (cpu cpu, paper spoc-paper)
+POSITIONS=${POSITIONS:-}           # learned positions: generation must be able to pass the longest gold program (cpu 2048, paper 2048)
+MAX_TOKENS=${MAX_TOKENS:-}         # tokens per batch (cpu 6000, paper 4000)
+UPDATE_FREQ=${UPDATE_FREQ:-}       # batches per update (cpu 1, paper 4)
+WEIGHT_DECAY=${WEIGHT_DECAY:-}     # (cpu 0.0001, paper 0.0001)
+LR_SCHEDULER=${LR_SCHEDULER:-}     # every stage (cpu inverse_sqrt, paper inverse_sqrt)
+BEAM=${BEAM:-}                     # beam width of the evaluation (0: greedy) (cpu 0, paper 0)
 # denoiser Π
-DEN_DROPOUT=${DEN_DROPOUT:-}
-DEN_LR=${DEN_LR:-}
-DEN_WARMUP=${DEN_WARMUP:-}
-DEN_EPOCHS=${DEN_EPOCHS:-}
-DEN_N_VALID=${DEN_N_VALID:-}       # corrupted validation pairs (0: all)
-LINE_EPOCHS=${LINE_EPOCHS:-}       # optional line-wise pre-training of Π (0: off): changed lines ± LINE_CONTEXT
-LINE_CONTEXT=${LINE_CONTEXT:-}
+DEN_DROPOUT=${DEN_DROPOUT:-}       # (cpu 0.1, paper 0.4)
+DEN_LR=${DEN_LR:-}                 # (cpu 0.001, paper 0.001)
+DEN_WARMUP=${DEN_WARMUP:-}         # warmup updates (cpu 100, paper 4000)
+DEN_EPOCHS=${DEN_EPOCHS:-}         # (cpu 12, paper 20)
+DEN_N_VALID=${DEN_N_VALID:-}       # corrupted validation pairs (0: all) (cpu 500, paper 0)
+LINE_EPOCHS=${LINE_EPOCHS:-}       # optional line-wise pre-training of Π (0: off): changed lines ± LINE_CONTEXT (cpu 0, paper 0)
+LINE_CONTEXT=${LINE_CONTEXT:-}     # lines of context around a changed line (cpu 1, paper 1)
 # Direct and Pretrained
-DROPOUT=${DROPOUT:-}               # the predictors' (Composed too)
-LABEL_SMOOTHING=${LABEL_SMOOTHING:-}  # this, then LS_AFTER from LS_SWITCH_EPOCH (0: one stage)
-LS_SWITCH_EPOCH=${LS_SWITCH_EPOCH:-}
-LS_AFTER=${LS_AFTER:-}
-LR=${LR:-}
-WARMUP=${WARMUP:-}
-DIRECT_EPOCHS=${DIRECT_EPOCHS:-}
-PRE_EPOCHS=${PRE_EPOCHS:-}
+DROPOUT=${DROPOUT:-}               # the predictors' (Composed too) (cpu 0.2, paper 0.4)
+LABEL_SMOOTHING=${LABEL_SMOOTHING:-}  # this, then LS_AFTER from LS_SWITCH_EPOCH (0: one stage) (cpu 0.1, paper 0.2)
+LS_SWITCH_EPOCH=${LS_SWITCH_EPOCH:-} # (cpu 0, paper 150)
+LS_AFTER=${LS_AFTER:-}             # (cpu 0.1, paper 0.1)
+LR=${LR:-}                         # Direct's and Pretrained's (cpu 0.002, paper 0.001)
+WARMUP=${WARMUP:-}                 # Direct's and Pretrained's warmup updates (cpu 200, paper 4000)
+DIRECT_EPOCHS=${DIRECT_EPOCHS:-}   # (cpu 24, paper 300)
+PRE_EPOCHS=${PRE_EPOCHS:-}         # (cpu 16, paper 300)
 # Composed
-COMP_LR=${COMP_LR:-}
-COMP_WARMUP=${COMP_WARMUP:-}
-COMP_EPOCHS=${COMP_EPOCHS:-}
-LAM=${LAM:-}
+COMP_LR=${COMP_LR:-}               # (cpu 0.0001, paper 0.0001)
+COMP_WARMUP=${COMP_WARMUP:-}       # (cpu 100, paper 2000)
+COMP_EPOCHS=${COMP_EPOCHS:-}       # (cpu 2, paper 20)
+LAM=${LAM:-}                       # λ of the CE term (cpu 1, paper 1)
 # flags added last to every training stage's command line (they win over the above), e.g. the paper-size
 # dry run's caps: STAGE_FLAGS="--max-update 2 --n-valid 16" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}

@@ -38,29 +38,29 @@ PY=${PY:-python}                   # (PRESETS_PY: the python that answers preset
 # stage logs its resolved settings as one block before it trains.
 DATA=${DATA:-data/fonts/fonts32.npz}
 DATA_SEED=${DATA_SEED:-0}          # which 100 fonts are labeled, and the train/val/test split
-LR=${LR:-}
-BATCH=${BATCH:-}
+LR=${LR:-}                         # Adam's learning rate, every stage (cpu 0.0002, paper 0.0002)
+BATCH=${BATCH:-}                   # batch size, every stage (cpu 256, paper 256)
 # denoiser Π
-UNET_WIDTH=${UNET_WIDTH:-}
-UNET_LAYOUT=${UNET_LAYOUT:-}       # authors (conv -> norm -> act) | preact (this project's earlier one)
-DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (imggen/README's curve)
-DEN_EPOCHS=${DEN_EPOCHS:-}         # or epochs over the unlabeled set, when DEN_UPDATES is unset
-BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s] of the main denoiser (it names its run)
+UNET_WIDTH=${UNET_WIDTH:-}         # U-Net base width (cpu 16, paper 64)
+UNET_LAYOUT=${UNET_LAYOUT:-}       # authors (conv -> norm -> act) | preact (this project's earlier one) (cpu authors, paper authors)
+DEN_UPDATES=${DEN_UPDATES:-}       # denoiser updates (imggen/README's curve) (cpu 4000, paper 0)
+DEN_EPOCHS=${DEN_EPOCHS:-}         # or epochs over the unlabeled set, when DEN_UPDATES is unset (cpu 2, paper 2)
+BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s] of the main denoiser (it names its run) (cpu 2, paper 2)
 # base predictor f and its losses: the authors' by default
 # budgets, chosen from the probes' validation curves (imggen/README): a method's budget is its updates
 # when set (the same number at every labeled size), else its epochs
-EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below)
-EPOCHS_DIRECT=${EPOCHS_DIRECT:-}
-EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-}
-UPDATES=${UPDATES:-}               # predictor updates for both methods (overrides the two below, and epochs)
-UPDATES_DIRECT=${UPDATES_DIRECT:-}
-UPDATES_COMPOSED=${UPDATES_COMPOSED:-}
-BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps
-L2_SCOPE=${L2_SCOPE:-}             # nonbias (the authors': BatchNorm scales too) | weights
-DROPOUT_DIRECT=${DROPOUT_DIRECT:-}
-DROPOUT_COMPOSED=${DROPOUT_COMPOSED:-}
-L2_DIRECT=${L2_DIRECT:-}           # λ of λ Σ‖W‖² on f
-L2_COMPOSED=${L2_COMPOSED:-}
+EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below) (cpu 300, paper 1000)
+EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # Direct's epochs (cpu 300, paper 1000)
+EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-} # Composed's epochs (its updates win when set) (cpu 300, paper 1000)
+UPDATES=${UPDATES:-}               # predictor updates for both methods (overrides the two below, and epochs) (cpu 0 [direct] / 32000 [composed], paper 0)
+UPDATES_DIRECT=${UPDATES_DIRECT:-} # Direct's updates (0: its epochs) (cpu 0, paper 0)
+UPDATES_COMPOSED=${UPDATES_COMPOSED:-} # Composed's updates (0: its epochs) (cpu 32000, paper 0)
+BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps (cpu 0.8, paper 0.8)
+L2_SCOPE=${L2_SCOPE:-}             # nonbias (the authors': BatchNorm scales too) | weights (cpu nonbias, paper nonbias)
+DROPOUT_DIRECT=${DROPOUT_DIRECT:-} # dropout on f's last two hidden blocks (cpu 0, paper 0)
+DROPOUT_COMPOSED=${DROPOUT_COMPOSED:-} # (cpu 0.1, paper 0.1)
+L2_DIRECT=${L2_DIRECT:-}           # λ of λ Σ‖W‖² on f (cpu 0, paper 0)
+L2_COMPOSED=${L2_COMPOSED:-}       # (cpu 0.0001, paper 0.0001)
 # the second Direct baseline: the strongest Direct we could make at the same budget (imggen/README):
 # the authors' f (BN eps 0.8, λ 0) with dropout 0.5, found by the dropout ablation; the earlier choice,
 # "--bn-eps 1e-5 --dropout 0.1 --l2 0", is archived in results/runs/imggen/cpu-strong-eps1e-5
@@ -83,7 +83,7 @@ ABL_PERTURB=${ABL_PERTURB:-"blur contrast emboss"}
 # the main runs' (32,000 would make the ablations ~5x longer); each ablation row is then compared with the
 # main run's snapshot at the same budget (`train --extend` keeps results_<updates>.json). Empty: a Composed
 # budget set above (EPOCHS, UPDATES, ...) when there is one, else the preset's ablation budget.
-ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED:-}
+ABL_UPDATES_COMPOSED=${ABL_UPDATES_COMPOSED:-} # (see above; the preset's ablation budget) (cpu 6000, paper 0)
 # flags added last to every stage's command line (they win over the above), e.g. the paper-size dry run's
 # cap: STAGE_FLAGS="--max-update 2" (scripts/paper_dry_run.py)
 STAGE_FLAGS=${STAGE_FLAGS:-}
