@@ -33,8 +33,8 @@ if REPO not in sys.path:
 
 RUNNERS = ("imggen/runner.sh", "code/runner.sh", "code/runner_spoc.sh")
 PRESETS = ("cpu", "paper")
-# variables whose value is not a setting of a stage's config: flags appended as they are, run switches
-SKIP = {"STAGE_FLAGS", "EXTEND", "OVERWRITE", "JOBS"}
+# variables whose value is not a setting of a stage's config: flags appended as they are, run switches, paths
+SKIP = {"STAGE_FLAGS", "EXTEND", "OVERWRITE", "JOBS", "SPOC_DIR"}
 # variables a runner turns into a stage's flag through a table of its own (not the stage's)
 OVERRIDES = {("imggen/runner.sh", "ABL_UPDATES_COMPOSED"): [("ablation", "composed_max_update")]}
 ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\{\1:-([^}]*)\}(.*)$")
@@ -191,9 +191,8 @@ def check(runner, text=None):
     problems = []
     for i, name, default, comment in variables(text):
         entries = reached.get(name)
-        if not entries:
-            if STATED.search(comment):
-                problems.append(f"{runner}:{i + 1}: {name} states values but reaches no preset setting")
+        if not entries:  # a setting the runner passes to no stage (or a path: then SKIP it)
+            problems.append(f"{runner}:{i + 1}: {name} reaches no stage's preset setting")
             continue
         want = describe(entries)
         m = STATED.search(comment)

@@ -4,8 +4,11 @@ A setting resolves in the same order everywhere: a flag given on the command lin
 preset's table for the stage, else the stage's own default. So a preset only fills defaults and any
 flag overrides it. The values live in one Python table per experiment (composed_ft/code/presets.py,
 composed_ft/imggen/presets.py); the runners only pick a preset (`PRESET=cpu`) and pass the flags a
-user set, and never repeat a preset's value, in code or in a comment. `python -m composed_ft.code
-presets` and `python -m composed_ft.imggen presets` print the tables.
+user set, and never repeat a preset's value in code: the comment of each runner variable states what
+empty means at the cpu and paper presets, generated from the tables (scripts/runner_settings.py, checked
+by tests/test_runner_settings.py). `python -m composed_ft.code presets` and `python -m composed_ft.imggen
+presets` print the tables as the stages resolve them, and every stage logs its resolved settings before
+it trains.
 """
 NAMES = ("smoke", "cpu", "paper")
 
