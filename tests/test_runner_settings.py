@@ -30,7 +30,7 @@ def test_a_drifted_comment_or_a_missing_one_is_caught_and_rewritten():
     assert settings.describe(reach["LAM"]) == "(cpu 1, paper 1)"
     assert settings.describe(reach["CHECKPOINT_SELECT"]).startswith("(cpu best [pretrain] / last [direct")
     # a setting variable that no stage receives is a bug of its own
-    problems, _ = settings.check("imggen/runner.sh", text.replace("LR=${LR:-}", "LR=${LR:-}\nNEW=${NEW:-}", 1))
+    problems, _ = settings.check("imggen/runner.sh", text.replace("\nBATCH=", "\nNEW=${NEW:-}\nBATCH=", 1))
     assert len(problems) == 1 and "NEW reaches no stage" in problems[0]
     # a default of its own must be the tables' value
     problems, _ = settings.check("imggen/runner.sh", text.replace("BLUR_MAX=${BLUR_MAX:-2}", "BLUR_MAX=${BLUR_MAX:-3}"))
