@@ -139,8 +139,7 @@ def run_wall_s(r):
     w = float(res.get("wall_s") or 0)
     if "train_s" in res or "epochs" not in res:
         return w, False
-    path = os.path.join(r["path"], "metrics.jsonl")
-    ep = [float(m.get("epoch_s") or 0) for m in read_jsonl(path) if "epoch" in m] if os.path.exists(path) else []
+    ep = [float(m.get("epoch_s") or 0) for m in read_jsonl(os.path.join(r["path"], "metrics.jsonl")) if "epoch" in m]
     tail, k = 0.0, 0
     for e in reversed(ep):
         if tail + e > w:

@@ -1,7 +1,7 @@
 """Judge archived model outputs again and compare with the verdicts recorded beside them: a check that a
 change to the judge leaves real outcomes alone.
 
-    python scripts/rejudge.py results/runs/sanstype/cpu/main/pretrain-s0/eval_ood.jsonl.gz \
+    python scripts/rejudge.py results/runs/sanstype/cpu/main/pretrain-s0/eval_ood.jsonl \
         --data data/sanstype-paper --split ood [--n 500] [--row base] [--batch 64] [--jobs 2] [--out v.json]
 
 Each record's program (`<row>.pred`, detokenized as the evaluation does) is judged on the split's test
@@ -11,9 +11,9 @@ The judge is whichever `composed_ft` Python imports (PYTHONPATH=<another checkou
 """
 import argparse
 import collections
-import gzip
 import json
 import os
+import re
 import sys
 import time
 
@@ -25,11 +25,12 @@ except ImportError:
 from composed_ft.code.cpp_tokenize import detokenize_program  # noqa: E402
 from composed_ft.code.dataset import describe, load_split  # noqa: E402
 from composed_ft.code.judge import BATCH, evaluate_programs  # noqa: E402
+from composed_ft.core.records import lines as stored_lines  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("records", help="an eval_<split>.jsonl(.gz) of a run")
+    p.add_argument("records", help="a run's eval_<split>.jsonl (in runs/, or archived: results/runs packs them)")
     p.add_argument("--data", required=True, help="the run's data set")
     p.add_argument("--split", required=True)
     p.add_argument("--n", type=int, default=500, help="the first N records")
@@ -38,9 +39,10 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--out", help="write the new outcomes here (JSON)")
     a = p.parse_args(argv)
-    opener = gzip.open if a.records.endswith(".gz") else open
-    with opener(a.records, "rt") as fh:
-        recs = [json.loads(line) for line in fh][: a.n]
+    found = stored_lines(re.sub(r"\.(gz|xz)$", "", a.records))  # as a run dir holds it, or archived (packed)
+    if found is None:
+        p.error(f"{a.records}: no such records")
+    recs = [json.loads(line) for line in found if line.strip()][: a.n]
     man = describe(a.data)
     exs = load_split(a.data, a.split)
     programs = [detokenize_program(r[a.row]["pred"], indent_anywhere=man["indent_anywhere"]) for r in recs]

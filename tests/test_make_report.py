@@ -191,33 +191,50 @@ def test_spoc_uses_testw_testp_and_reports_the_data_note(make_report, tmp_path, 
 
 
 def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, monkeypatch):
-    """scripts/archive_runs.py keeps only small files, yet the report built from them is the same."""
+    """scripts/archive_runs.py keeps only the records (compressed, per-example records packed), yet the
+    report built from them is the same."""
     archive_runs = load_script("archive_runs")
     monkeypatch.setattr(make_report, "describe", lambda: "test machine")
     monkeypatch.setattr(make_report.time, "strftime", lambda *a: "2026-01-01 00:00")
-    # a checkpoint must not be archived, an unfinished run neither; per-program records are, compressed
+    # a checkpoint must not be archived, an unfinished run neither; per-program records are, packed
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "checkpoint_best.pt").write_bytes(b"x" * 1000)
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text('{"index": 0}\n')
+    (runs / "sanstype" / "cpu" / "main" / "direct-s1" / "eval_test.jsonl").write_text('{"index": 0}\n{"index": 1}\n')
     (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_beam0_last.json").write_text('{"val": {}}')
+    # an ablation's picture is read by nothing: it stays in runs/
+    fake_run(str(runs / "imggen" / "cpu" / "ablation-l2" / "composed-s0"),
+             {"stage": "train", "tag": "ablation-l2", "method": "composed", "n_train": 200, "seed": 0},
+             {"method": "composed", "n_train": 200, "n_test": 50, "wall_s": 10.0, "test_mse_base": 0.5,
+              "test_mse_denoised": 0.2}, samples=True)
     unfinished = runs / "sanstype" / "cpu" / "main" / "direct-s9"
     unfinished.mkdir()
     (unfinished / "config.json").write_text("{}")
     archive = tmp_path / "archive"
     done = archive_runs.archive(str(runs), str(archive))
-    assert len(done) == 16 and "sanstype/cpu/main/direct-s9" not in done
+    assert len(done) == 17 and "sanstype/cpu/main/direct-s9" not in done
     kept = {os.path.relpath(os.path.join(d, f), archive) for d, _, fs in os.walk(archive) for f in fs}
     assert "sanstype/cpu/main/direct-s0/results.json" in kept
     assert "sanstype/cpu/main/direct-s0/eval_beam0_last.json" in kept  # a re-evaluation's summary
+    assert "sanstype/cpu/main/direct-s0/metrics.jsonl.xz" in kept
     assert "imggen/cpu/main/composed-n200-s1/samples.png" in kept
-    assert not [k for k in kept if k.endswith((".pt", "eval_test.jsonl")) or "direct-s9" in k]
-    import gzip
-    gz = archive / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl.gz"
-    assert gzip.decompress(gz.read_bytes()) == b'{"index": 0}\n'
-    first = gz.read_bytes()
-    archive_runs.archive(str(runs), str(archive))
-    assert gz.read_bytes() == first  # deterministic bytes: re-archiving changes nothing in git
+    assert "imggen/cpu/ablation-l2/composed-s0/results.json" in kept
+    assert not [k for k in kept if k.endswith((".pt", ".jsonl", ".gz")) or "direct-s9" in k
+                or k == "imggen/cpu/ablation-l2/composed-s0/samples.png"]
+    pack = archive / "sanstype" / "packed" / "eval_test.jsonl.xz"
+    assert os.path.exists(pack) and "sanstype/packed/eval_test.jsonl.xz" in kept
     from composed_ft.code.error_analysis import read_records
-    assert read_records(str(gz.parent), "test") == [{"index": 0}]
+    run_dir = archive / "sanstype" / "cpu" / "main"
+    assert read_records(str(run_dir / "direct-s0"), "test") == [{"index": 0}]
+    assert read_records(str(run_dir / "direct-s1"), "test") == [{"index": 0}, {"index": 1}]
+    assert read_records(str(run_dir / "direct-s0"), "test") == [{"index": 0}]  # asked again
+    with pytest.raises(UserError, match="no evaluation records"):
+        read_records(str(run_dir / "direct-s9"), "test")  # not in the pack
+    from composed_ft.core.runs import read_jsonl
+    metrics = os.path.join("sanstype", "cpu", "main", "direct-s0", "metrics.jsonl")
+    assert read_jsonl(str(archive / metrics)) == read_jsonl(str(runs / metrics))
+    first = {k: (archive / k).read_bytes() for k in kept}
+    archive_runs.archive(str(runs), str(archive))
+    assert {k: (archive / k).read_bytes() for k in kept} == first  # deterministic: re-archiving changes nothing
 
     out_runs, out_arch = tmp_path / "a" / "REPORT.md", tmp_path / "b" / "REPORT.md"
     make_report.main(["--runs", str(runs), "--out", str(out_runs)])
@@ -229,8 +246,12 @@ def test_archived_records_rebuild_the_same_report(make_report, runs, tmp_path, m
     # archiving again after the run directory is gone keeps the records
     import shutil
     shutil.rmtree(runs / "imggen")
+    shutil.rmtree(runs / "sanstype" / "cpu" / "main" / "direct-s1")
+    (runs / "sanstype" / "cpu" / "main" / "direct-s0" / "eval_test.jsonl").write_text('{"index": 5}\n')
     archive_runs.archive(str(runs), str(archive))
     assert (archive / "imggen" / "cpu" / "main" / "composed-n200-s1" / "results.json").exists()
+    assert read_records(str(run_dir / "direct-s1"), "test") == [{"index": 0}, {"index": 1}]
+    assert read_records(str(run_dir / "direct-s0"), "test") == [{"index": 5}]  # a run archived again replaces its own
 
 
 def test_wall_time_of_a_run_resumed_before_train_s_existed(make_report, tmp_path):

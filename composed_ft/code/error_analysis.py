@@ -12,7 +12,6 @@ output, ...), where each failed program first departs from the gold program:
 
 Counts of this kind tell whether accuracy is lost to type inference, to copying literals, or to
 structure; they are computed from the records, so they cost nothing and can be rerun on any run."""
-import gzip
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from collections import Counter
 
 from composed_ft.code.judge import gated_pick
 from composed_ft.core.errors import UserError
+from composed_ft.core.records import lines as stored_lines
 
 TYPES = {"int", "bool", "string", "char", "double", "float", "long", "void", "auto", "unsigned", "short"}
 CATEGORIES = ("type", "string literal", "number or bool", "variable", "structure", "line missing", "line added",
@@ -99,19 +99,17 @@ def classify(records, kind="base"):
 
 
 def read_records(run_dir, split):
-    """The per-program records of a run: eval_<split>.jsonl, or the .jsonl.gz that
-    scripts/archive_runs.py keeps in results/runs."""
+    """The per-program records of a run: eval_<split>.jsonl, in whatever form it is kept (the archive,
+    results/runs, packs them: core/records.py)."""
     path = os.path.join(run_dir, f"eval_{split}.jsonl")
-    if not os.path.exists(path) and os.path.exists(path + ".gz"):
-        path += ".gz"
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no evaluation records (is {run_dir} a finished predictor run?)")
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rt") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except (json.JSONDecodeError, OSError, EOFError) as e:
+        found = stored_lines(path)
+        rows = None if found is None else [json.loads(line) for line in found if line.strip()]
+    except (OSError, EOFError, ValueError) as e:  # a damaged file or pack, a line that is not JSON
         raise UserError(f"{path}: not JSON lines ({e})") from None
+    if rows is None:
+        raise UserError(f"{path}: no evaluation records (is {run_dir} a finished predictor run?)")
+    return rows
 
 
 def type_details(records, kind="base"):

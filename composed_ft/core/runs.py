@@ -18,6 +18,7 @@ import time
 
 from .errors import UserError
 from .io import write_json
+from .records import lines as stored_lines
 
 log = logging.getLogger(__name__)
 
@@ -220,15 +221,14 @@ def read_json(path):
 
 
 def read_jsonl(path):
-    if not os.path.exists(path):
-        return []
+    """The rows of a JSON-lines file of a run directory, in whatever form it is kept (core/records.py: the
+    archive compresses and packs them); [] when there is none."""
     rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    # A kill mid-write can leave one partial last line; anything else is corruption.
-                    log.warning("%s: skipping unreadable line %d", path, i)
+    for i, line in enumerate(stored_lines(path) or [], 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                # A kill mid-write can leave one partial last line; anything else is corruption.
+                log.warning("%s: skipping unreadable line %d", path, i)
     return rows

@@ -7,7 +7,6 @@ Direct, paired by seed, with a 95% CI of the difference); every other tag gives 
 whose rows are the settings that vary between its runs, with the main runs of the same seeds as its
 reference rows (the runner does not train those twice). Values are mean ± std over seeds."""
 import functools
-import gzip
 import json
 import math
 import os
@@ -17,6 +16,7 @@ from collections import defaultdict
 
 from ..core import tables
 from ..core.machine import of_runs
+from ..core.records import lines as stored_lines
 from ..core.runs import read_jsonl
 from .config import LEGACY, comparable
 
@@ -92,18 +92,16 @@ def paired(new, ref):
 
 # ---------------------------------------------------------------- per test pair
 
-PAIR_RECORDS = "eval_test.jsonl"  # train.py writes it (the archive keeps it gzip-compressed)
+PAIR_RECORDS = "eval_test.jsonl"  # train.py writes it (the archive packs it: core/records.py)
 
 
 @functools.lru_cache(maxsize=None)
 def _pair_records(path, records=PAIR_RECORDS):
-    for name, opener in ((records, open), (records + ".gz", gzip.open)):
-        f = os.path.join(path, name)
-        if os.path.exists(f):
-            with opener(f, "rt") as fh:
-                rows = [json.loads(line) for line in fh if line.strip()]
-            return {(r["font"], r["char"]): (r["mse_base"], r["mse_denoised"]) for r in rows}
-    return None
+    found = stored_lines(os.path.join(path, records))
+    if found is None:
+        return None
+    rows = [json.loads(line) for line in found if line.strip()]
+    return {(r["font"], r["char"]): (r["mse_base"], r["mse_denoised"]) for r in rows}
 
 
 def pair_mse(run, output):
