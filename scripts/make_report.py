@@ -2,7 +2,9 @@
 
     python scripts/make_report.py [--runs runs] [--preset cpu] [--preset imggen=cpu-300ep] [--out results/REPORT.md]
 
-For each experiment (imggen, sanstype, sanstype-strict, spoc) it reads runs/<experiment>/<preset>/ and
+It opens with the verdict: one line per claim of the paper that the experiments test (the paper's claim,
+our measurement, whether they agree: yes, no, unresolved, not measured) and the counts. For each
+experiment (imggen, sanstype, sanstype-strict, spoc) it reads runs/<experiment>/<preset>/ and
 assembles the section its domain writes (composed_ft/imggen/report_section.py,
 composed_ft/code/report_section.py): the main table (mean ± std, 95% CI), the paper's claims beside our
 measurements, figures under <out dir>/figures/; then provenance: machine, presets, seeds, package
@@ -14,6 +16,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 import time
 from collections import defaultdict
@@ -61,6 +64,64 @@ def claims_section(header, note, claims):
     if not claims:
         return [title, "No comparison possible yet (missing runs).\n"]
     return [title, note, md_table(header, claims)]
+
+
+# ---------------------------------------------------------------- the verdict
+
+# Rows of the claims tables that check the benchmark rather than a claim of the paper (their `paper` cell):
+# the held-out draw of SansType's generated test programs.
+NOT_CLAIMS = ("the same accuracy",)
+VERDICTS = ("yes", "no", "unresolved", "not measured")
+
+
+def verdict_of(agrees):
+    """A claim row's `agrees` cell as one of VERDICTS: yes / no only where the row resolves the sign (its CI
+    excludes 0); unresolved where the CI contains 0, the difference is 0, or one seed gives no CI; not
+    measured where runs are missing. The cell's first clause is the verdict (imggen adds the test pairs')."""
+    head = agrees.split(";")[0].strip()
+    if head == "n/a":
+        return "not measured"
+    if head.startswith(("not resolved", "tie")) or "no CI" in head:
+        return "unresolved"
+    if head.startswith("yes"):
+        return "yes"
+    if head.startswith("no"):
+        return "no"
+    return "unresolved"
+
+
+def short_ours(cell):
+    """Our measurement as reference → new (difference, its 95% CI): the cell's first clause, with the first
+    95% CI the cell gives when that clause has none, without the rest."""
+    head = cell.split(";")[0].rstrip()
+    ci = re.search(r"(?:paired )?95% CI \[[^\]]*\]", cell)
+    if ci and "CI [" not in head:
+        head += "; " + ci.group(0)
+    return head + ")" * (head.count("(") - head.count(")"))
+
+
+def verdict_section(claims_by_exp):
+    """The report's opening: one line per claim row of the experiments below (comparison, the paper's
+    claim, ours, agrees) and the counts of each verdict per experiment."""
+    rows, counts = [], {}
+    for exp, claims in claims_by_exp.items():
+        mine = [r for r in claims if not str(r[1]).startswith(NOT_CLAIMS)]
+        for r in mine:
+            rows.append([exp, r[0], r[1], short_ours(str(r[2])), verdict_of(str(r[-1]))])
+        counts[exp] = [sum(1 for r in rows if r[0] == exp and r[-1] == v) for v in VERDICTS]
+    if not rows:
+        return []
+    total = [sum(c[i] for c in counts.values()) for i in range(len(VERDICTS))]
+    count_rows = [[exp, sum(c), *c] for exp, c in counts.items()] + [["**all**", sum(total), *total]]
+    return ["## Verdict: the paper's claims against our measurements\n",
+            "One line per claim row of the experiments' sections below, where each is shown with its test "
+            "(the `agrees` column there says how it is decided). ours: reference → new (difference and its 95% "
+            "CI where the row has one). agrees: yes or no only where the difference's 95% CI excludes 0; "
+            "unresolved where it contains 0 (or one seed gives no CI); not measured where runs are missing. "
+            f"{TITLES['sanstype-strict']} is this project's variant of SansType, not the paper's data. "
+            "Checks of the benchmark itself (the held-out draw) are not claims and are left out.\n",
+            md_table(["experiment", "claim", "paper", "ours", "agrees"], rows),
+            md_table(["experiment", "claim rows", *VERDICTS], count_rows)]
 
 
 # ---------------------------------------------------------------- provenance
@@ -172,11 +233,12 @@ def build(runs_root, presets, out):
         raise UserError(f"{runs_root}: no finished runs for any experiment "
                         f"({', '.join(os.path.join(runs_root, e, presets.get(e, presets['*'])) for e in EXPERIMENTS)})")
     argv = " ".join(f"--preset {k}={v}" if k != "*" else f"--preset {v}" for k, v in presets.items())
-    body = []
+    body, claims_by_exp = [], {}
     for exp, (root, runs) in found.items():
         tables_md, header, note, claims, figures = section(exp, root, runs, out, figdir)
         body += [f"## {TITLES[exp]}\n", f"Runs: `{display_path(root)}`.\n"] + tables_md
         body += claims_section(header, note, claims) + figures
+        claims_by_exp[exp] = claims
     head = ["# Composed fine-tuning: reproduction report\n",
             f"Generated by `python scripts/make_report.py --runs {display_path(runs_root)} {argv} "
             f"--out {display_path(out)}` on "
@@ -186,6 +248,7 @@ def build(runs_root, presets, out):
             "provenance at the end.\n"]
     if skipped:
         head += ["\n".join(skipped) + "\n"]
+    head += verdict_section(claims_by_exp)
     write_text(out, "\n".join(head + body + provenance(found)))
     return out
 

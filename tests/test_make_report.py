@@ -135,6 +135,18 @@ def test_report_tables_claims_figures_and_provenance(make_report, runs, tmp_path
     assert sum("Pretrained > Direct" in line for line in claims.splitlines()) == 2
     assert sum("Pretrained + Π > Pretrained" in line for line in claims.splitlines()) == 2
 
+    # the report opens with the verdict: a line per claim row, the counts per experiment
+    assert text.index("## Verdict") < text.index("## Font image generation")
+    verdict = text[text.index("## Verdict"):text.index("## Font image generation")]
+    assert "| imggen | 200 labeled: Composed Π(f(x)) vs Direct f(x), test MSE | Composed has lower test MSE " \
+           "than Direct | 0.3100 → 0.2100 (-0.1000, -32.3% rel.; paired 95% CI [" in verdict
+    row = next(line for line in verdict.splitlines() if "| sanstype | ID test: Composed" in line)
+    assert "| 51.0 → 57.0 (+6.0 pts, 95% CI [" in row and row.endswith("]) | yes |")
+    n_claims = sum(line.startswith("| ") for line in claims.splitlines()) - 1  # the section's rows, less the header
+    assert sum(line.startswith("| sanstype | ") for line in verdict.splitlines()) == n_claims + 1  # + its count row
+    assert f"| sanstype | {n_claims} | {n_claims} | 0 | 0 | 0 |" in verdict  # claim rows, yes, no, unresolved, ...
+    assert "| **all** |" in verdict
+
     # figures: PNGs beside the report, linked relatively
     figs = out.parent / "figures"
     for name in ("imggen_samples_direct.png", "imggen_samples_composed.png", "imggen_val_curves.png",
@@ -273,6 +285,18 @@ def test_wall_time_of_a_run_resumed_before_train_s_existed(make_report, tmp_path
     assert wall_s(runs["last_epoch"]) == 330.0 and wall_s(runs["whole"]) == 400.0
     assert make_report.run_wall_s(runs["whole"]) == (400.0, False)
     assert make_report.run_wall_s(runs["new"]) == (350.0, False)
+
+
+def test_verdict_of_a_claim_row(make_report):
+    v = make_report.verdict_of
+    assert [v("yes"), v("yes; test pairs: CI excludes 0"), v("no: resolved, the opposite sign"),
+            v("not resolved (CI contains 0; same sign)"), v("tie"), v("yes (1 seed, no CI)"), v("n/a")] == \
+        ["yes", "yes", "no", "unresolved", "unresolved", "unresolved", "not measured"]
+    assert make_report.short_ours("46.1 → 45.6 (-0.5 pts, 95% CI [-1.2, +0.1]; over seeds [-3.4, +2.4]; 500 "
+                                  "programs × 3 seeds)") == "46.1 → 45.6 (-0.5 pts, 95% CI [-1.2, +0.1])"
+    assert make_report.short_ours("0.2 → 0.1 (-0.1, -50.0% rel.; paired 95% CI [-0.2, -0.0]); test pairs: x") == \
+        "0.2 → 0.1 (-0.1, -50.0% rel.; paired 95% CI [-0.2, -0.0])"
+    assert make_report.short_ours("missing runs") == "missing runs"
 
 
 def test_mcnemar_exact_values():
