@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from composed_ft.code.batching import collate, pad
 from composed_ft.code.decode import generate
-from composed_ft.code.losses import batch_nll, label_smoothed_nll
+from composed_ft.code.losses import batch_nll, label_smoothed_nll, logits
 from composed_ft.code.tokens import BOS, EOS, PAD
 from composed_ft.core.objective import program_loss, sample_logp
 
@@ -42,23 +42,21 @@ def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train")
     then f's teacher-forced pass over ŷ in eval mode (no dropout), with gradient; f is put back in
     train mode."""
     from transformers.modeling_outputs import BaseModelOutput
-    n = len(srcs)
-    src = pad(srcs, device=device)
-    mask = src.ne(PAD).long()
     if logp_mode == "eval":
-        ce, nll = _ce(f, src, mask, tgts, epsilon, device)
+        ce, nll = batch_nll(f, collate(srcs, tgts, device), epsilon)
+        hat = collate(srcs, yhats, device)
         was = f.training
         f.eval()
         try:
-            hat_out = pad(yhats, device=device)
-            hat_in = pad([[BOS] + t[:-1] for t in yhats], device=device)
-            lp = F.log_softmax(f(input_ids=src, attention_mask=mask, decoder_input_ids=hat_in,
-                                 use_cache=False).logits.float(), dim=-1)
+            lp = F.log_softmax(logits(f, hat["src"], hat["src_mask"], hat["tgt_in"]).float(), dim=-1)
         finally:
             f.train(was)
-        return ce, nll, lp.gather(-1, hat_out.unsqueeze(-1)).squeeze(-1)
+        return ce, nll, lp.gather(-1, hat["tgt_out"].unsqueeze(-1)).squeeze(-1)
     if logp_mode != "train":
         raise ValueError(f"unknown log p mode {logp_mode!r} (choose from {', '.join(LOGP_MODES)})")
+    n = len(srcs)
+    src = pad(srcs, device=device)
+    mask = src.ne(PAD).long()
     hidden = f.get_encoder()(input_ids=src, attention_mask=mask).last_hidden_state
     seqs = list(tgts) + list(yhats)
     tgt_out = pad(seqs, device=device)
@@ -69,14 +67,6 @@ def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train")
     tmask = tgt_out.ne(PAD)
     ce, nll = label_smoothed_nll(lp[:n], tgt_out[:n], tmask[:n], epsilon)
     return ce, nll, lp[n:].gather(-1, tgt_out[n:].unsqueeze(-1)).squeeze(-1)
-
-
-def _ce(f, src, mask, tgts, epsilon, device):
-    tgt_out = pad(tgts, device=device)
-    tgt_in = pad([[BOS] + t[:-1] for t in tgts], device=device)
-    lp = F.log_softmax(f(input_ids=src, attention_mask=mask, decoder_input_ids=tgt_in, use_cache=False)
-                       .logits.float(), dim=-1)
-    return label_smoothed_nll(lp, tgt_out, tgt_out.ne(PAD), epsilon)
 
 
 def sample_update(f, src_groups, limits, device):
