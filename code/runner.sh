@@ -17,10 +17,7 @@
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
 # the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper:
 # the REINFORCE weights with and without a leave-one-out batch-mean baseline).
-# Cost per target and seed at the cpu preset, measured (code/README), one thread beside a second job on the
-# other core: main 61 min from nothing, bt ~24, lam 13-17, noise 58, unlabeled 67 (the last two with the
-# 2,000-program generated splits); init's Composed trains in 4 min on the 2 idle cores. main from nothing on
-# the 2 idle cores of a fresh AMD machine (2026-12-03, README): 73 min.
+# What each target costs at the cpu preset, as measured (dated): results/NOTES.md.
 # Finished runs are skipped, killed runs resume from their last checkpoint. Each predictor seed trains its
 # own denoiser (DEN_PER_SEED=1), so the ± over seeds includes Π's variation. The table is regenerated
 # at the end: results/sanstype.md (or $TABLE).

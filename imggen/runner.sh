@@ -7,14 +7,7 @@
 #   TARGETS="main blur l2" bash imggen/runner.sh        # main table plus two ablations
 #   TARGETS=all bash imggen/runner.sh                   # everything
 #
-# Cost per target at the cpu preset (imggen/README "What the cpu preset measures"):
-#   main, one seed, on the 2 idle cores from built fonts: ~76-97 min, an estimate (not yet timed end to end):
-#   the 20 min measured at the earlier 6,000-update Composed budget (2026-12-02; Composed 0.065 s/update
-#   at 2,500 labels, 0.070 at 500; 0.074-0.084 measured from 12,000 to 32,000 updates on 2026-12-03) with
-#   Composed's 32,000 updates: 4 min denoiser, 3 min Direct, 2 x 35-45 min; on a fresh AMD machine
-#   (2026-12-03, README) 0.11 s/update, ~2 h 10 min projected;
-#   the ablations, summed wall_s of their runs, one thread each with a second job on the other core:
-#   blur 76 min, l2 90, unlabeled 23, labeled 35, dropout 61, perturb 42.
+# What each target costs at the cpu preset, as measured (dated): results/NOTES.md.
 # Finished runs are skipped, killed runs resume from their last checkpoint. The table is
 # regenerated from the run directories at the end: results/imggen.md (or $TABLE). Ablations reuse
 # the main runs of the same seed as their reference rows (trained first, never twice).
