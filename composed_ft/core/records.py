@@ -94,7 +94,15 @@ def read_pack(pack_path):
 
 def write_xz(path, data):
     """`data` (bytes) xz-compressed to `path`, atomically. The same bytes give the same file (xz records
-    no time or name), so archiving the same records again changes nothing in git."""
+    no time or name), so archiving the same records again changes nothing in git; a file that already
+    holds them is left alone (decompressing is much cheaper than compressing)."""
+    if os.path.exists(path):
+        try:
+            with lzma.open(path, "rb") as f:
+                if f.read() == data:
+                    return
+        except (OSError, EOFError, lzma.LZMAError):
+            pass  # damaged: written again
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(lzma.compress(data, preset=6))
