@@ -61,7 +61,7 @@ def resolved(cmd):
 
 
 def test_runner_spoc_cpu_preset_values(tmp_path):
-    """The cpu preset's budget-setting values reach the stages (code/README.md times them)."""
+    """The cpu preset's budget-setting values reach the stages (results/NOTES.md times them)."""
     cmds = plan("code/runner_spoc.sh", "cpu", tmp_path)
     comp = resolved(next(c for c in cmds if c[2] == "compose"))
     assert comp["experiment"] == "spoc" and comp["max_epoch"] == 2 and comp["n_eval"] == 100

@@ -66,7 +66,7 @@ def common_args(p):
     g.add_argument("--checkpoint-select", choices=["best", "last"], default=None,
                    help="which epoch's weights a finished stage keeps, evaluates and hands on: best by the stage's "
                         "validation metric (val_nll; Composed val_pi_nll; the paper's rule, the default) or the "
-                        "last epoch (validation NLL can rise while greedy accuracy still improves, code/README.md)")
+                        "last epoch (validation NLL can rise while greedy accuracy still improves, results/NOTES.md)")
     g.add_argument("--max-tokens", type=int, default=None,
                    help="batch size: examples x max(longest source, longest target) (fairseq's sense)")
     g.add_argument("--update-freq", type=int, default=None, help="gradient accumulation (batches per update)")

@@ -89,7 +89,7 @@ def _fairseq_embeddings(model, d_model):
     Face's default (std 0.02 for both) makes the position signal ten times weaker than the token
     signal at the start; a cpu-size SansType denoiser trained that way for 3 epochs learned a
     language model of the targets that ignores the source (0% exact copies), while this init
-    copied and repaired after 2 epochs (code/README.md). Not the default: on the tiny copy task of
+    copied and repaired after 2 epochs (results/NOTES.md). Not the default: on the tiny copy task of
     tests/code/test_model.py (d_model 64, lr 3e-3) it stops learning."""
     emb = model.model.shared
     emb.weight.normal_(0.0, d_model ** -0.5)

@@ -1,7 +1,7 @@
 """The preset tables of the code experiments (SansType, SPoC): per preset and stage, the defaults a
 preset fills; any flag overrides them (the mechanism: composed_ft/core/presets.py). What a stage does
 with a value not in its table is the default of its config (config.py). Why each cpu value is what
-it is was measured: code/README.md. `python -m composed_ft.code presets [--experiment spoc]` prints
+it is was measured: results/NOTES.md. `python -m composed_ft.code presets [--experiment spoc]` prints
 the tables as the stages resolve them.
 
 `paper`: PAPER.md (batches of ~4,000 tokens x 4 accumulation); `cpu`: the full tables on a 2-core CPU
@@ -58,15 +58,15 @@ SANSTYPE = {
         "compose-bt": dict(_PAPER, **_AUTHORS_COMPOSE, dropout=0.1, lr=2e-5, warmup_updates=3000, max_epoch=50),
         "backtranslate": dict(_PAPER, dropout=0.1, lr=2e-3, warmup_updates=400, max_epoch=300),
     },
-    "cpu": {  # epochs sized from measured throughput; code/README.md has the expected times
+    "cpu": {  # epochs sized from measured throughput; results/NOTES.md has the measured times
         # 8 epochs: on the paper's data (seeds 0 and 1) Π's validation exact repairs rose 13/26/31% at epochs
-        # 2/4/5 and were still rising; 8 is what the 3-hour budget of three seeds leaves (code/README.md)
+        # 2/4/5 and were still rising; 8 is what the 3-hour budget of three seeds leaves (results/NOTES.md)
         "denoise": dict(_CPU_FAIRSEQ_INIT, lr=1e-3, warmup_updates=500, max_epoch=8, val_decode_interval=1),
         "direct": dict(_CPU_PREDICTORS, lr=2e-3, warmup_updates=400, max_epoch=90),
         "reverse": dict(_CPU_PREDICTORS, lr=2e-3, warmup_updates=400, max_epoch=40),
         # Pretrained and Composed as the authors ran them (issue 36): their batches, inverse-sqrt with their
         # warmups (Pretrained from 1e-4), the best validation CE for Pretrained; epochs from measured curves
-        # (code/README.md). The model stays the cpu size.
+        # (code/README.md, results/NOTES.md). The model stays the cpu size.
         "pretrain": dict(_CPU_PREDICTORS, **_AUTHORS_BATCH, lr=2e-3, lr_scheduler="inverse_sqrt", warmup_updates=150,
                          warmup_init_lr=1e-4, checkpoint_select="best", max_epoch=120),
         "compose": dict(_CPU_PREDICTORS, **_AUTHORS_BATCH, **_AUTHORS_COMPOSE, lr=2e-4, warmup_updates=90,

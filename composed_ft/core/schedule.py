@@ -27,7 +27,7 @@ def cosine(optimizer, warmup_updates, total_updates, min_ratio=0.0, warmup_init_
     """Linear warmup, then a half cosine from the base lr down to min_ratio x base lr at
     `total_updates` (held there after). Why beside inverse_sqrt: a run with a fixed, short budget
     ends at lr 0 instead of at 1/sqrt(updates/warmup) of the peak, so its last epochs anneal
-    instead of bouncing between checkpoints (code/README.md, the SansType Direct proxies)."""
+    instead of bouncing between checkpoints (results/NOTES.md, the SansType Direct proxies)."""
     if total_updates <= warmup_updates:
         raise ValueError(f"cosine schedule: total updates ({total_updates}) must exceed the warmup ({warmup_updates})")
 

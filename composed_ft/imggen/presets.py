@@ -5,7 +5,7 @@ them."""
 
 # `paper`: PAPER.md's settings; `smoke`: seconds, for tests; `cpu`: the full tables on a 2-core CPU in
 # bounded time. Why the cpu values are what they are (U-Net width, denoiser updates, epochs per method) is
-# measured in imggen/README.md. Every preset uses the authors' optimizer, U-Net, f and losses (the tables below).
+# measured in results/NOTES.md. Every preset uses the authors' optimizer, U-Net, f and losses (the tables below).
 ADAM = dict(lr=2e-4, beta1=0.5, beta2=0.999)  # the authors' Adam, every stage
 # Π: blur radius ~ U[0, s], contrast factor, the authors' U-Net layout (conv -> norm -> activation) and dropout
 DENOISER = dict(ADAM, blur_max=2.0, contrast=0.5, unet_dropout=0.5, unet_layout="authors")
@@ -24,7 +24,7 @@ PRESETS = {
     },
     "train": {
         "smoke": dict(PREDICTOR, max_epoch=3, max_update=0, batch_size=64, save_interval=1, log_interval=1),
-        # budgets from the probes' validation curves by one rule (imggen/README.md, "Budget probes"): Direct in
+        # budgets from the probes' validation curves by one rule (results/imggen.md, "Budget probes"): Direct in
         # epochs (it overfits per pass over the data), Composed in updates, the same at every labeled size (its
         # progress is per update: 1.5 x the best update of the probes, 21,020 at 2,500 labels); max_update,
         # when set, replaces max_epoch
