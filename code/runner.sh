@@ -15,7 +15,7 @@
 # Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained; target `bt`:
 # Backtranslation and Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
-# the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper:
+# the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper, a main row:
 # the REINFORCE weights with and without a leave-one-out batch-mean baseline).
 # What each target costs at the cpu preset, as measured (dated): results/NOTES.md.
 # Finished runs are skipped, killed runs resume from their last checkpoint. Each predictor seed trains its
@@ -201,6 +201,9 @@ for seed in $SEEDS; do
         job "composed-written-s$seed" compose main composed-written "$seed" "$M/pretrain-s$seed" main \
             --logp-sum masked --logp-mode train
     fi
+    if want baseline; then  # beyond the paper: the REINFORCE weights minus the leave-one-out batch mean, a main row
+        job "composed-loo-s$seed" compose main composed-loo "$seed" "$M/pretrain-s$seed" main --reinforce-baseline loo
+    fi
     barrier
     if want bt; then      # backtranslation: reverse model (code -> pseudocode), forward on real + pseudo pairs
         stage bt reverse direct "$seed" --reverse $SELECT $(opt --lr "$DIRECT_LR") $(opt --max-epoch "$REV_EPOCHS")
@@ -211,9 +214,6 @@ for seed in $SEEDS; do
     fi
     if want init; then    # Composed from Direct (the main Composed, from Pretrained, is the reference)
         compose ablation-init composed-from-direct "$seed" "$M/direct-s$seed" main
-    fi
-    if want baseline; then  # beyond the paper: REINFORCE weights minus the leave-one-out batch mean (vs main Composed)
-        compose ablation-baseline composed-loo "$seed" "$M/pretrain-s$seed" main --reinforce-baseline loo
     fi
     if want lam; then     # λ of the CE term (the main Composed, λ = $LAM, is the reference)
         for lam in $ABL_LAM; do

@@ -126,7 +126,7 @@ def test_runner_ablations_reuse_the_main_runs(tmp_path):
                                     "ablation-init/composed-from-direct"}),
                           ("lam", {"main/pretrain", "main/composed", "ablation-lam/composed-lam0.25",
                                    "ablation-lam/composed-lam4"}),
-                          ("baseline", {"main/pretrain", "main/composed", "ablation-baseline/composed-loo"})]:
+                          ("baseline", {"main/pretrain", "main/composed", "main/composed-loo"})]:
         cmds = [c for c in plan("code/runner.sh", "cpu", tmp_path / targets, TARGETS=targets, SEEDS="0",
                                 RUNS=runs) if c[2] not in ("make-sanstype", "table")]
         dirs = {os.path.relpath(c[c.index("--run-dir") + 1], runs) for c in cmds}
