@@ -12,7 +12,9 @@
 # 20,000 + 500 unlabeled programs from our generator of the authors' distribution (SANSTYPE.md), plus
 # large generated test sets (test_gen / ood_gen, N_GEN each) reported beside the released 500.
 # VARIANT=strict: this project's harder variant (types always inferable, disjoint OOD phrasings).
-# Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained; target `bt`:
+# Methods (tag main): Direct, Pretrained (init from Π), Composed from Pretrained as the authors' code runs it
+# (the paper's row), "Pretrained, continued" (the control: CE alone in Composed's regime, kept by the same rule
+# and by validation CE); target `written`: Composed as the paper writes its equation; target `bt`:
 # Backtranslation and Backtranslation + Composed; every one evaluated alone and with Π applied. Ablations: `noise`
 # (random-deletion denoiser), `lam` (λ of the CE term), `unlabeled` (number of unlabeled programs
 # the denoiser sees), `init` (Composed from Direct vs from Pretrained), `baseline` (beyond the paper, a main row:
