@@ -18,9 +18,20 @@ from composed_ft.core.machine import describe  # noqa: E402
 
 
 def imggen_section(quick):
+    import tempfile
+
     import bench_imggen
     r = bench_imggen.bench(reps=3 if quick else 7)
-    return "## Composed font training step (imggen)\n\n" + bench_imggen.report(r) + "\n"
+    # issue 38: the composed update at the cpu preset's width (16), today's against the previous implementation
+    # and the Direct step, the torch.compile option, the targets' pass/fail lines, the validation-curve check and
+    # the profile it rests on
+    u = bench_imggen.bench_update(16, 256, reps=15 if quick else 31, compile_step=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        curve = bench_imggen.curve_check(tmp, updates=60 if quick else 120)
+    profiles = bench_imggen.profile_update(16, 256)
+    return ("## Composed font training step (imggen)\n\n" + bench_imggen.report(r) + "\n\n"
+            f"### The composed update at the cpu preset's width (issue 38), load average {os.getloadavg()[0]:.1f}\n\n"
+            + bench_imggen.update_report(u, curve, profiles) + "\n")
 
 
 def seq2seq_section(quick):

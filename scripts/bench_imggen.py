@@ -31,6 +31,16 @@ time is its time now x (idle Direct / Direct now).
 
 times the composed update as the runner computes it against torch.compile of the frozen U-Net and bf16
 autocast of the step, interleaved (bench_speedups).
+
+    python scripts/bench_imggen.py --update [--width 16] [--reps 15] [--compile] [--profile] [--curve]
+
+the composed update as train.py computes it today (f through FrozenUNet: models.py) against the previous
+implementation (f through the UNet module, eager) and the Direct step, interleaved in one process: seconds,
+counted FLOPs, the ratio to Direct, MFU against the sgemm peak measured in the same run, and pass/fail lines for
+issue 38's targets (bench_update). `--compile` adds torch.compile of the whole train step (forward and backward;
+its compile time is reported), `--profile` a torch.profiler table per step (profile_update), `--curve` the
+validation-curve check: a short real Composed run at a fixed seed, previous vs today's Π path (curve_check; on
+data/fonts/fonts32.npz when built, else on the tests' synthetic fonts).
 """
 import argparse
 import statistics
@@ -40,9 +50,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from composed_ft.core.compose import freeze, l2_penalty, nonbias_params
-from composed_ft.core.perf import forward_flops, gemm_peak_flops
-from composed_ft.imggen.models import MLPGenerator, PaddedConv, UNet, Upsample2x
+from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_params
+from composed_ft.core.objective import composed_mse
+from composed_ft.core.perf import forward_flops, gemm_peak_flops, measure_gemm_flops
+from composed_ft.imggen.models import FrozenUNet, MLPGenerator, PaddedConv, UNet, Upsample2x
 
 OUTPUT_BLOCKS = ("authors", "padded", "subpixel")
 
@@ -276,6 +287,177 @@ def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
             "updates_each": n, "run": run_dir, "updates_at_checkpoint": ck["trainer"].get("updates")}
 
 
+# ------------------------------------------------------------------ issue 38: the composed update
+
+UPDATE_VARIANTS = ("previous", "today", "today, NCHW", "compiled", "direct")
+
+
+def _train_step(kind, f, u, data, lam=1e-4):
+    """One training update as core.trainer.fit runs it for train.py's predictor stage: the step's loss
+    (composed_mse), backward, Adam, zero_grad. kind: `previous` (f through the UNet module, eager: the
+    implementation before issue 38), `today` (through FrozenUNet, channels last: what train.py runs now),
+    `today, NCHW`, `compiled` (today's step under torch.compile: forward and backward; dropout masks from
+    torch's own generator, fallback_random), `direct` (the MLP alone, no penalty: the CE-like step)."""
+    font, char, y = data
+    if kind == "direct":
+        model, lam = f, 0.0
+    else:
+        pi = u if kind == "previous" else FrozenUNet(u, channels_last=kind != "today, NCHW")
+        model = Composed(f, pi)
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4, betas=(0.5, 0.999))
+    penalized = nonbias_params(f)
+
+    def loss_of(font, char, y):
+        return composed_mse(model(font, char), y, penalized, lam)[0]
+    if kind == "compiled":
+        import torch._inductor.config as inductor
+        inductor.fallback_random = True  # eager's dropout masks: the same numbers at a seed
+        loss_of = torch.compile(loss_of)
+
+    def step():
+        loss = loss_of(font, char, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def _update_data(batch, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 100, (batch,), generator=g), torch.randint(0, 62, (batch,), generator=g),
+            torch.rand(batch, 1, 32, 32, generator=g) * 2 - 1)
+
+
+def bench_update(width=16, batch=256, reps=15, warmup=3, compile_step=False):
+    """The composed update at `width`, `batch`, float32 (synthetic glyph tensors of the fonts' shape), today's
+    against the previous implementation and the Direct step, interleaved: {"s": {variant: median s}, "flops":
+    {variant: counted FLOPs per update}, "peak": sgemm FLOP/s measured now, "compile_s": ...}."""
+    import copy
+    torch.manual_seed(0)
+    data = _update_data(batch)
+    f0, u0 = MLPGenerator(dropout=0.1), freeze(UNet(width))
+    kinds = [k for k in UPDATE_VARIANTS if compile_step or k != "compiled"]
+    steps, compile_s = {}, None
+    for k in kinds:
+        f = copy.deepcopy(f0) if k != "direct" else MLPGenerator()
+        steps[k] = _train_step(k, f, copy.deepcopy(u0), data)
+        if k == "compiled":
+            t = time.perf_counter()
+            steps[k]()
+            compile_s = time.perf_counter() - t
+    med = interleaved(steps, reps, warmup)
+    f_flops = 3 * forward_flops(f0, *data[:2]) * batch
+    u_flops = 2 * forward_flops(u0, data[2]) * batch  # forward + input-gradient backward (no weight gradients)
+    flops = {k: f_flops + (0 if k == "direct" else u_flops) for k in kinds}
+    return {"s": med, "flops": flops, "peak": measure_gemm_flops("cpu"), "best_peak": gemm_peak_flops("cpu"),
+            "compile_s": compile_s, "width": width, "batch": batch, "threads": torch.get_num_threads()}
+
+
+def profile_update(width=16, batch=256, kinds=("previous", "today", "direct"), n=5, rows=15):
+    """torch.profiler of `n` updates of each step: the top ops by self time, the host time no op covers (the
+    gaps between ops of the step, Python included) and the host syncs (aten::item / _local_scalar_dense: a
+    value read back, a sync on a GPU) per update. Returns {kind: (table, gap_s, syncs)}."""
+    import copy
+
+    from torch.profiler import ProfilerActivity, profile
+    torch.manual_seed(0)
+    data = _update_data(batch)
+    f0, u0 = MLPGenerator(dropout=0.1), freeze(UNet(width))
+    out = {}
+    for k in kinds:
+        step = _train_step(k, copy.deepcopy(f0) if k != "direct" else MLPGenerator(), copy.deepcopy(u0), data)
+        for _ in range(2):
+            step()
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(n):
+                step()
+        wall = time.perf_counter() - t
+        events = prof.key_averages()
+        syncs = sum(e.count for e in events if e.key in ("aten::item", "aten::_local_scalar_dense"))
+        top = [e for e in prof.events() if e.cpu_parent is None]
+        covered = sum(e.cpu_time_total for e in top) / 1e6
+        out[k] = (events.table(sort_by="self_cpu_time_total", row_limit=rows), max(wall - covered, 0.0) / n,
+                  syncs / n)
+    return out
+
+
+def curve_check(workdir, fonts=None, updates=120, width=16, seed=0):
+    """Validation curves of a short real Composed run at a fixed seed through the previous Π path (the UNet
+    module) and today's (FrozenUNet), same data, seed and settings: a denoiser of width `width` (smoke budget),
+    then Composed at 500 labels, batch 256, `updates` updates (2 per epoch). Returns {"previous": [val_mse per
+    epoch], "today": [...], "max_rel": the largest relative difference, "fonts": the dataset used}."""
+    import json
+    import os
+    import sys
+
+    from composed_ft.imggen import train
+    from composed_ft.imggen.__main__ import parse
+    if fonts is None:
+        fonts = "data/fonts/fonts32.npz"
+        if not os.path.exists(fonts):
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+            from conftest import make_synthetic_fonts
+            fonts = make_synthetic_fonts(os.path.join(workdir, "fonts32.npz"))
+    den = os.path.join(workdir, "denoiser")
+    train.denoise(parse(["denoise", "--preset", "smoke", "--data", fonts, "--run-dir", den, "--device", "cpu",
+                         "--unet-width", str(width), "--seed", str(seed)]))
+    curves, real = {}, train.FrozenUNet
+    for name in ("previous", "today"):
+        run = os.path.join(workdir, name)
+        train.FrozenUNet = (lambda u, channels_last=True: u) if name == "previous" else real
+        try:
+            train.train_predictor(parse(["train", "--preset", "cpu", "--data", fonts, "--run-dir", run, "--method",
+                                         "composed", "--denoiser", den, "--n-train", "500", "--max-update",
+                                         str(updates), "--device", "cpu", "--seed", str(seed)]))
+        finally:
+            train.FrozenUNet = real
+        rows = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
+        curves[name] = [r["val_mse"] for r in rows if "epoch" in r]
+    a, b = curves["previous"], curves["today"]
+    curves["max_rel"] = max(abs(x - y) / abs(x) for x, y in zip(a, b)) if len(a) == len(b) else float("inf")
+    curves["fonts"] = fonts
+    return curves
+
+
+def update_report(r, curve=None, profiles=None):
+    """The imggen section's lines for issue 38: the table, the targets' pass/fail lines, the profile."""
+    s, fl, peak = r["s"], r["flops"], max(r["peak"], r["best_peak"])
+    lines = [f"composed update, U-Net width {r['width']}, batch {r['batch']}, float32, {r['threads']} threads, "
+             "synthetic glyph tensors of the fonts' shape (median of interleaved reps, one process)", "",
+             "| step | s/update | vs previous | counted GFLOP | vs Direct: time / FLOPs | GFLOP/s | MFU |",
+             "|---|---|---|---|---|---|---|"]
+    names = {"previous": "Composed, previous (the UNet module, eager)",
+             "today": "Composed, today (FrozenUNet, channels last)", "today, NCHW": "Composed, FrozenUNet NCHW",
+             "compiled": f"Composed, today under torch.compile (compile {r['compile_s'] or 0:.0f} s)",
+             "direct": "Direct (the MLP alone)"}
+    for k, t in s.items():
+        lines.append(f"| {names[k]} | {t:.4f} | {s['previous'] / t:.2f}x | {fl[k] / 1e9:.2f} | "
+                     f"{t / s['direct']:.2f}x / {fl[k] / fl['direct']:.2f}x | {fl[k] / t / 1e9:.1f} | "
+                     f"{fl[k] / t / peak:.2f} |")
+    lines += ["", f"MFU against the sgemm peak: {peak / 1e9:.1f} GFLOP/s (measured now {r['peak'] / 1e9:.1f}, "
+              f"best recorded on this machine {r['best_peak'] / 1e9:.1f}); FLOPs counted from the layers "
+              "(f: forward + backward; the frozen U-Net: forward + input gradient, the output block as the "
+              "authors' full-resolution conv)", ""]
+    speed = s["previous"] / s["today"]
+    mfu = fl["today"] / s["today"] / peak
+    lines.append(f"- {'PASS' if speed >= 2 else 'FAIL'}: today's update {speed:.2f}x faster than the previous "
+                 "(target ≥ 2x)")
+    lines.append(f"- {'PASS' if mfu >= 0.4 else 'FAIL'}: MFU {mfu:.2f} (target ≥ 0.4)")
+    if curve is not None:
+        ok = curve["max_rel"] < 1e-3
+        lines.append(f"- {'PASS' if ok else 'FAIL'}: validation curve, previous vs today, {len(curve['today'])} "
+                     f"epochs of a Composed run at seed 0: largest relative difference {curve['max_rel']:.1e} "
+                     f"(target: float rounding, < 1e-3; final val MSE {curve['previous'][-1]:.6f} / "
+                     f"{curve['today'][-1]:.6f}; data {curve['fonts']})")
+    if profiles:
+        for k, (table, gap, syncs) in profiles.items():
+            lines += ["", f"torch.profiler, {names[k]}: host time outside any op {1000 * gap:.1f} ms/update, "
+                      f"{syncs:g} host syncs/update", "", "```", table.strip(), "```"]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=256)
@@ -294,8 +476,20 @@ if __name__ == "__main__":
     p.add_argument("--denormals", metavar="RUN_DIR",
                    help="time a predictor run's update at its last checkpoint with subnormal floats kept and flushed")
     p.add_argument("--updates", type=int, default=10, help="with --denormals: updates per timed repetition")
+    p.add_argument("--update", action="store_true",
+                   help="issue 38: the composed update today vs the previous implementation and Direct (--width 16)")
+    p.add_argument("--compile", action="store_true", help="with --update: also torch.compile of the whole step")
+    p.add_argument("--profile", action="store_true", help="with --update: torch.profiler tables")
+    p.add_argument("--curve", action="store_true", help="with --update: the validation-curve check (a short real run)")
     a = p.parse_args()
-    if a.speedups:
+    if a.update:
+        import tempfile
+        r = bench_update(a.width, a.batch, max(a.reps, 15), compile_step=a.compile)
+        profiles = profile_update(a.width, a.batch) if a.profile else None
+        with tempfile.TemporaryDirectory() as tmp:
+            curve = curve_check(tmp, width=a.width) if a.curve else None
+        print(update_report(r, curve, profiles))
+    elif a.speedups:
         med, compile_s = bench_speedups(a.width, a.batch, max(a.reps, 15))
         print(f"composed update, batch {a.batch}, U-Net width {a.width}, {torch.get_num_threads()} threads "
               f"(median of interleaved reps; compile took {compile_s:.0f} s)")

@@ -194,3 +194,63 @@ def test_results_name_their_machine_and_tables_say_when_a_run_did_not(tmp_path):
     assert machine.of_runs([res, dict(res)]) == res["machine"]
     text = machine.of_runs([res, {"best": 2.0}])
     assert text.startswith(res["machine"] + "; 1 run(s) did not record theirs")
+
+
+def _fit_tiny(run_dir, kill_after_epoch=None, **kw):
+    """A tiny regression trained with core.trainer.fit (dropout, shuffling: RNG state matters): 12 epochs of 3
+    updates. kill_after_epoch: raise KeyboardInterrupt in the middle of the next epoch."""
+    from composed_ft.core import trainer
+    from composed_ft.core.seed import seed_everything
+    seed_everything(0)
+    x, y = torch.randn(24, 4), torch.randn(24, 1)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.2), torch.nn.Linear(8, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    run = Run(run_dir, {"stage": "tiny"}).start()
+    seen = []
+
+    def batches(epoch):
+        if kill_after_epoch is not None and epoch == kill_after_epoch + 1:
+            seen.append(epoch)
+        perm = torch.randperm(24)
+        return [perm[i:i + 8] for i in range(0, 24, 8)]
+
+    def step(idx):
+        if seen and len(seen) == 1:
+            seen.append("killed")
+            raise KeyboardInterrupt
+        return torch.nn.functional.mse_loss(model(x[idx]), y[idx]), len(idx), {}
+
+    def validate():  # noisy on purpose: the best epoch is not the last
+        return {"val_loss": torch.nn.functional.mse_loss(model(x), y).item() + 0.01 * (len(run.metrics()) % 3)}
+    return trainer.fit(run, model, opt, batches, step, validate, max_epoch=12, **kw), run
+
+
+@pytest.mark.parametrize("every", [{"save_every_updates": 7}, {"save_every_s": 1e-9}, {"save_interval": 2}])
+def test_fit_checkpoints_by_updates_or_time_resume_exactly(tmp_path, every):
+    """Checkpoints every N updates or by time (deferred best checkpoints) or every N epochs: a run killed
+    mid-epoch and resumed ends with the same weights, metrics and best checkpoint as an uninterrupted one."""
+    full, run_full = _fit_tiny(str(tmp_path / "full"), **every)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_tiny(str(tmp_path / "killed"), kill_after_epoch=8, **every)
+    resumed, run_res = _fit_tiny(str(tmp_path / "killed"), **every)
+    assert {k: full[k] for k in ("best", "best_epoch", "updates", "epochs")} == \
+        {k: resumed[k] for k in ("best", "best_epoch", "updates", "epochs")}
+    assert resumed["resumed_train_s"] > 0  # it did resume from a checkpoint, not from scratch
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+        a = checkpoint.load(run_full.file(name))
+        b = checkpoint.load(run_res.file(name))
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+    assert checkpoint.load(run_full.file("checkpoint_best.pt"))["epoch"] == full["best_epoch"] != 12
+    strip = lambda rows: [{k: v for k, v in r.items() if k.endswith("loss") or k == "epoch"} for r in rows]  # noqa: E731
+    assert strip(run_full.metrics()) == strip(run_res.metrics())
+
+
+def test_fit_by_updates_writes_fewer_checkpoints(tmp_path, monkeypatch):
+    """save_every_updates: checkpoint_last.pt once per N updates (and at the end), the best one with it."""
+    from composed_ft.core import checkpoint as ck
+    writes = []
+    real = ck.save
+    monkeypatch.setattr(ck, "save", lambda path, state: (writes.append(os.path.basename(path)), real(path, state)))
+    _fit_tiny(str(tmp_path / "r"), save_every_updates=12)  # 36 updates: after epochs 4, 8, 12
+    assert writes.count("checkpoint_last.pt") == 3
+    assert writes.count("checkpoint_best.pt") <= 3

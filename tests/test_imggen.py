@@ -15,7 +15,7 @@ from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_param
 from composed_ft.core.errors import UserError
 from composed_ft.imggen import data, perturbations, train
 from composed_ft.imggen.__main__ import parse
-from composed_ft.imggen.models import MLPGenerator, PreActUNet, UNet
+from composed_ft.imggen.models import FrozenUNet, MLPGenerator, PreActUNet, UNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -196,6 +196,35 @@ def test_unet_output_block_equals_the_authors_upsample_pad_conv():
     assert torch.allclose(u.out[1].bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
     # the phase map is derived, not a parameter: checkpoints hold the 4x4 kernel only, as before
     assert set(u.out.state_dict()) == {"1.weight", "1.bias"}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frozen_unet_is_the_unet_up_to_rounding(channels_last):
+    """FrozenUNet (the composed step's Π: space-to-depth first conv, precomputed phase kernel, channels last)
+    computes the frozen UNet's outputs and input gradients up to float rounding, keeps its state-dict keys,
+    stays frozen and in eval mode, and follows a checkpoint loaded into it."""
+    torch.manual_seed(0)
+    u = freeze(UNet(width=8))
+    fast = FrozenUNet(UNet(width=8), channels_last=channels_last)
+    assert fast.state_dict().keys() == u.state_dict().keys()
+    fast.load_state_dict(u.state_dict())  # the derived kernels follow the loaded weights
+    fast.train()
+    assert not fast.training and not any(p.requires_grad for p in fast.parameters())
+    x, g = torch.rand(6, 1, 32, 32) * 2 - 1, torch.randn(6, 1, 32, 32)
+    outs = []
+    for m in (u, fast):
+        xi = x.clone().requires_grad_(True)
+        y = m(xi)
+        outs.append((y, torch.autograd.grad(y, xi, g)[0]))
+    (y0, g0), (y1, g1) = outs
+    assert y1.shape == y0.shape and y1.is_contiguous()
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-5 * g0.abs().max().item())
+    with torch.no_grad():
+        for p in u.parameters():
+            p.mul_(0.5)
+        fast.load_state_dict(u.state_dict())
+    torch.testing.assert_close(fast(x), u(x), rtol=1e-5, atol=1e-5)
 
 
 def test_l2_penalty_value_and_gradient():

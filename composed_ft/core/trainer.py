@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=None, update_freq=1,
         clip_norm=0.0, best_metric="val_loss", best_mode="min", save_interval=1, log_interval=1,
         flops_per_item=None, device=torch.device("cpu"), max_updates=0, ddp=None, precision_name="fp32",
-        also_best=()):
+        also_best=(), save_every_updates=0, save_every_s=0.0):
     """Train until max_epoch (or max_updates) epochs; returns {"best": value, "best_epoch": epoch}.
 
     best_mode: "min" or "max" of val[best_metric] picks checkpoint_best.pt; "last" makes it the last
@@ -44,7 +44,15 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     used only for the throughput log. ddp: optional composed_ft.core.distributed context; only its
     rank 0 writes logs and checkpoints. precision_name: core.precision's (bf16 | tf32 | fp32; CUDA only).
     also_best: further validation metrics (lower is better) whose best epoch is kept too, as
-    checkpoint_best_<metric>.pt (a second selection rule of the same run, e.g. Composed by validation CE)."""
+    checkpoint_best_<metric>.pt (a second selection rule of the same run, e.g. Composed by validation CE).
+    save_every_updates / save_every_s: checkpoints by updates or by time instead of by epoch, for runs whose
+    epochs are a few updates long (imggen: 2 updates at 500 labels, where writing a best checkpoint at every
+    improved epoch took 12% of the run). With either set, checkpoint_last.pt is written at the end of the
+    first epoch at least that many updates (or seconds) after the previous one, and at the end; an improved
+    epoch's weights are kept in memory and written with it (checkpoint_best*.pt before checkpoint_last.pt, so
+    a resumed run's record of its best epoch always has its weights on disk). save_interval is then unused.
+    Validation, the metrics rows and the best-epoch choice stay per epoch, and resuming stays exact: every
+    checkpoint holds the whole state at an epoch's end."""
     is_main = ddp is None or ddp.is_main
     last_path, best_path = run.file("checkpoint_last.pt"), run.file("checkpoint_best.pt")
     sign = -1.0 if best_mode == "max" else 1.0
@@ -70,6 +78,9 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     peak = gemm_peak_flops(device.type) if flops_per_item else None
     params = [p for p in model.parameters() if p.requires_grad]
     t_run, save_s = time.perf_counter(), 0.0
+    deferred = bool(save_every_updates or save_every_s)
+    pending = {}  # path -> the state of a best checkpoint not written yet (deferred saving)
+    last_saved = (state["updates"], time.perf_counter())
     while state["epoch"] < max_epoch and not (max_updates and state["updates"] >= max_updates):
         epoch = state["epoch"] + 1
         model.train()
@@ -135,18 +146,29 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
             t_save = time.perf_counter()
             run.log_metrics(**row)
             state["n_metrics"] = run.n_metrics()
+            weights = (lambda: _snapshot(unwrap(model))) if deferred else unwrap(model).state_dict
             if improved:
-                checkpoint.save(best_path, {"model": unwrap(model).state_dict(), "epoch": epoch,
-                                            best_metric: val[best_metric], "config": run.config})
+                pending[best_path] = {"model": weights(), "epoch": epoch,
+                                      best_metric: val[best_metric], "config": run.config}
             for m in also_improved:
-                checkpoint.save(run.file(f"checkpoint_best_{m}.pt"), {"model": unwrap(model).state_dict(),
-                                                                     "epoch": epoch, m: val[m], "config": run.config})
+                pending[run.file(f"checkpoint_best_{m}.pt")] = {"model": weights(), "epoch": epoch,
+                                                               m: val[m], "config": run.config}
             done = epoch >= max_epoch or (max_updates and state["updates"] >= max_updates)
-            if epoch % save_interval == 0 or done:
+            if deferred:
+                save_last = done or (save_every_updates and state["updates"] - last_saved[0] >= save_every_updates) \
+                    or (save_every_s and time.perf_counter() - last_saved[1] >= save_every_s)
+            else:
+                save_last = epoch % save_interval == 0 or done
+            if save_last or not deferred:
+                for path, payload in pending.items():
+                    checkpoint.save(path, payload)
+                pending.clear()
+            if save_last:
                 checkpoint.save(last_path, {
                     "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "rng": rng_state(), "trainer": dict(state), "config": run.config})
+                last_saved = (state["updates"], time.perf_counter())
             save_s += time.perf_counter() - t_save
             if epoch % log_interval == 0 or done or epoch == 1:
                 msg = (f"epoch {epoch:4d} | loss {row['train_loss']:.4f} | {best_metric} {val[best_metric]:.5f}"
@@ -162,6 +184,12 @@ def fit(run, model, optimizer, batches, step, validate, *, max_epoch, scheduler=
     return {"best": sign * state["best"], "best_epoch": state["best_epoch"], **also, "epochs": state["epoch"],
             "updates": state["updates"], "train_s": state["train_s"], "resumed_train_s": resumed_train_s,
             "save_s": save_s}
+
+
+def _snapshot(model):
+    """The model's state dict as it is now: a copy of each tensor (held until a deferred checkpoint is written;
+    the live state dict's tensors change with the next update)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _sync(device):

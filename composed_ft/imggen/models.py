@@ -197,3 +197,96 @@ UNET_LAYOUTS = {"authors": UNet, "preact": PreActUNet}
 
 def make_unet(width=64, dropout=0.5, layout="authors"):
     return UNET_LAYOUTS[layout](width, dropout)
+
+
+def _s2d_kernel(w):
+    """The weight of a 4x4 stride-2 conv (padding 1) as the 2x2 stride-1 conv of the space-to-depth input
+    (`pixel_unshuffle` of the input padded by one): tap (2a + p, 2b + q) of input channel c becomes tap (a, b)
+    of channel 4c + 2p + q. (o, c, 4, 4) -> (o, 4c, 2, 2)."""
+    o, c = w.shape[:2]
+    return w.reshape(o, c, 2, 2, 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(o, 4 * c, 2, 2)
+
+
+class FrozenUNet(nn.Module):
+    """The frozen authors' UNet (eval mode, no weight gradients) computed faster for the composed step, the
+    same function up to float rounding (tests/test_imggen.py checks outputs and input gradients):
+    - down1 (1 -> w channels, 4x4 stride 2) as a 2x2 conv over the space-to-depth input: its input gradient
+      has 4 output channels instead of 1, which oneDNN's kernels compute several times faster (profiled:
+      the 1-channel input gradient took 8 ms of a ~140 ms update on one thread);
+    - the output block's phase kernel (UpsampleConv) computed once, not per step, and in a memory format
+      that does not make the conv copy its input to channels_last and back (profiled: an einsum result
+      with channels_last strides cost two copies of the 2w x S/2 x S/2 input, ~9 ms per update);
+    - `channels_last`: every conv in NHWC (oneDNN's faster kernels at these channel counts), InstanceNorm
+      as a group norm with one channel per group (layout-preserving, the same statistics), and the
+      space-to-depth / depth-to-space steps as one reshape each (torch's pixel (un)shuffle is slow on NHWC).
+    The derived kernels are recomputed whenever a weight changes (a checkpoint loaded into the model);
+    the state dict is the UNet's own (same keys), so checkpoints of Composed runs are unchanged."""
+
+    def __init__(self, unet, channels_last=False):
+        super().__init__()
+        if getattr(unet, "layout", None) != "authors":
+            raise ValueError("FrozenUNet computes the authors' layout only")
+        for name, child in unet.named_children():
+            self.add_module(name, child)
+        self.layout = unet.layout
+        self.channels_last = channels_last
+        self.requires_grad_(False)
+        self.eval()
+        self._derived, self._versions = None, None
+
+    def train(self, mode=True):
+        return super().train(False)  # frozen: dropout off, always
+
+    def _kernels(self):
+        params = (self.down1[0].weight, self.down2[0].weight, self.bottleneck[0].weight, self.up1[0].weight,
+                  self.up2[0].weight, self.out[1].weight, self.out[1].bias)
+        versions = tuple((p.data_ptr(), p._version) for p in params)
+        if versions != self._versions:
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            conv = self.out[1]
+            with torch.no_grad():
+                k = torch.einsum("pijyx,ocyx->opcij", conv.phase_map, conv.weight).flatten(0, 1)
+                self._derived = {
+                    "down1": _s2d_kernel(self.down1[0].weight).contiguous(memory_format=fmt),
+                    "down2": self.down2[0].weight.contiguous(memory_format=fmt),
+                    "bottleneck": self.bottleneck[0].weight.contiguous(memory_format=fmt),
+                    "up1": self.up1[0].weight.contiguous(memory_format=fmt),
+                    "up2": self.up2[0].weight.contiguous(memory_format=fmt),
+                    "out": k.contiguous(memory_format=fmt), "out_bias": conv.bias.repeat_interleave(4)}
+            self._versions = versions
+        return self._derived
+
+    def _norm_act(self, x, slope):
+        """InstanceNorm (no affine) then ReLU (slope 0) or LeakyReLU(slope)."""
+        eps = self.down2[1].eps
+        # channels last: a group norm with one channel per group. F.instance_norm would copy to NCHW and back, and
+        # a hand-written NHWC instance norm (var_mean over the (B, H*W, C) view, its own backward) was slower in
+        # eager mode: ~10 passes over the tensor against group norm's fused kernels (measured, one thread)
+        x = F.group_norm(x, x.shape[1], eps=eps) if self.channels_last else F.instance_norm(x, eps=eps)
+        return F.leaky_relu(x, slope) if slope else F.relu(x)
+
+    def forward(self, x):
+        k = self._kernels()
+        if self.channels_last:
+            # space-to-depth straight into NHWC: (B, 1, S+2, S+2) -> (B, S/2+1, S/2+1, 2, 2) -> channels last
+            B, _, S, _ = x.shape
+            h = S // 2 + 1
+            s = F.pad(x, (1, 1, 1, 1)).view(B, h, 2, h, 2).permute(0, 1, 3, 2, 4).reshape(B, h, h, 4)
+            s = s.permute(0, 3, 1, 2)
+        else:
+            s = F.pixel_unshuffle(F.pad(x, (1, 1, 1, 1)), 2)
+        d1 = F.leaky_relu(F.conv2d(s, k["down1"]), 0.2)
+        d2 = self._norm_act(F.conv2d(d1, k["down2"], None, 2, 1), 0.2)
+        b = F.leaky_relu(F.conv2d(d2, k["bottleneck"], None, 2, 1), 0.2)
+        u1 = torch.cat([self._norm_act(F.conv_transpose2d(b, k["up1"], None, 2, 1), 0.0), d2], 1)
+        u2 = torch.cat([self._norm_act(F.conv_transpose2d(u1, k["up2"], None, 2, 1), 0.0), d1], 1)
+        o = F.conv2d(u2, k["out"], k["out_bias"], padding=1)  # the four output phases (a, b) as channels 2a + b
+        if self.channels_last:
+            # depth-to-space from NHWC: (B, S/2, S/2, 2, 2) -> (B, S/2, 2, S/2, 2) = (B, 1, S, S)
+            B, _, h, w = o.shape
+            o = o.permute(0, 2, 3, 1).reshape(B, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(B, 1, 2 * h, 2 * w)
+        else:
+            o = F.pixel_shuffle(o, 2)
+        return torch.tanh(o)
+
+

@@ -22,7 +22,7 @@ from ..core.seed import seed_everything
 from ..core.trainer import fit, load_best
 from . import data, perturbations, plots
 from .config import comparable, from_saved
-from .models import MLPGenerator, make_unet
+from .models import FrozenUNet, MLPGenerator, make_unet
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ def _batches(n, batch_size, device, ctx):
         return [ctx.shard(perm[i:i + batch_size]).to(device) for i in range(0, n, batch_size)]
     return make
 
+
+# A predictor run writes its checkpoints at most once a minute (core.trainer.fit's save_every_s: a killed run
+# loses under a minute; an improved epoch's weights wait in memory), not at every improved epoch: at 500 labels an
+# epoch is 2 updates, and one best checkpoint per epoch took 661 s of the 5,485 s Composed run (results/NOTES.md).
+# The smoke preset keeps one checkpoint per --save-interval epochs (0: the epoch rule).
+CHECKPOINT_EVERY_S = {"smoke": 0.0, "cpu": 60.0, "paper": 60.0}
 
 # the switch that retrains a changed setting, named in the refusal
 OVERWRITE = "--overwrite (OVERWRITE=1 in imggen/runner.sh)"
@@ -288,7 +294,10 @@ def train_predictor(args):
              len(tr), len(va), len(te), cfg.dropout, cfg.l2, cfg.l2_scope, cfg.bn_eps)
     f = MLPGenerator(n_fonts=100, image_size=splits["info"]["image_size"], dropout=cfg.dropout,
                      bn_eps=cfg.bn_eps).to(device)
-    model = ctx.wrap(Composed(f, denoiser) if cfg.method == "composed" else f)
+    # Composed trains through the frozen Π computed by FrozenUNet (same weights and state-dict keys, the same
+    # function up to float rounding, faster: models.py); validation and evaluation below call Π as it is
+    fast_pi = FrozenUNet(denoiser, channels_last=True) if getattr(denoiser, "layout", None) == "authors" else denoiser
+    model = ctx.wrap(Composed(f, fast_pi) if cfg.method == "composed" else f)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adam(params, cfg)
     penalized = l2_params(f, cfg.l2_scope)
@@ -322,7 +331,8 @@ def train_predictor(args):
     summary = fit(run, model, opt, _batches(len(tr), cfg.batch_size, device, ctx), step, validate,
                   max_epoch=max_epoch, best_metric="val_mse", save_interval=cfg.save_interval,
                   log_interval=cfg.log_interval, flops_per_item=flops, device=device, ddp=ctx,
-                  max_updates=cfg.max_update or 0, precision_name=cfg.precision)
+                  max_updates=cfg.max_update or 0, precision_name=cfg.precision,
+                  save_every_s=CHECKPOINT_EVERY_S.get(cfg.preset, 60.0))
     if not ctx.is_main:
         return ctx.close()
     model = distributed.unwrap(model)
