@@ -281,13 +281,12 @@ def run_compose(args):
             raise UserError(f"compose --reinforce off trains λ·CE alone, where λ only rescales the lr; "
                             f"--lam {cfg.lam:g} is refused (leave it at 1)")
         step = ce_step(f, lambda epoch: srcs, tgts, cfg, device)
-    val_mode = "sample" if cfg.val_yhat == "sample" else "greedy"
-    val_len = min(cap or max_len, max_len) if val_mode == "sample" else max_len
+    val_len = min(cap or max_len, max_len) if cfg.val_yhat == "sample" else max_len
 
     def validate():
         # ŷ of the selection: greedy, or sampled as in training (the authors' loss_2); a sample draws from the
         # global RNG, which the checkpoint saves after validation, so a resumed run draws the same
-        outs, hit = generate(f, vs, max_len=val_len, mode=val_mode, device=device)
+        outs, hit = generate(f, vs, max_len=val_len, mode=cfg.val_yhat, device=device)
         tot, ntok = 0.0, 0
         for idx in token_batches([len(o) + 1 for o in outs], [len(t) for t in vt], eval_tokens(cfg, device),
                                  shuffle=False):
