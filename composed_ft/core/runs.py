@@ -63,7 +63,9 @@ class Run:
         when there is no config.json yet); `upgrade` as in start(). Keys only one side has are not compared."""
         if not os.path.exists(self.file("config.json")):
             return {}
-        saved = read_json(self.file("config.json")).get("config", {})
+        return self._differences(read_json(self.file("config.json")).get("config", {}), upgrade)
+
+    def _differences(self, saved, upgrade):
         old = json.loads(json.dumps(upgrade(saved) if upgrade else saved))
         new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
         return {k: (old.get(k), new.get(k)) for k in sorted(set(saved) & set(new))
@@ -107,11 +109,8 @@ class Run:
         cfg_path = self.file("config.json")
         if os.path.exists(cfg_path):
             record = read_json(cfg_path)
-            saved = record.get("config", {})
-            old = upgrade(saved) if upgrade else saved
+            mismatch = set(self._differences(record.get("config", {}), upgrade))
             new = json.loads(json.dumps(self.config))  # as it would read back (tuples are lists)
-            old = json.loads(json.dumps(old))
-            mismatch = {k for k in set(saved) & set(new) if old.get(k) != new.get(k) and k not in VOLATILE_KEYS}
             added = self._added(record, new)  # settings the code gained since the run began
             if mismatch and extend and mismatch <= set(extend[0]):
                 self._extend(record, new, mismatch, added, *extend[1:])
