@@ -100,13 +100,12 @@ def predictor_rows(runs, varied=(), splits=SPLITS["sanstype"]):
     groups = defaultdict(list)
     for r in runs:
         groups[(method_label(r),) + tuple("—" if _get(r, k) is None else str(_get(r, k)) for k in varied)].append(r)
-    order = ORDER
     def num(v):
         try:
             return (0, float(v), "")
         except ValueError:
             return (1, 0.0, v)
-    keys = sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[0], [num(v) for v in k[1:]]))
+    keys = sorted(groups, key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99, k[0], [num(v) for v in k[1:]]))
     acc_rows, err_rows = [], []
     for k in keys:
         rs = groups[k]
