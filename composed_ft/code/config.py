@@ -165,6 +165,9 @@ CLASSES = {"denoise": DenoiseConfig, "direct": DirectConfig, "pretrain": Pretrai
 # taken from the run a stage is initialized from: its weights must fit
 INHERITED = ("arch", "layers", "d_model", "ffn", "heads", "max_positions", "positions", "impl")
 _TUPLES = ("adam_betas", "eval_splits")
+# the compose options that shape only the REINFORCE term: refused with --reinforce off, where they do nothing
+# (the validation's sample cap, --sample-max-len, still applies)
+REINFORCE_ONLY = ("clamp_min", "reinforce_scale", "reinforce_baseline", "sample_len_factor", "logp_sum", "logp_mode")
 
 
 def _defaults(cls):
@@ -203,7 +206,17 @@ def preset_values(stage, given):
 def resolve(args, stage, ctx=None):
     """The frozen config of a training stage from its parsed flags. Reads the init run's config (its
     architecture) and builds the vocabulary when missing (rank 0 of a torchrun job, the others wait)."""
-    v = preset_values(stage, preset_mechanism.given_flags(args))
+    given = preset_mechanism.given_flags(args)
+    v = preset_values(stage, given)
+    if stage == "compose" and v["reinforce"] == "off":  # checked before the run directory is made
+        if v["lam"] != 1.0:
+            raise UserError(f"compose --reinforce off trains λ·CE alone, where λ only rescales the lr; "
+                            f"--lam {v['lam']:g} is refused (leave it at 1)")
+        inert = [k for k in REINFORCE_ONLY if given.get(k) is not None]
+        if inert:
+            flags = ", ".join("--" + k.replace("_", "-") for k in inert)
+            raise UserError(f"compose --reinforce off trains λ·CE alone, so {flags} (options of the REINFORCE "
+                            f"term) would be ignored: drop them, or use --reinforce on")
     if stage == "pretrain" and not v["denoiser"]:
         v["denoiser"] = v["init"]  # + Π evaluation with the Π f starts from
     if stage == "compose" and not v["denoiser"]:

@@ -276,10 +276,8 @@ def run_compose(args):
         ntoks = [sum(len(tgts[i]) for i in p) for p in batch.parts]
         return per_batch_mean(per, batch, ntoks, cfg.update_freq), sum(ntoks), extra
 
-    if cfg.reinforce == "off":  # "Pretrained, continued": CE alone, everything else as Composed
-        if cfg.lam != 1.0:
-            raise UserError(f"compose --reinforce off trains λ·CE alone, where λ only rescales the lr; "
-                            f"--lam {cfg.lam:g} is refused (leave it at 1)")
+    if cfg.reinforce == "off":  # "Pretrained, continued": CE alone, everything else as Composed (config.resolve
+        # has refused the options that would do nothing here)
         step = ce_step(f, lambda epoch: srcs, tgts, cfg, device)
     val_len = min(cap or max_len, max_len) if cfg.val_yhat == "sample" else max_len
 

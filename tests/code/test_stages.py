@@ -122,6 +122,12 @@ def test_pretrained_continued_control_and_its_two_selections(data, tmp_path, cap
         _run(["compose", *common, "--run-dir", f"{r}/bad", "--init", f"{r}/pre", "--denoiser", den,
               "--reinforce", "off", "--lam", "0.5"])
     assert "--lam 0.5 is refused" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # options that shape only the REINFORCE term would be ignored: refused
+        _run(["compose", *common, "--run-dir", f"{r}/bad", "--init", f"{r}/pre", "--denoiser", den,
+              "--reinforce", "off", "--logp-sum", "masked", "--reinforce-baseline", "loo"])
+    err = capsys.readouterr().err
+    assert "--reinforce-baseline, --logp-sum (options of the REINFORCE term) would be ignored" in err
+    assert not os.path.exists(f"{r}/bad")  # refused before the run directory is made
     _run(["compose", *common, "--run-dir", f"{r}/cont", "--init", f"{r}/pre", "--denoiser", den, "--tag", "main",
           "--reinforce", "off", "--max-epoch", "4", "--lr", "1e-3"])
     rows = [json.loads(line) for line in open(f"{r}/cont/metrics.jsonl")]
