@@ -133,3 +133,28 @@ def test_padded_extent_is_each_batch_of_a_merged_update():
     assert diag["pad_logp"].tolist() == [-3.0, -4.0] and diag["longest"].tolist() == [4, 4, 3]
     with pytest.raises(ValueError, match="log p sum"):
         sample_logp(tok_lp, lens, parts=[3], logp_sum="mean")
+
+
+@pytest.mark.parametrize("logp_sum", ["padded", "masked"])
+def test_skipping_the_graph_of_clamped_samples_gives_the_same_loss_and_gradient(logp_sum):
+    """The eval-mode log p pass builds a graph only for the samples above the clamp (issue 38): the loss and
+    f's gradient equal those of the full pass, with a clamp that cuts the batch in two, under dropout in the
+    CE pass (its random draws are the same in both)."""
+    f, pi = tiny(0, dropout=0.1, pad_bias=-6.0), freeze(tiny(1))
+    with torch.no_grad():
+        lp = [hand_token_logp(f.eval(), s, yh, max(map(len, YHATS))).sum() for s, yh in zip(SRCS, YHATS)]
+    f.train()
+    clamp = float(sorted(lp)[1]) - 0.5  # one sample below the clamp, two above
+    grads = []
+    for skip in (False, True):
+        torch.manual_seed(3)
+        loss, _, extra = composed_loss(f, pi, SRCS, TGTS, lam=1.0, yhats=YHATS, logp_sum=logp_sum,
+                                       logp_mode="eval", clamp_min=clamp, skip_clamped=skip)
+        f.zero_grad()
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in f.parameters() if p.grad is not None]))
+    (l0, g0), (l1, g1) = grads
+    assert l1 == pytest.approx(l0, rel=1e-6) and len(g0) == len(g1)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(g0, g1))
+    if logp_sum == "padded":
+        assert extra["clamped_padded"] == pytest.approx(1 / 3)
