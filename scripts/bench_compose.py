@@ -6,7 +6,8 @@
 f is a trained run's kept checkpoint (the cpu preset's Pretrained: what Composed starts from), Π its frozen
 denoiser. Each step is the paper's row at the cpu preset on one 4,000-token batch of the released train
 programs: samples capped at 200 tokens, Π's NLL, the CE pass with dropout, the padded log p in eval mode,
-backward. Timed in the same process, interleaved, the same samples for both (one seed per step):
+backward. Timed in the same process, interleaved (which goes first alternates; every batch is warmed up
+once), the same samples for both (one seed per step):
   - now: the samples below the clamp get no graph (reinforce.composed_terms, skip_clamped);
   - previous: the full eval-mode log p pass with gradient over every sample;
   - the CE step (what a Pretrained or "Pretrained, continued" update does) on the same batch.
@@ -66,12 +67,13 @@ def bench(init="runs/sanstype/cpu/main/pretrain-s0", denoiser="runs/sanstype/cpu
 
     times = {"now": 0.0, "previous": 0.0, "ce": 0.0}
     clamped, flops = [], {}
-    composed(chosen[0], 0, True)()  # warm-up
+    for idx in chosen:  # warm-up: every batch's shapes once, untimed
+        composed(idx, 0, True)()
     for rep in range(reps):
         for k, idx in enumerate(chosen):
             seed = 1000 * rep + k
-            for name, fn in (("previous", composed(idx, seed, False)), ("now", composed(idx, seed, True)),
-                             ("ce", ce(idx))):
+            order = [("previous", composed(idx, seed, False)), ("now", composed(idx, seed, True)), ("ce", ce(idx))]
+            for name, fn in (order if (rep + k) % 2 else order[1::-1] + order[2:]):  # who goes first alternates
                 t = time.perf_counter()
                 extra = fn()
                 times[name] += time.perf_counter() - t
