@@ -22,16 +22,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # profile_compose, beside this file
 
-from composed_ft.code import model as models  # noqa: E402
-from composed_ft.code.batching import collate, token_batches  # noqa: E402
-from composed_ft.code.config import from_saved  # noqa: E402
-from composed_ft.code.corpus import Corpus  # noqa: E402
+from profile_compose import load_inputs  # noqa: E402
+
+from composed_ft.code.batching import collate  # noqa: E402
 from composed_ft.code.losses import batch_nll  # noqa: E402
 from composed_ft.code.reinforce import composed_loss  # noqa: E402
-from composed_ft.core.compose import freeze  # noqa: E402
 from composed_ft.core.perf import gemm_peak_flops  # noqa: E402
-from composed_ft.core.runs import read_json  # noqa: E402
 
 TARGET = 2.5  # issue 38: a Composed epoch ≤ 2.5x a Pretrained epoch on the same programs
 
@@ -39,12 +37,7 @@ TARGET = 2.5  # issue 38: a Composed epoch ≤ 2.5x a Pretrained epoch on the sa
 def bench(init="runs/sanstype/cpu/main/pretrain-s0", denoiser="runs/sanstype/cpu/denoisers/main-s0", batches=3,
           reps=2, max_tokens=4000, cap=200):
     cpu = torch.device("cpu")
-    cfg = from_saved(read_json(os.path.join(init, "config.json"))["config"])
-    f, _ = models.load(init, cpu)
-    pi = freeze(models.load(denoiser, cpu)[0])
-    srcs, tgts, _, _ = Corpus(cfg).labeled(cfg)
-    chosen = token_batches([len(s) for s in srcs], [len(t) for t in tgts], max_tokens, shuffle=True,
-                           generator=torch.Generator().manual_seed(0))[:batches]
+    f, pi, srcs, tgts, chosen = load_inputs(init, denoiser, max_tokens, batches)
     f.train()
 
     def composed(idx, seed, skip):

@@ -31,6 +31,20 @@ from composed_ft.core.objective import program_loss, sample_logp  # noqa: E402
 from composed_ft.core.runs import read_json  # noqa: E402
 
 
+def load_inputs(init, denoiser, max_tokens, n_batches):
+    """What a composed step of the run `init` reads, on the CPU: f (its kept checkpoint), the frozen Π of
+    `denoiser`, the labeled train sources and targets, and the first n_batches token batches of them
+    (shuffled with seed 0)."""
+    cpu = torch.device("cpu")
+    cfg = from_saved(read_json(os.path.join(init, "config.json"))["config"])
+    f, _ = models.load(init, cpu)
+    pi = freeze(models.load(denoiser, cpu)[0])
+    srcs, tgts, _, _ = Corpus(cfg).labeled(cfg)
+    batches = token_batches([len(s) for s in srcs], [len(t) for t in tgts], max_tokens, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))[:n_batches]
+    return f, pi, srcs, tgts, batches
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--init", required=True)
@@ -41,12 +55,7 @@ def main():
     p.add_argument("--rows", type=int, default=20, help="ops printed")
     a = p.parse_args()
     cpu = torch.device("cpu")
-    cfg = from_saved(read_json(os.path.join(a.init, "config.json"))["config"])
-    f, _ = models.load(a.init, cpu)
-    pi = freeze(models.load(a.denoiser, cpu)[0])
-    srcs, tgts, _, _ = Corpus(cfg).labeled(cfg)
-    batches = token_batches([len(s) for s in srcs], [len(t) for t in tgts], a.max_tokens, shuffle=True,
-                            generator=torch.Generator().manual_seed(0))[:a.batches + 1]
+    f, pi, srcs, tgts, batches = load_inputs(a.init, a.denoiser, a.max_tokens, a.batches + 1)
     parts = {"sample": 0.0, "pi_nll": 0.0, "ce_and_logp": 0.0, "backward": 0.0, "ce_step": 0.0}
 
     def composed(idx, timed):
