@@ -110,8 +110,8 @@ def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clam
     were drawn in, in order (default: one batch); a baseline and a padded log p's extent are each batch's.
     logp_sum, logp_mode: how log p_f(ŷ|x) is computed (objective.sample_logp, _ce_and_token_logp).
     skip_clamped (eval mode): the samples whose log p lies below the clamp, where their term has no gradient
-    (94-96% of them under the authors' padded sum), get no graph and no backward: the same loss and gradient
-    up to float rounding (tests/code/test_reinforce.py), for about half the cost of the log p pass."""
+    (93-97% of them under the authors' padded sum), get no graph and no backward: the same loss and gradient
+    up to float rounding (tests/code/test_reinforce.py); a composed step 1.24x faster (results/BENCH.md)."""
     if yhats is None:
         outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
         yhats = [o + [EOS] for o in outs]
