@@ -2,6 +2,7 @@
 # Experiment 2 of PAPER.md: pseudocode-to-code on SansType, every method and the ablations.
 #
 #   bash code/runner.sh                                 # cpu preset, main table, seed 0, the paper's data
+#   JOBS=1 bash code/runner.sh                          # one stage at a time, in this terminal
 #   PRESET=paper SEEDS="0 1 2" bash code/runner.sh      # the paper's settings (GPU)
 #   TARGETS="main noise lam" bash code/runner.sh        # main table plus two ablations
 #   TARGETS=all bash code/runner.sh                     # everything
@@ -41,7 +42,12 @@ RUNS=${RUNS:-runs/sanstype$SUFFIX/$PRESET}
 TABLE=${TABLE:-results/sanstype$SUFFIX.md}
 PY=${PY:-python}
 
-JOBS=${JOBS:-1}                    # 2: independent stages of the main target side by side, one thread each
+# independent stages side by side, one thread each: on 2 cores two 1-thread stages do ~1.3x the work of one
+# 2-thread stage (results/NOTES.md). Default 2 for the CPU presets on >= 2 cores unless OMP_NUM_THREADS is set
+# (a shared machine); the paper preset (a GPU) runs one stage at a time.
+JOBS_DEFAULT=1
+[[ $PRESET != paper && -z ${OMP_NUM_THREADS:-} ]] && (( $(nproc) >= 2 )) && JOBS_DEFAULT=2
+JOBS=${JOBS:-$JOBS_DEFAULT}
 (( JOBS >= 1 )) || { echo "code/runner.sh: JOBS must be 1 or more, not '$JOBS'" >&2; exit 2; }
 
 # ---- data and vocabulary -------------------------------------------------------------------
