@@ -4,7 +4,8 @@
         --denoiser runs/sanstype/cpu/denoisers/main-s0 [--batches 4] [--max-tokens 4000]
 
 f (a trained run's kept checkpoint) and the frozen Π run the composed objective as the preset's paper row
-does (padded log p in eval mode, samples capped at 200 tokens) on the first token batches of the labeled
+does (padded log p in eval mode, a gradient only for the samples above the clamp, samples capped at 200
+tokens) on the first token batches of the labeled
 train programs, under torch.profiler; printed: the wall time of each part of the step (sampling, Π's NLL,
 the CE and log p passes with their backward) against one CE step of the same batches, and the ops with
 the most self time. Timings on a loaded machine are noisy; the shares are what the profile is for."""
@@ -24,7 +25,7 @@ from composed_ft.code.config import from_saved  # noqa: E402
 from composed_ft.code.corpus import Corpus  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
 from composed_ft.code.losses import batch_nll  # noqa: E402
-from composed_ft.code.reinforce import _ce_and_token_logp, denoiser_nll  # noqa: E402
+from composed_ft.code.reinforce import _ce_and_token_logp, clamp_live, denoiser_nll  # noqa: E402
 from composed_ft.code.tokens import EOS  # noqa: E402
 from composed_ft.core.compose import freeze  # noqa: E402
 from composed_ft.core.objective import program_loss, sample_logp  # noqa: E402
@@ -52,6 +53,9 @@ def main():
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=4000)
     p.add_argument("--cap", type=int, default=200)
+    p.add_argument("--clamp-min", type=float, default=-50.0)
+    p.add_argument("--full-logp", action="store_true",
+                   help="the log p pass with gradient over every sample (before skip_clamped)")
     p.add_argument("--rows", type=int, default=20, help="ops printed")
     a = p.parse_args()
     cpu = torch.device("cpu")
@@ -70,9 +74,11 @@ def main():
         t2 = time.perf_counter()
         f.train()
         with record_function("ce_and_logp"):
-            ce, _, tok = _ce_and_token_logp(f, xs, ys, yh, 0.0, cpu, "eval")
-            logp, _ = sample_logp(tok, [len(y) for y in yh], [len(idx)], "padded")
-            loss = program_loss(ce, logp, w, [len(idx)]).sum() / sum(map(len, ys))
+            lens = [len(y) for y in yh]  # as the paper row runs it: a gradient only for the unclamped samples
+            live = None if a.full_logp else clamp_live(lens, [len(idx)], "padded", a.clamp_min)
+            ce, _, tok = _ce_and_token_logp(f, xs, ys, yh, 0.0, cpu, "eval", live)
+            logp, _ = sample_logp(tok, lens, [len(idx)], "padded")
+            loss = program_loss(ce, logp, w, [len(idx)], clamp_min=a.clamp_min).sum() / sum(map(len, ys))
         t3 = time.perf_counter()
         with record_function("backward"):
             loss.backward()

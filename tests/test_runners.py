@@ -26,7 +26,7 @@ def plan(runner, preset, tmp_path, **extra):
         data = tmp_path / "fonts32.npz"
         data.touch()
     env = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET=preset, TARGETS="all", SEEDS="0 1",
-               RUNS=str(tmp_path / "runs"), DATA=str(data), TABLE=str(tmp_path / "t.md"))
+               RUNS=str(tmp_path / "runs"), DATA=str(data), TABLE=str(tmp_path / "t.md"), JOBS="1")
     env.update(extra)
     p = subprocess.run(["bash", runner], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"{runner} PRESET={preset}: rc {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
@@ -193,3 +193,19 @@ def test_code_runner_jobs_side_by_side_and_a_failed_stage_stops_it(tmp_path):
                        text=True, timeout=60)
     assert p.returncode == 1 and "stage pretrain-s0 failed" in p.stderr
     assert "composed-s0 started" not in p.stdout and (runs / "logs" / "pretrain-s0.log").read_text() == "boom\n"
+
+
+@pytest.mark.parametrize("preset,omp,side_by_side", [("cpu", None, True), ("smoke", None, True),
+                                                     ("cpu", "1", False), ("paper", None, False)])
+def test_code_runner_jobs_default(preset, omp, side_by_side, tmp_path):
+    """JOBS unset: two stages side by side with a CPU preset on >= 2 cores, one at a time when OMP_NUM_THREADS is
+    set (a machine shared with other jobs) or with the paper preset (a GPU)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JOBS", "OMP_NUM_THREADS")}
+    env.update(PY="echo", PRESETS_PY=sys.executable, PRESET=preset, TARGETS="main", SEEDS="0",
+               RUNS=str(tmp_path / "runs"), DATA=str(tmp_path / "data"), TABLE=str(tmp_path / "t.md"))
+    if omp:
+        env["OMP_NUM_THREADS"] = omp
+    p = subprocess.run(["bash", "code/runner.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    started = "pretrain-s0 started" in p.stdout
+    assert started == (side_by_side and len(os.sched_getaffinity(0)) >= 2), p.stdout[-1000:]  # nproc

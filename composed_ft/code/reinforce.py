@@ -101,6 +101,13 @@ def sample_update(f, src_groups, limits, device):
     return res
 
 
+def clamp_live(lens, parts, logp_sum, clamp_min):
+    """The `live` predicate of _ce_and_token_logp: the samples whose summed log p is at or above the clamp,
+    less CLAMP_MARGIN (a margin keeps a sample within rounding of the clamp live); the others' REINFORCE
+    term has no gradient."""
+    return lambda lp: sample_logp(lp, lens, parts, logp_sum)[0] >= clamp_min - CLAMP_MARGIN
+
+
 def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
                    baseline="none", device=torch.device("cpu"), yhats=None, hit=None, parts=None,
                    logp_sum="masked", logp_mode="train", skip_clamped=True):
@@ -124,9 +131,7 @@ def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clam
         outs_g, _ = generate(f, srcs, max_len=max_len, mode="greedy", device=device)
         greedy_w = denoiser_nll(pi, [o + [EOS] for o in outs_g], tgts, device)
     lens = [len(y) for y in yhats]
-    live = None
-    if skip_clamped and logp_mode == "eval":  # a margin keeps a sample within rounding of the clamp live
-        live = lambda lp: sample_logp(lp, lens, parts, logp_sum)[0] >= clamp_min - CLAMP_MARGIN  # noqa: E731
+    live = clamp_live(lens, parts, logp_sum, clamp_min) if skip_clamped and logp_mode == "eval" else None
     ce, nll, tok_lp = _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode, live)
     logp, diag = sample_logp(tok_lp, lens, parts, logp_sum)
     per = program_loss(ce, logp, w, parts, lam, clamp_min, scale, baseline, greedy_w)
