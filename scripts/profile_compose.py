@@ -4,8 +4,8 @@
         --denoiser runs/sanstype/cpu/denoisers/main-s0 [--batches 4] [--max-tokens 4000]
 
 f (a trained run's kept checkpoint) and the frozen Π run the composed objective as the preset's paper row
-does (padded log p in eval mode, a gradient only for the samples above the clamp, samples capped at 200
-tokens) on the first token batches of the labeled
+does (padded log p in eval mode, recorded while sampling, a gradient only for the samples above the clamp,
+samples capped at 200 tokens) on the first token batches of the labeled
 train programs, under torch.profiler; printed: the wall time of each part of the step (sampling, Π's NLL,
 the CE and log p passes with their backward) against one CE step of the same batches, and the ops with
 the most self time. Timings on a loaded machine are noisy; the shares are what the profile is for."""
@@ -25,7 +25,7 @@ from composed_ft.code.config import from_saved  # noqa: E402
 from composed_ft.code.corpus import Corpus  # noqa: E402
 from composed_ft.code.decode import generate  # noqa: E402
 from composed_ft.code.losses import batch_nll  # noqa: E402
-from composed_ft.code.reinforce import _ce_and_token_logp, clamp_live, denoiser_nll  # noqa: E402
+from composed_ft.code.reinforce import _ce_and_token_logp, clamp_live, denoiser_nll, sampled_logp  # noqa: E402
 from composed_ft.code.tokens import EOS  # noqa: E402
 from composed_ft.core.compose import freeze  # noqa: E402
 from composed_ft.core.objective import program_loss, sample_logp  # noqa: E402
@@ -56,6 +56,8 @@ def main():
     p.add_argument("--clamp-min", type=float, default=-50.0)
     p.add_argument("--full-logp", action="store_true",
                    help="the log p pass with gradient over every sample (before skip_clamped)")
+    p.add_argument("--unfused", action="store_true",
+                   help="sample without recording log p; a pass without gradient finds the live samples")
     p.add_argument("--rows", type=int, default=20, help="ops printed")
     a = p.parse_args()
     cpu = torch.device("cpu")
@@ -66,8 +68,9 @@ def main():
         xs, ys = [srcs[i] for i in idx], [tgts[i] for i in idx]
         t = time.perf_counter()
         with record_function("sample"):
-            outs, _ = generate(f, xs, max_len=a.cap, mode="sample")
-        yh = [o + [EOS] for o in outs]
+            fused = not (a.full_logp or a.unfused)
+            got = generate(f, xs, max_len=a.cap, mode="sample", logp=fused)
+        yh = [o + [EOS] for o in got[0]]
         t1 = time.perf_counter()
         with record_function("pi_nll"):
             w = denoiser_nll(pi, yh, ys, cpu)
@@ -76,7 +79,8 @@ def main():
         with record_function("ce_and_logp"):
             lens = [len(y) for y in yh]  # as the paper row runs it: a gradient only for the unclamped samples
             live = None if a.full_logp else clamp_live(lens, [len(idx)], "padded", a.clamp_min)
-            ce, _, tok = _ce_and_token_logp(f, xs, ys, yh, 0.0, cpu, "eval", live)
+            known = sampled_logp(got[2], lens, [len(idx)], max(lens)) if fused else None
+            ce, _, tok = _ce_and_token_logp(f, xs, ys, yh, 0.0, cpu, "eval", live, known)
             logp, _ = sample_logp(tok, lens, [len(idx)], "padded")
             loss = program_loss(ce, logp, w, [len(idx)], clamp_min=a.clamp_min).sum() / sum(map(len, ys))
         t3 = time.perf_counter()

@@ -267,14 +267,22 @@ def _capture_or_fall_back(inc):
         inc.graph = None
 
 
-def _search(model, src, mask, max_len, sample, temperature, cache):
+def _search(model, src, mask, max_len, sample, temperature, cache, logp=False, groups=None):
     """Greedy (sample=False) or ancestral sampling for one batch.
 
     Rows that have finished are dropped from the batch (where the step allows it, _Stepper.can_keep) once
     they are a quarter of it: a batch otherwise decodes every row until its longest is done, and sampled
     rows differ in length most. Sampling draws one uniform number per row of the whole batch at every step
     (inverse-CDF sampling), finished or not, so the draws, and hence the samples, do not depend on which
-    rows are still in the batch."""
+    rows are still in the batch. A finished row's next input is PAD, as in a teacher-forced pass over the
+    padded outputs (its EOS is never an input there).
+
+    logp (sampling at temperature 1): also the log-probability of every position as a teacher-forced pass
+    in eval mode over the outputs + EOS, padded with PAD to their group's longest, would give it (to float
+    rounding): the drawn token's, then PAD's after EOS, and EOS's after an output that hit the limit (one
+    more step). A finished row then stays in the batch until every row of its group (`groups`, one id per
+    row; default: one group) has finished, so its PAD positions up to the group's longest are recorded.
+    Returns (outs, hit, lps): lps[i] the recorded log p of row i, as many positions as it stayed."""
     step = _Stepper(model, src, mask, max_len, cache)
     b, dev = src.size(0), src.device
     ys = torch.full((b, 1), BOS, dtype=torch.long, device=dev)
@@ -282,25 +290,47 @@ def _search(model, src, mask, max_len, sample, temperature, cache):
     alive = torch.arange(b, device=dev)  # the batch's rows still decoded, as rows of `out`
     done = torch.zeros(b, dtype=torch.bool, device=dev)  # of the rows still decoded
     every = CUDA_DONE_EVERY if dev.type == "cuda" else 1
-    for t in range(max_len):
+    if logp:
+        rec = torch.zeros(b, max_len + 1, device=dev)
+        recorded = torch.zeros(b, dtype=torch.long, device=dev)
+        grp = (torch.zeros(b, dtype=torch.long, device=dev) if groups is None
+               else torch.as_tensor(groups, dtype=torch.long, device=dev))
+        n_groups = int(grp.max()) + 1
+    for t in range(max_len + 1 if logp else max_len):
         logit = step(ys)
-        if sample:
-            u = torch.rand(b, device=dev)[alive]
-            cdf = F.softmax(logit / temperature, dim=-1).cumsum(-1)
-            tok = torch.searchsorted(cdf, u.unsqueeze(1)).squeeze(1).clamp_(max=cdf.size(-1) - 1)
+        if t == max_len:  # logp only: EOS after the outputs that hit the limit, PAD after the others
+            tok = torch.full_like(alive, EOS).masked_fill_(done, PAD)
         else:
-            tok = logit.argmax(-1)
-        tok = tok.masked_fill(done, PAD)
-        out[alive, t] = tok
-        ys = torch.cat([ys, tok.unsqueeze(1)], dim=1)
+            if sample:
+                u = torch.rand(b, device=dev)[alive]
+                cdf = F.softmax(logit / temperature, dim=-1).cumsum(-1)
+                tok = torch.searchsorted(cdf, u.unsqueeze(1)).squeeze(1).clamp_(max=cdf.size(-1) - 1)
+            else:
+                tok = logit.argmax(-1)
+            tok = tok.masked_fill(done, PAD)
+            out[alive, t] = tok
+        if logp:
+            rec[alive, t] = F.log_softmax(logit, dim=-1).gather(1, tok.unsqueeze(1)).squeeze(1)
+            recorded[alive] = t + 1
+            if t == max_len:
+                break
+        ys = torch.cat([ys, tok.masked_fill(tok.eq(EOS), PAD).unsqueeze(1)], dim=1)
         done |= tok.eq(EOS)
         if (t + 1) % every:
             continue
         n_done = int(done.sum())
         if n_done == len(alive):
             break
-        if step.can_keep and 4 * n_done >= len(alive):
-            live = (~done).nonzero().squeeze(1)
+        if not step.can_keep:
+            continue
+        if logp:  # a finished row may leave once its whole group has finished
+            pending = torch.zeros(n_groups, dtype=torch.long, device=dev).index_add_(0, grp[alive], (~done).long())
+            droppable = done & pending[grp[alive]].eq(0)
+            n_done = int(droppable.sum())
+        else:
+            droppable = done
+        if 4 * n_done >= len(alive):
+            live = (~droppable).nonzero().squeeze(1)
             step.keep(live)
             alive, ys, done = alive[live], ys[live], done[live]
     outs, hit = [], []
@@ -311,6 +341,8 @@ def _search(model, src, mask, max_len, sample, temperature, cache):
         else:
             outs.append([t for t in row if t != PAD])
             hit.append(True)
+    if logp:
+        return outs, hit, [rec[i, :n] for i, n in enumerate(recorded.tolist())]
     return outs, hit
 
 
@@ -373,44 +405,77 @@ def _beam(model, src, mask, max_len, k, len_penalty, cache):
 
 @torch.no_grad()
 def generate(model, srcs, *, max_len, mode="greedy", beam=5, temperature=1.0, len_penalty=1.0,
-             cache="fast", max_tokens=None, device=None):
+             cache="fast", max_tokens=None, device=None, logp=False, groups=None):
     """Decode every source. mode: greedy | sample | beam. Returns (outputs, hit_limit). max_tokens: source
     + output tokens per chunk (default CPU_MAX_TOKENS, CUDA_MAX_TOKENS on CUDA). Runs in float32 (or TF32)
-    even inside a step's autocast."""
+    even inside a step's autocast.
+
+    logp (sampling at temperature 1; the composed objective's eval-mode log p, reinforce.py): returns
+    (outputs, hit_limit, lps) with each output's recorded log-probabilities (_search). groups: a group id
+    per source (the batch each sample's padded log p extends over); chunks then hold whole groups where one
+    fits, so a group's rows are decoded together."""
     if mode not in ("greedy", "sample", "beam"):
         raise ValueError(f"unknown decoding mode {mode!r}")
     if cache not in ("fast", "static", "hf", "none"):
         raise ValueError(f"unknown cache {cache!r} (fast, static, hf, none)")
+    if logp and (mode != "sample" or temperature != 1.0):
+        raise ValueError("logp is recorded only when sampling at temperature 1 (the model's own distribution)")
     device = device or next(model.parameters()).device
     if max_tokens is None:
         max_tokens = CUDA_MAX_TOKENS if torch.device(device).type == "cuda" else CPU_MAX_TOKENS
     with no_autocast(torch.device(device)):
-        return _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device)
+        return _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device,
+                         logp, groups)
 
 
-def _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device):
+def _chunks(srcs, width, max_len, max_tokens, groups):
+    """Index lists of the sources decoded together: sorted by length, at most max_tokens source + output
+    tokens each (a single source may exceed it). With groups, when they do not all fit one chunk: sorted by
+    group first and cut between groups where a whole group fits (one chunk keeps the length order, and so
+    the same draws as without groups)."""
+    order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
+    by_group = groups is not None and len(srcs) * width * (max(map(len, srcs)) + max_len) > max_tokens
+    if by_group:
+        order = sorted(range(len(srcs)), key=lambda i: (groups[i], len(srcs[i])))
+    chunks, cur, longest = [], [], 0
+    k = 0
+    while k < len(order):
+        unit = [order[k]]
+        if by_group:  # the rest of this group (contiguous in this order), if it fits a chunk on its own
+            g = [i for i in order[k:] if groups[i] == groups[order[k]]]
+            if len(g) * width * (max(len(srcs[i]) for i in g) + max_len) <= max_tokens:
+                unit = g
+        lu = max(len(srcs[i]) for i in unit)
+        if cur and (len(cur) + len(unit)) * width * (max(longest, lu) + max_len) > max_tokens:
+            chunks.append(cur)
+            cur, longest = [], 0
+        cur += unit
+        longest = max(longest, lu)
+        k += len(unit)
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def _generate(model, srcs, max_len, mode, beam, temperature, len_penalty, cache, max_tokens, device, logp,
+              groups):
     was_training = model.training
     model.eval()
-    order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
-    outs, hits = [None] * len(srcs), [False] * len(srcs)
+    outs, hits, lps = [None] * len(srcs), [False] * len(srcs), [None] * len(srcs)
     width = beam if mode == "beam" else 1
-    i = 0
-    while i < len(order):
-        j, longest = i, 0
-        while j < len(order):
-            longest = max(longest, len(srcs[order[j]]))
-            if j > i and (j - i + 1) * width * (longest + max_len) > max_tokens:
-                break
-            j += 1
-        chunk = order[i:j]
+    for chunk in _chunks(srcs, width, max_len, max_tokens, groups):
         src = pad([srcs[c] for c in chunk], device=device)
         mask = src.ne(PAD).long()
         if mode == "beam":
             o, h = _beam(model, src, mask, max_len, beam, len_penalty, cache)
+        elif logp:
+            o, h, lp = _search(model, src, mask, max_len, True, temperature, cache, logp=True,
+                               groups=None if groups is None else [groups[c] for c in chunk])
+            for c, x in zip(chunk, lp):
+                lps[c] = x
         else:
             o, h = _search(model, src, mask, max_len, mode == "sample", temperature, cache)
         for c, oo, hh in zip(chunk, o, h):
             outs[c], hits[c] = oo, hh
-        i = j
     model.train(was_training)
-    return outs, hits
+    return (outs, hits, lps) if logp else (outs, hits)

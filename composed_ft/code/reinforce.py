@@ -18,7 +18,7 @@ from composed_ft.code.batching import collate, pad
 from composed_ft.code.decode import generate
 from composed_ft.code.losses import batch_nll, label_smoothed_nll, logits
 from composed_ft.code.tokens import BOS, EOS, PAD
-from composed_ft.core.objective import program_loss, sample_logp
+from composed_ft.core.objective import part_starts, program_loss, sample_logp
 
 LOGP_MODES = ("train", "eval")
 CLAMP_MARGIN = 1.0  # nats: a sample this close below the clamp still gets its (zero) gradient computed
@@ -35,14 +35,16 @@ def denoiser_nll(pi, yhats, tgts, device):
     return nll
 
 
-def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train", live=None):
+def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train", live=None, known=None):
     """CE(f(x), y) per example and the per-position log p of the samples ŷ, (n, L) padded with PAD.
 
     train: one encoder pass and one decoder pass over the 2B sequences [y; ŷ], with dropout (the encoder
     runs once: a third less work than two passes). eval (the authors' code): the CE pass with dropout,
     then f's teacher-forced pass over ŷ in eval mode (no dropout), with gradient; f is put back in
     train mode. live (eval only): a function of the (n, L) log p that says which rows need a gradient; the
-    pass then runs without gradient over every row and again, with gradient, over those rows alone."""
+    pass then runs without gradient over every row and again, with gradient, over those rows alone.
+    known (with live): (lp, complete), the log p the sampler recorded (sampled_logp); the pass without
+    gradient then runs only over the rows not complete."""
     from transformers.modeling_outputs import BaseModelOutput
     if logp_mode == "eval":
         ce, nll = batch_nll(f, collate(srcs, tgts, device), epsilon)
@@ -54,7 +56,13 @@ def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train",
                 lp = _token_logp(f, hat)
             else:
                 with torch.no_grad():
-                    lp = _token_logp(f, hat)
+                    if known is None:
+                        lp = _token_logp(f, hat)
+                    else:
+                        lp, complete = known
+                        redo = (~complete).nonzero().flatten()
+                        if len(redo):
+                            lp = lp.index_put((redo,), _token_logp(f, {k: v[redo] for k, v in hat.items()}))
                 rows = live(lp).nonzero().flatten()
                 if len(rows):
                     lp = lp.index_put((rows,), _token_logp(f, {k: v[rows] for k, v in hat.items()}))
@@ -84,21 +92,45 @@ def _token_logp(f, hat):
     return lp.gather(-1, hat["tgt_out"].unsqueeze(-1)).squeeze(-1)
 
 
-def sample_update(f, src_groups, limits, device):
+def sample_update(f, src_groups, limits, device, logp=False):
     """Samples ŷ for every batch of an update at once: [(outputs, hit_limit)] per batch, as
     generate(f, batch, max_len=its limit, mode="sample") would give them in distribution. The batches of
     one update see the same parameters (the optimizer steps after the last), so one sampling pass over
     all their sources draws from the same f; each batch's samples are then cut to its own limit (the
     first `limit` tokens of a longer sample are a sample with that limit: it hit the limit). On a GPU one
-    pass of update_freq x the rows costs about what one batch's pass costs (decode.py)."""
+    pass of update_freq x the rows costs about what one batch's pass costs (decode.py).
+    logp: (outputs, hit_limit, recorded log p) per batch (generate's logp, each batch a group); a cut
+    sample's record stops at its limit (the position after it is EOS's in ŷ, not the drawn token's)."""
     flat = [s for g in src_groups for s in g]
-    outs, hit = generate(f, flat, max_len=max(limits), mode="sample", device=device)
+    groups = [k for k, g in enumerate(src_groups) for _ in g]
+    got = generate(f, flat, max_len=max(limits), mode="sample", device=device, logp=logp,
+                   groups=groups if logp else None)
+    outs, hit = got[0], got[1]
     res, k = [], 0
     for g, limit in zip(src_groups, limits):
         o, h = outs[k:k + len(g)], hit[k:k + len(g)]
+        r = ([x[:limit] for x in o], [hh or len(x) >= limit for x, hh in zip(o, h)])
+        if logp:
+            r += ([lp[:limit] if len(x) > limit else lp for x, lp in zip(o, got[2][k:k + len(g)])],)
         k += len(g)
-        res.append(([x[:limit] for x in o], [hh or len(x) >= limit for x, hh in zip(o, h)]))
+        res.append(r)
     return res
+
+
+def sampled_logp(lps, lens, parts, width):
+    """The sampler's recorded log p (generate's logp) as _ce_and_token_logp's `known`: an (n, width) tensor,
+    zero where nothing was recorded, and whether each row's record covers its batch's longest sample (the
+    positions the padded sum reads); the rest are computed by a teacher-forced pass."""
+    n = len(lps)
+    lp = lps[0].new_zeros(n, width)
+    complete = torch.zeros(n, dtype=torch.bool, device=lp.device)
+    for a, k in zip(part_starts(parts), parts):
+        longest = max(lens[a:a + k])
+        for i in range(a, a + k):
+            m = min(len(lps[i]), width)
+            lp[i, :m] = lps[i][:m]
+            complete[i] = len(lps[i]) >= longest
+    return lp, complete
 
 
 def clamp_live(lens, parts, logp_sum, clamp_min):
@@ -110,7 +142,7 @@ def clamp_live(lens, parts, logp_sum, clamp_min):
 
 def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clamp_min=-50.0, scale=10.0,
                    baseline="none", device=torch.device("cpu"), yhats=None, hit=None, parts=None,
-                   logp_sum="masked", logp_mode="train", skip_clamped=True):
+                   logp_sum="masked", logp_mode="train", skip_clamped=True, fuse_logp=True, lps=None):
     """(per-example loss, logged values) of the examples (srcs, tgts: id lists ending with EOS). yhats
     (optional): the samples to use (ending with EOS) instead of drawing them from f here (sample_update,
     tests), and hit: which of them hit the length limit. parts: the sizes of the token batches the examples
@@ -118,9 +150,17 @@ def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clam
     logp_sum, logp_mode: how log p_f(ŷ|x) is computed (objective.sample_logp, _ce_and_token_logp).
     skip_clamped (eval mode): the samples whose log p lies below the clamp, where their term has no gradient
     (93-97% of them under the authors' padded sum), get no graph and no backward: the same loss and gradient
-    up to float rounding (tests/code/test_reinforce.py); a composed step 1.24x faster (results/BENCH.md)."""
+    up to float rounding (tests/code/test_reinforce.py); a composed step 1.24x faster (results/BENCH.md).
+    fuse_logp (with skip_clamped, eval mode): the samples drawn here record their eval-mode log p as they are
+    drawn (generate's logp: the same numbers as the teacher-forced pass, to float rounding), so the pass
+    without gradient that finds the live samples is not run; lps: such records for given yhats
+    (sample_update's)."""
+    skip = skip_clamped and logp_mode == "eval"
     if yhats is None:
-        outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
+        if skip and fuse_logp:
+            outs, hit, lps = generate(f, srcs, max_len=max_len, mode="sample", device=device, logp=True)
+        else:
+            outs, hit = generate(f, srcs, max_len=max_len, mode="sample", device=device)
         yhats = [o + [EOS] for o in outs]
     elif hit is None:
         hit = [False] * len(yhats)
@@ -131,8 +171,9 @@ def composed_terms(f, pi, srcs, tgts, *, lam=1.0, epsilon=0.0, max_len=512, clam
         outs_g, _ = generate(f, srcs, max_len=max_len, mode="greedy", device=device)
         greedy_w = denoiser_nll(pi, [o + [EOS] for o in outs_g], tgts, device)
     lens = [len(y) for y in yhats]
-    live = clamp_live(lens, parts, logp_sum, clamp_min) if skip_clamped and logp_mode == "eval" else None
-    ce, nll, tok_lp = _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode, live)
+    live = clamp_live(lens, parts, logp_sum, clamp_min) if skip else None
+    known = sampled_logp(lps, lens, parts, max(lens)) if skip and lps is not None else None
+    ce, nll, tok_lp = _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode, live, known)
     logp, diag = sample_logp(tok_lp, lens, parts, logp_sum)
     per = program_loss(ce, logp, w, parts, lam, clamp_min, scale, baseline, greedy_w)
     ntok = sum(len(t) for t in tgts)  # the targets' tokens: they hold no PAD

@@ -266,12 +266,15 @@ def run_compose(args):
         if not batch.merged:
             return composed_loss(f, pi, xs, ys, max_len=limit(batch.idx), **kw)
         # a GPU's step is a whole update (training.merge_updates): its batches' samples in one decoding pass
+        # (in eval mode the samples' log p is recorded as they are drawn: composed_terms's fuse_logp)
+        fuse = cfg.logp_mode == "eval"
         samples = sample_update(f, [[srcs[i] for i in p] for p in batch.parts], [limit(p) for p in batch.parts],
-                                device)
-        yhats = [o + [EOS] for outs, _ in samples for o in outs]
-        hit = [h for _, hits in samples for h in hits]
+                                device, logp=fuse)
+        yhats = [o + [EOS] for s in samples for o in s[0]]
+        hit = [h for s in samples for h in s[1]]
+        lps = [x for s in samples for x in s[2]] if fuse else None
         per, extra = composed_terms(f, pi, xs, ys, max_len=max(limit(p) for p in batch.parts), yhats=yhats,
-                                    hit=hit, parts=[len(p) for p in batch.parts], **kw)
+                                    hit=hit, parts=[len(p) for p in batch.parts], lps=lps, **kw)
         # what update_freq accumulated steps of one batch each would add: each batch over its own tokens
         ntoks = [sum(len(tgts[i]) for i in p) for p in batch.parts]
         return per_batch_mean(per, batch, ntoks, cfg.update_freq), sum(ntoks), extra

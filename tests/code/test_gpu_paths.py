@@ -56,7 +56,8 @@ def test_steady_update_time_leaves_out_the_first_updates():
 def test_sample_update_cuts_each_batch_to_its_limit(monkeypatch):
     calls = []
 
-    def fake_generate(f, srcs, *, max_len, mode, device):
+    def fake_generate(f, srcs, *, max_len, mode, device, logp=False, groups=None):
+        assert not logp and groups is None
         calls.append((len(srcs), max_len, mode))
         # row k: EOS after k tokens (k < max_len), else the limit without EOS
         outs = [[5] * min(k, max_len) for k in range(len(srcs))]
