@@ -42,13 +42,9 @@ RUNS=${RUNS:-runs/sanstype$SUFFIX/$PRESET}
 TABLE=${TABLE:-results/sanstype$SUFFIX.md}
 PY=${PY:-python}
 
-# independent stages side by side, one thread each: on 2 cores two 1-thread stages do ~1.3x the work of one
-# 2-thread stage (results/NOTES.md). Default 2 for the CPU presets on >= 2 cores unless OMP_NUM_THREADS is set
-# (a shared machine); the paper preset (a GPU) runs one stage at a time.
-JOBS_DEFAULT=1
-[[ $PRESET != paper && -z ${OMP_NUM_THREADS:-} ]] && (( $(nproc) >= 2 )) && JOBS_DEFAULT=2
-JOBS=${JOBS:-$JOBS_DEFAULT}
-(( JOBS >= 1 )) || { echo "code/runner.sh: JOBS must be 1 or more, not '$JOBS'" >&2; exit 2; }
+# independent stages side by side, one thread each (scripts/jobs.sh: job, barrier; JOBS=1 one at a time)
+JOBS_NAME=code/runner.sh JOBS_LOGS=$RUNS/logs
+source scripts/jobs.sh
 
 # ---- data and vocabulary -------------------------------------------------------------------
 DATA=${DATA:-data/sanstype-$([[ $VARIANT == authors ]] && echo paper || echo strict)}
@@ -153,28 +149,6 @@ compose()  { local tag=$1 name=$2 seed=$3 init=$4 dn=$5; shift 5
 
 want() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" all "* ]]; }
 
-# job NAME FUNCTION ARGS...: a stage now (JOBS=1), or in the background beside JOBS-1 others, one thread
-# each, its output in $RUNS/logs/NAME.log; barrier: wait for them all -- a failed stage stops the runner
-# with its name. Stages started between two barriers must not depend on each other.
-PIDS=() NAMES=()
-job() {
-    local name=$1; shift
-    if (( JOBS <= 1 )); then "$@"; return; fi
-    (( ${#PIDS[@]} < JOBS )) || wait_first
-    mkdir -p "$RUNS/logs"
-    echo "code/runner.sh: $name started (log: $RUNS/logs/$name.log)"
-    ( export OMP_NUM_THREADS=1; "$@" ) > "$RUNS/logs/$name.log" 2>&1 &
-    PIDS+=($!) NAMES+=("$name")
-}
-wait_first() {
-    if ! wait "${PIDS[0]}"; then
-        echo "code/runner.sh: stage ${NAMES[0]} failed (its log: $RUNS/logs/${NAMES[0]}.log)" >&2
-        exit 1
-    fi
-    echo "code/runner.sh: ${NAMES[0]} finished"
-    PIDS=("${PIDS[@]:1}") NAMES=("${NAMES[@]:1}")
-}
-barrier() { while (( ${#PIDS[@]} )); do wait_first; done; }
 # the control's two rows: its training (selection by NLL_Π of sampled ŷ), then its best-validation-CE checkpoint
 continued() {
     local seed=$1

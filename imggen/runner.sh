@@ -6,6 +6,7 @@
 #   PRESET=paper SEEDS="0 1 2" bash imggen/runner.sh    # the paper's settings (GPU)
 #   TARGETS="main blur l2" bash imggen/runner.sh        # main table plus two ablations
 #   TARGETS=all bash imggen/runner.sh                   # everything
+#   JOBS=1 bash imggen/runner.sh                        # one stage at a time, in this terminal
 #
 # What each target costs at the cpu preset, as measured (dated): results/NOTES.md.
 # Finished runs are skipped, killed runs resume from their last checkpoint. The table is
@@ -23,6 +24,10 @@ RUNS=${RUNS:-runs/imggen/$PRESET}
 TABLE=${TABLE:-results/imggen.md}
 PY=${PY:-python}                   # (PRESETS_PY: the python that answers preset queries, when PY only echoes)
 [[ -n "${THREADS:-}" ]] && export OMP_NUM_THREADS=$THREADS   # THREADS=1 on a shared machine
+# independent stages side by side, one thread each (scripts/jobs.sh: job, barrier): the main runs once Π
+# exists. Default 2 for the cpu and smoke presets on >= 2 cores, 1 with OMP_NUM_THREADS set or PRESET=paper
+JOBS_NAME=imggen/runner.sh JOBS_LOGS=$RUNS/logs
+source scripts/jobs.sh
 
 # ---- hyperparameters (PAPER.md, Experiment 1): empty = the preset's value --------------------
 # (composed_ft/imggen/presets.py; `python -m composed_ft.imggen presets --preset cpu` prints them). Each
@@ -45,7 +50,7 @@ BLUR_MAX=${BLUR_MAX:-2}            # blur radius ~ U[0, s] of the main denoiser 
 EPOCHS=${EPOCHS:-}                 # predictor epochs for both methods (overrides the two below) (cpu 300, paper 1000)
 EPOCHS_DIRECT=${EPOCHS_DIRECT:-}   # Direct's epochs (cpu 300, paper 1000)
 EPOCHS_COMPOSED=${EPOCHS_COMPOSED:-} # Composed's epochs (its updates win when set) (cpu 300, paper 1000)
-UPDATES=${UPDATES:-}               # predictor updates for both methods (overrides the two below, and epochs) (cpu 0 [direct] / 32000 [composed], paper 0)
+UPDATES=${UPDATES:-}               # predictor updates for both methods (overrides the two below, and epochs) (cpu 32000 [composed] / 0 [direct], paper 0)
 UPDATES_DIRECT=${UPDATES_DIRECT:-} # Direct's updates (0: its epochs) (cpu 0, paper 0)
 UPDATES_COMPOSED=${UPDATES_COMPOSED:-} # Composed's updates (0: its epochs) (cpu 32000, paper 0)
 BN_EPS=${BN_EPS:-}                 # f's BatchNorm eps (cpu 0.8, paper 0.8)
@@ -170,14 +175,22 @@ fi
 stamp "denoiser $DEN"
 denoiser "$DEN" --perturb blur --blur-max "$BLUR_MAX"
 
-# The main runs: also the reference rows of every ablation, so they run whenever an ablation does.
+# The main runs: also the reference rows of every ablation, so they run whenever an ablation does. Once Π
+# exists they are independent: with JOBS=2 two at a time, one thread each (scripts/jobs.sh), the long
+# Composed runs first so that the two lanes end together.
+seeded() { local SEEDS=$1; shift; "$@"; }   # seeded SEED FUNCTION ARGS...: one seed of a stage
 if want main || ablations; then
+    stamp "main: Composed, Direct$(want main && echo ', strongest Direct' || true) at $N_TRAIN_MAIN labels (JOBS=$JOBS)"
     for n in $N_TRAIN_MAIN; do
-        stamp "main n=$n"
-        direct main "n$n" "$DEN" --n-train "$n"
-        composed_main "$n"
-        if want main; then strong main "n$n" "$DEN" --n-train "$n"; fi
+        for seed in $SEEDS; do job "composed-n$n-s$seed" seeded "$seed" composed_main "$n"; done
     done
+    for n in $N_TRAIN_MAIN; do
+        for seed in $SEEDS; do
+            job "direct-n$n-s$seed" seeded "$seed" direct main "n$n" "$DEN" --n-train "$n"
+            if want main; then job "direct_strong-n$n-s$seed" seeded "$seed" strong main "n$n" "$DEN" --n-train "$n"; fi
+        done
+    done
+    barrier
 fi
 if only budget; then      # long runs of the main models (seed 0 of SEEDS) whose curves set the budgets
     stamp "budget probes"

@@ -62,7 +62,7 @@ def plan(runner, env):
     with tempfile.TemporaryDirectory() as tmp:
         fonts = os.path.join(tmp, "fonts32.npz")
         open(fonts, "w").close()
-        e = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", TARGETS="all", SEEDS="0",
+        e = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", TARGETS="all", SEEDS="0", JOBS="1",
                  RUNS=os.path.join(tmp, "runs"), TABLE=os.path.join(tmp, "t.md"),
                  DATA=fonts if runner.startswith("imggen") else os.path.join(tmp, "data"), **env)
         p = subprocess.run(["bash", runner], cwd=REPO, env=e, capture_output=True, text=True, timeout=120)

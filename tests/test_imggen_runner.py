@@ -13,7 +13,7 @@ def plan(tmp_path, **env):
     data = tmp_path / "fonts32.npz"
     data.touch()  # present: the runner would otherwise install fonts
     e = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", SEEDS="0", RUNS=str(tmp_path / "runs"),
-             DATA=str(data), TABLE=str(tmp_path / "t.md"))
+             DATA=str(data), TABLE=str(tmp_path / "t.md"), JOBS="1")
     e.update(env)
     p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=e, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -192,3 +192,34 @@ def test_the_archived_runs_compare_equal_to_what_the_runner_plans_today(tmp_path
             assert Run(path, cfg.to_dict()).differences(upgrade=comparable) == {}, path
             compared += 1
     assert compared >= 50
+
+
+def test_main_runs_side_by_side_with_jobs_and_a_failed_stage_stops_the_runner(tmp_path):
+    """JOBS=2: once Π exists, the main runs two at a time (the Composed runs first), one seed and one thread
+    each, each stage's output in RUNS/logs/<stage>.log; the table waits for them all; a failing stage stops
+    the runner with its name."""
+    data = tmp_path / "fonts32.npz"
+    data.touch()
+    runs = tmp_path / "runs"
+    env = dict(os.environ, PY="echo", PRESETS_PY=sys.executable, PRESET="cpu", SEEDS="0 1", RUNS=str(runs),
+               DATA=str(data), TABLE=str(tmp_path / "t.md"), JOBS="2")
+    p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    started = [line.split()[1] for line in p.stdout.splitlines() if line.endswith(".log)")]
+    assert started[:4] == ["composed-n2500-s0", "composed-n2500-s1", "composed-n500-s0", "composed-n500-s1"]
+    assert len(started) == 12 and "direct_strong-n500-s1" in started
+    assert p.stdout.index("denoise") < p.stdout.index("started")  # Π first, in the foreground
+    assert p.stdout.rindex("finished") < p.stdout.index(" table ")  # the table after every stage
+    for name in started:
+        log = (runs / "logs" / f"{name}.log").read_text().split()
+        seed = name.rsplit("-s", 1)[1]
+        assert log[log.index("--seed") + 1] == seed and log.count("--seed") == 1
+        n = name.split("-n")[1].split("-")[0]
+        assert flag(log, "--n-train") == n
+    fake = tmp_path / "py"  # a python whose Composed at 500 labels fails
+    fake.write_text('#!/bin/bash\n[[ " $* " == *"composed-n500-s0"* ]] && { echo boom; exit 3; }\necho "$@"\n')
+    fake.chmod(0o755)
+    p = subprocess.run(["bash", "imggen/runner.sh"], cwd=REPO, env=dict(env, PY=str(fake), PRESETS_PY=sys.executable),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "stage composed-n500-s0 failed" in p.stderr
+    assert " table " not in p.stdout
