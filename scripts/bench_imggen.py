@@ -41,6 +41,13 @@ issue 38's targets (bench_update). `--compile` adds torch.compile of the whole t
 its compile time is reported), `--profile` a torch.profiler table per step (profile_update), `--curve` the
 validation-curve check: a short real Composed run at a fixed seed, previous vs today's Π path (curve_check; on
 data/fonts/fonts32.npz when built, else on the tests' synthetic fonts).
+
+    python scripts/bench_imggen.py --jobs --width 16 [--updates 300]
+
+the runner's JOBS question (issue 38, deliver 4): the composed update (today's, and Direct's) run by one
+process at 2 threads against two processes at 1 thread each side by side, and one at 1 thread alone; each
+process times --updates updates after a warm-up; printed: updates per second of the machine in each layout and
+the ratio (bench_jobs). Run it on idle cores.
 """
 import argparse
 import statistics
@@ -458,8 +465,64 @@ def update_report(r, curve=None, profiles=None):
     return "\n".join(lines)
 
 
+def _jobs_worker(kind, width, batch, updates, warmup=5):
+    """One process's share of bench_jobs: `updates` timed updates of `kind`; prints the seconds."""
+    torch.manual_seed(0)
+    f = MLPGenerator(dropout=0.1) if kind != "direct" else MLPGenerator()
+    step = _train_step(kind, f, freeze(UNet(width)), _update_data(batch))
+    for _ in range(warmup):
+        step()
+    t = time.perf_counter()
+    for _ in range(updates):
+        step()
+    print(time.perf_counter() - t)
+
+
+def bench_jobs(width=16, batch=256, updates=300, kinds=("today", "direct")):
+    """Updates per second of the whole machine, per kind: one process at 2 threads, two processes at 1 thread
+    each started together (the runner's JOBS=2), one process at 1 thread alone. {kind: {layout: updates/s}}."""
+    import os
+    import subprocess
+    import sys
+
+    def start(kind, threads):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        return subprocess.Popen([sys.executable, __file__, "--jobs-worker", kind, "--width", str(width), "--batch",
+                                 str(batch), "--updates", str(updates)], env=env, stdout=subprocess.PIPE, text=True)
+
+    def wall(procs):
+        secs = []
+        for p in procs:
+            out, _ = p.communicate()
+            if p.returncode:
+                raise RuntimeError(f"bench_jobs worker failed (rc {p.returncode})")
+            secs.append(float(out.strip().splitlines()[-1]))
+        return secs
+    res = {}
+    for kind in kinds:
+        one2 = wall([start(kind, 2)])[0]
+        two1 = wall([start(kind, 1), start(kind, 1)])
+        one1 = wall([start(kind, 1)])[0]
+        res[kind] = {"1 process, 2 threads": updates / one2, "1 process, 1 thread": updates / one1,
+                     "2 processes, 1 thread each": sum(updates / t for t in two1)}
+    return res
+
+
+def jobs_report(res, width, batch, updates):
+    lines = [f"updates per second of the machine, U-Net width {width}, batch {batch}, float32, {updates} timed "
+             "updates per process", "",
+             "| step | 1 process, 2 threads | 2 processes, 1 thread each | ratio | 1 process, 1 thread |",
+             "|---|---|---|---|---|"]
+    for kind, r in res.items():
+        a, b, c = r["1 process, 2 threads"], r["2 processes, 1 thread each"], r["1 process, 1 thread"]
+        lines.append(f"| {'Composed' if kind == 'today' else 'Direct'} | {a:.2f} | {b:.2f} | {b / a:.2f}x | {c:.2f} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--jobs", action="store_true", help="one 2-thread process against two 1-thread ones (bench_jobs)")
+    p.add_argument("--jobs-worker", choices=UPDATE_VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--reps", type=int, default=7)
@@ -475,14 +538,19 @@ if __name__ == "__main__":
                    help="the composed update at --width against torch.compile of the U-Net and bf16 autocast")
     p.add_argument("--denormals", metavar="RUN_DIR",
                    help="time a predictor run's update at its last checkpoint with subnormal floats kept and flushed")
-    p.add_argument("--updates", type=int, default=10, help="with --denormals: updates per timed repetition")
+    p.add_argument("--updates", type=int, default=None,
+                   help="with --denormals: updates per timed repetition (10); with --jobs: per process (300)")
     p.add_argument("--update", action="store_true",
                    help="issue 38: the composed update today vs the previous implementation and Direct (--width 16)")
     p.add_argument("--compile", action="store_true", help="with --update: also torch.compile of the whole step")
     p.add_argument("--profile", action="store_true", help="with --update: torch.profiler tables")
     p.add_argument("--curve", action="store_true", help="with --update: the validation-curve check (a short real run)")
     a = p.parse_args()
-    if a.update:
+    if a.jobs_worker:
+        _jobs_worker(a.jobs_worker, a.width, a.batch, a.updates)
+    elif a.jobs:
+        print(jobs_report(bench_jobs(a.width, a.batch, a.updates or 300), a.width, a.batch, a.updates or 300))
+    elif a.update:
         import tempfile
         r = bench_update(a.width, a.batch, max(a.reps, 15), compile_step=a.compile)
         profiles = profile_update(a.width, a.batch) if a.profile else None
@@ -497,7 +565,7 @@ if __name__ == "__main__":
         for k, t in med.items():
             print(f"  {k}: {t:.4f} s/update ({base / t:.2f}x)")
     elif a.denormals:
-        r = bench_denormals(a.denormals, a.updates, a.reps)
+        r = bench_denormals(a.denormals, a.updates or 10, a.reps)
         t = r["s_per_update"]
         print(f"{r['run']} at update {r['updates_at_checkpoint']}: subnormal weights {r['subnormals']['weights']:,}, "
               f"subnormal Adam moments {r['subnormals']['Adam moments']:,}; {torch.get_num_threads()} threads")
