@@ -4,6 +4,7 @@
 #   bash runner.sh                                        # cpu preset, imggen + SansType main tables, seed 0
 #   PRESET=paper SEEDS="0 1 2" bash runner.sh             # the paper's settings (GPU)
 #   EXPERIMENTS="imggen" TARGETS=all bash runner.sh       # every imggen ablation too
+#   JOBS=1 bash runner.sh                                 # one experiment after another (CPU default: side by side)
 #
 # Every experiment skips finished runs and resumes killed ones, so rerunning after an interruption
 # continues where it stopped. Tables are regenerated from the run directories into results/.
@@ -20,20 +21,30 @@ source scripts/setup_env.sh      # creates/uses .venv, installs what is missing,
 export PY PRESET SEEDS DEVICE
 [[ -n "$THREADS" ]] && export OMP_NUM_THREADS=$THREADS
 
-for exp in $EXPERIMENTS; do
+# several experiments on a CPU: side by side, one thread each, each one's stages one at a time (JOBS=2 by
+# default: scripts/jobs.sh); their output goes to runs/logs/EXPERIMENT.log. One experiment, JOBS=1 or a GPU:
+# one after another, each runner scheduling its own stages.
+JOBS_NAME=runner.sh JOBS_LOGS=runs/logs
+source scripts/jobs.sh
+lanes=$JOBS
+(( $(wc -w <<< "$EXPERIMENTS") >= 2 )) || lanes=1
+experiment() {
+    local exp=$1 start runner
     start=$(date +%s)
     case $exp in
-        imggen)   bash imggen/runner.sh ;;
+        imggen)   runner=imggen/runner.sh ;;
         sanstype) runner=code/runner.sh ;;
         spoc)     runner=code/runner_spoc.sh ;;
-        *) echo "runner.sh: unknown experiment '$exp' (imggen, sanstype, spoc)" >&2; exit 2 ;;
+        *) echo "runner.sh: unknown experiment '$exp' (imggen, sanstype, spoc)" >&2; return 2 ;;
     esac
-    if [[ $exp != imggen ]]; then
-        if [[ -f $runner ]]; then bash "$runner"
-        else echo "runner.sh: $exp is not implemented yet ($runner missing); skipped" >&2; fi
-    fi
+    if [[ ! -f $runner ]]; then echo "runner.sh: $exp is not implemented yet ($runner missing); skipped" >&2; return 0; fi
+    if (( lanes > 1 )); then JOBS=1 bash "$runner"; else bash "$runner"; fi
     echo "runner.sh: $exp finished in $(( ($(date +%s) - start) / 60 )) min"
+}
+for exp in $EXPERIMENTS; do
+    if (( lanes > 1 )); then job "$exp" experiment "$exp"; else experiment "$exp"; fi
 done
+barrier
 # the report: every experiment's tables, claims vs our gains, figures, provenance. runs/ (checkpoints) is
 # not committed, so the small records of every finished run are first copied to results/runs/ (committed),
 # and the report is built from there: it keeps runs of earlier sessions and can be rebuilt anywhere.

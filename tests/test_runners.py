@@ -209,3 +209,55 @@ def test_code_runner_jobs_default(preset, omp, side_by_side, tmp_path):
     assert p.returncode == 0, p.stderr
     started = "pretrain-s0 started" in p.stdout
     assert started == (side_by_side and len(os.sched_getaffinity(0)) >= 2), p.stdout[-1000:]  # nproc
+
+
+def _fake_tree(tmp_path, fail=None):
+    """runner.sh and scripts/jobs.sh in a tree whose environment setup and experiment runners are stand-ins
+    that print the threads and JOBS they were given (and, for `fail`, exit 3)."""
+    import shutil
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "imggen").mkdir()
+    (tmp_path / "code").mkdir()
+    shutil.copy(os.path.join(REPO, "runner.sh"), tmp_path / "runner.sh")
+    shutil.copy(os.path.join(REPO, "scripts", "jobs.sh"), tmp_path / "scripts" / "jobs.sh")
+    (tmp_path / "scripts" / "setup_env.sh").write_text("PY=echo\n")
+    for exp, path in (("imggen", "imggen/runner.sh"), ("sanstype", "code/runner.sh")):
+        body = f'echo "{exp} OMP=${{OMP_NUM_THREADS:-unset}} JOBS=${{JOBS:-unset}}"\n'
+        body += "exit 3\n" if exp == fail else ""
+        (tmp_path / path).write_text(body)
+    return tmp_path
+
+
+@pytest.mark.parametrize("env,lanes", [({}, True), ({"THREADS": "1"}, False), ({"JOBS": "1"}, False),
+                                       ({"PRESET": "paper"}, False), ({"EXPERIMENTS": "imggen"}, False)])
+def test_top_runner_runs_the_experiments_side_by_side_on_a_cpu(env, lanes, tmp_path):
+    """runner.sh: two experiments on a CPU preset run side by side at one thread each, each runner told JOBS=1
+    (its stages one at a time), their output in runs/logs/EXPERIMENT.log; with THREADS or JOBS=1 set, the
+    paper preset, or one experiment, one after another, each runner choosing its own JOBS."""
+    root = _fake_tree(tmp_path)
+    e = {k: v for k, v in os.environ.items() if k not in ("JOBS", "OMP_NUM_THREADS", "THREADS", "EXPERIMENTS")}
+    p = subprocess.run(["bash", "runner.sh"], cwd=root, env=dict(e, **env), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    exps = env.get("EXPERIMENTS", "imggen sanstype").split()
+    if lanes and len(os.sched_getaffinity(0)) >= 2:
+        for exp in exps:
+            assert f"runner.sh: {exp} started (log: runs/logs/{exp}.log)" in p.stdout
+            log = (root / "runs" / "logs" / f"{exp}.log").read_text()
+            assert f"{exp} OMP=1 JOBS=1" in log and f"runner.sh: {exp} finished in" in log
+    else:
+        assert "started" not in p.stdout
+        for exp in exps:
+            line = [x for x in p.stdout.splitlines() if x.startswith(exp + " OMP=")][0]
+            assert ("JOBS=1" in line) == (env.get("JOBS") == "1")
+            assert ("OMP=1" in line) == (env.get("THREADS") == "1")
+    assert "archive_runs.py" in p.stdout and "make_report.py" in p.stdout  # PY=echo: the report's commands
+
+
+def test_top_runner_stops_with_the_failed_experiment(tmp_path):
+    root = _fake_tree(tmp_path, fail="imggen")
+    e = {k: v for k, v in os.environ.items() if k not in ("JOBS", "OMP_NUM_THREADS", "THREADS", "EXPERIMENTS")}
+    p = subprocess.run(["bash", "runner.sh"], cwd=root, env=dict(e, JOBS="2"), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and "stage imggen failed (its log: runs/logs/imggen.log)" in p.stderr
+    assert "make_report.py" not in p.stdout
