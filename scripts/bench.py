@@ -30,9 +30,14 @@ def imggen_section(quick):
     with tempfile.TemporaryDirectory() as tmp:
         curve = bench_imggen.curve_check(tmp, updates=60 if quick else 120)
     profiles = bench_imggen.profile_update(16, 256)
+    # the runners' JOBS question: two 1-thread processes against one 2-thread process (deliver 4)
+    updates = 100 if quick else 300
+    jobs = bench_imggen.jobs_report(bench_imggen.bench_jobs(16, 256, updates), 16, 256, updates)
     return ("## Composed font training step (imggen)\n\n" + bench_imggen.report(r) + "\n\n"
             f"### The composed update at the cpu preset's width (issue 38), load average {os.getloadavg()[0]:.1f}\n\n"
-            + bench_imggen.update_report(u, curve, profiles) + "\n")
+            + bench_imggen.update_report(u, curve, profiles) + "\n\n"
+            "### Two stages side by side at one thread each, or one at two threads (issue 38, JOBS)\n\n"
+            + jobs + "\n")
 
 
 def seq2seq_section(quick):
