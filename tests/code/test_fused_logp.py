@@ -37,14 +37,17 @@ def teacher_forced(f, src, sample, length):
     return lp.gather(-1, torch.tensor(out)[:, None])[:, 0]
 
 
-@pytest.mark.parametrize("max_tokens", [None, 60])  # one chunk, or chunks of a few rows
-def test_recorded_logp_equals_the_teacher_forced_pass(max_tokens):
+@pytest.mark.parametrize("max_tokens,cache", [(None, "fast"), (60, "fast"), (None, "static"), (None, "none")])
+def test_recorded_logp_equals_the_teacher_forced_pass(max_tokens, cache):
+    """One chunk or chunks of a few rows; our incremental decoder, its static step (a GPU's: finished rows are
+    masked, never dropped) and the full recomputation."""
     f = tiny(0).eval()
     groups = [0] * 5 + [1] * 4 + [2] * 5
     torch.manual_seed(7)
-    plain, plain_hit = generate(f, SRCS, max_len=6, mode="sample")
+    plain, plain_hit = generate(f, SRCS, max_len=6, mode="sample", cache=cache)
     torch.manual_seed(7)
-    outs, hit, lps = generate(f, SRCS, max_len=6, mode="sample", logp=True, groups=groups, max_tokens=max_tokens)
+    outs, hit, lps = generate(f, SRCS, max_len=6, mode="sample", logp=True, groups=groups, max_tokens=max_tokens,
+                              cache=cache)
     if max_tokens is None:  # recording draws nothing: the same samples (chunks of whole groups draw in
         assert outs == plain and hit == plain_hit  # another order)
     assert any(hit) and not all(hit) and len({len(o) for o in outs}) >= 3
