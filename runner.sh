@@ -4,7 +4,7 @@
 #   bash runner.sh                                        # cpu preset, imggen + SansType main tables, seed 0
 #   PRESET=paper SEEDS="0 1 2" bash runner.sh             # the paper's settings (GPU)
 #   EXPERIMENTS="imggen" TARGETS=all bash runner.sh       # every imggen ablation too
-#   JOBS=1 bash runner.sh                                 # one experiment after another (CPU default: side by side)
+#   JOBS=1 bash runner.sh                                 # one stage at a time (CPU default: 2, one thread each)
 #
 # Every experiment skips finished runs and resumes killed ones, so rerunning after an interruption
 # continues where it stopped. Tables are regenerated from the run directories into results/.
@@ -16,18 +16,21 @@ SEEDS=${SEEDS:-0}                # predictor seeds (denoisers are trained once a
 EXPERIMENTS=${EXPERIMENTS:-"imggen sanstype"}   # + spoc
 DEVICE=${DEVICE:-auto}           # auto | cpu | cuda
 THREADS=${THREADS:-}             # torch/OpenMP threads; 1 on a CPU shared with other jobs
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-0}  # 1: the experiments at once, one thread each (below)
 
 source scripts/setup_env.sh      # creates/uses .venv, installs what is missing, sets $PY
 export PY PRESET SEEDS DEVICE
 [[ -n "$THREADS" ]] && export OMP_NUM_THREADS=$THREADS
 
-# several experiments on a CPU: side by side, one thread each, each one's stages one at a time (JOBS=2 by
-# default: scripts/jobs.sh); their output goes to runs/logs/EXPERIMENT.log. One experiment, JOBS=1 or a GPU:
-# one after another, each runner scheduling its own stages.
+# SIDE_BY_SIDE=1: several experiments at once, one thread each (JOBS of them: scripts/jobs.sh), each
+# runner's stages one at a time, output in runs/logs/EXPERIMENT.log. Not the default: the experiments' lengths
+# differ (SansType ~1.7 h of one core, imggen ~2.5 h at the cpu preset), so one core idles for the difference,
+# more than each runner's own JOBS loses (results/NOTES.md). Default: one experiment after another, each
+# runner scheduling its own stages.
 JOBS_NAME=runner.sh JOBS_LOGS=runs/logs
 source scripts/jobs.sh
 lanes=$JOBS
-(( $(wc -w <<< "$EXPERIMENTS") >= 2 )) || lanes=1
+[[ $SIDE_BY_SIDE == 1 ]] && (( $(wc -w <<< "$EXPERIMENTS") >= 2 )) || lanes=1
 experiment() {
     local exp=$1 start runner
     start=$(date +%s)

@@ -228,14 +228,20 @@ def _fake_tree(tmp_path, fail=None):
     return tmp_path
 
 
-@pytest.mark.parametrize("env,lanes", [({}, True), ({"THREADS": "1"}, False), ({"JOBS": "1"}, False),
-                                       ({"PRESET": "paper"}, False), ({"EXPERIMENTS": "imggen"}, False)])
-def test_top_runner_runs_the_experiments_side_by_side_on_a_cpu(env, lanes, tmp_path):
-    """runner.sh: two experiments on a CPU preset run side by side at one thread each, each runner told JOBS=1
-    (its stages one at a time), their output in runs/logs/EXPERIMENT.log; with THREADS or JOBS=1 set, the
-    paper preset, or one experiment, one after another, each runner choosing its own JOBS."""
+S = {"SIDE_BY_SIDE": "1"}
+
+
+@pytest.mark.parametrize("env,lanes", [(S, True), ({}, False), ({**S, "THREADS": "1"}, False),
+                                       ({**S, "JOBS": "1"}, False), ({**S, "PRESET": "paper"}, False),
+                                       ({**S, "EXPERIMENTS": "imggen"}, False)])
+def test_top_runner_runs_the_experiments_side_by_side_when_asked(env, lanes, tmp_path):
+    """runner.sh with SIDE_BY_SIDE=1: two experiments on a CPU preset run side by side at one thread each, each
+    runner told JOBS=1 (its stages one at a time), their output in runs/logs/EXPERIMENT.log; by default, with
+    THREADS or JOBS=1 set, the paper preset, or one experiment, one after another, each runner choosing its
+    own JOBS."""
     root = _fake_tree(tmp_path)
-    e = {k: v for k, v in os.environ.items() if k not in ("JOBS", "OMP_NUM_THREADS", "THREADS", "EXPERIMENTS")}
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("JOBS", "OMP_NUM_THREADS", "THREADS", "EXPERIMENTS", "SIDE_BY_SIDE")}
     p = subprocess.run(["bash", "runner.sh"], cwd=root, env=dict(e, **env), capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr
@@ -257,7 +263,7 @@ def test_top_runner_runs_the_experiments_side_by_side_on_a_cpu(env, lanes, tmp_p
 def test_top_runner_stops_with_the_failed_experiment(tmp_path):
     root = _fake_tree(tmp_path, fail="imggen")
     e = {k: v for k, v in os.environ.items() if k not in ("JOBS", "OMP_NUM_THREADS", "THREADS", "EXPERIMENTS")}
-    p = subprocess.run(["bash", "runner.sh"], cwd=root, env=dict(e, JOBS="2"), capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(["bash", "runner.sh"], cwd=root, env=dict(e, JOBS="2", SIDE_BY_SIDE="1"), capture_output=True,
+                       text=True, timeout=60)
     assert p.returncode == 1 and "stage imggen failed (its log: runs/logs/imggen.log)" in p.stderr
     assert "make_report.py" not in p.stdout
