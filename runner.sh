@@ -23,10 +23,10 @@ export PY PRESET SEEDS DEVICE
 [[ -n "$THREADS" ]] && export OMP_NUM_THREADS=$THREADS
 
 # SIDE_BY_SIDE=1: several experiments at once, one thread each (JOBS of them: scripts/jobs.sh), each
-# runner's stages one at a time, output in runs/logs/EXPERIMENT.log. Not the default: the experiments' lengths
-# differ (SansType ~1.7 h of one core, imggen ~2.5 h at the cpu preset), so one core idles for the difference,
-# more than each runner's own JOBS loses (results/NOTES.md). Default: one experiment after another, each
-# runner scheduling its own stages.
+# runner's stages one at a time, output in runs/logs/EXPERIMENT.log. Not the default: at the cpu preset it is
+# not measurably faster (imggen's lane, ~2.7 h of one core, is the long pole, and SansType's ~1.9 h lane then
+# leaves a core idle; results/NOTES.md). Default: one experiment after another, each runner scheduling its own
+# stages.
 JOBS_NAME=runner.sh JOBS_LOGS=runs/logs
 source scripts/jobs.sh
 lanes=$JOBS
