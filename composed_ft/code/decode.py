@@ -27,6 +27,7 @@ kernels. So on CUDA (a CPU decodes as it always has):
 `length_limit` is the one rule for how long an output may get: 1.5 x the longest gold sequence + 10
 tokens (evaluation, validation, backtranslation; Composed's training samples use their own factor),
 at most what the model's positions hold."""
+import itertools
 import logging
 import os
 
@@ -433,8 +434,13 @@ def _chunks(srcs, width, max_len, max_tokens, groups):
     tokens each (a single source may exceed it). With groups, when they do not all fit one chunk: sorted by
     group first and cut between groups where a whole group fits (one chunk keeps the length order, and so
     the same draws as without groups)."""
+    def fits(n, longest):  # n sources, the longest of them `longest` tokens, in one chunk
+        return n * width * (longest + max_len) <= max_tokens
+
+    def longest_of(rows):
+        return max(len(srcs[i]) for i in rows)
     order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
-    by_group = groups is not None and len(srcs) * width * (max(map(len, srcs)) + max_len) > max_tokens
+    by_group = groups is not None and not fits(len(srcs), longest_of(order))
     if by_group:
         order = sorted(range(len(srcs)), key=lambda i: (groups[i], len(srcs[i])))
     chunks, cur, longest = [], [], 0
@@ -442,11 +448,11 @@ def _chunks(srcs, width, max_len, max_tokens, groups):
     while k < len(order):
         unit = [order[k]]
         if by_group:  # the rest of this group (contiguous in this order), if it fits a chunk on its own
-            g = [i for i in order[k:] if groups[i] == groups[order[k]]]
-            if len(g) * width * (max(len(srcs[i]) for i in g) + max_len) <= max_tokens:
+            g = list(itertools.takewhile(lambda i: groups[i] == groups[order[k]], order[k:]))
+            if fits(len(g), longest_of(g)):
                 unit = g
-        lu = max(len(srcs[i]) for i in unit)
-        if cur and (len(cur) + len(unit)) * width * (max(longest, lu) + max_len) > max_tokens:
+        lu = longest_of(unit)
+        if cur and not fits(len(cur) + len(unit), max(longest, lu)):
             chunks.append(cur)
             cur, longest = [], 0
         cur += unit

@@ -49,6 +49,10 @@ def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train",
     if logp_mode == "eval":
         ce, nll = batch_nll(f, collate(srcs, tgts, device), epsilon)
         hat = collate(srcs, yhats, device)
+
+        def redo(lp, rows):  # lp with the rows where `rows` holds recomputed by the teacher-forced pass
+            rows = rows.nonzero().flatten()
+            return lp.index_put((rows,), _token_logp(f, {k: v[rows] for k, v in hat.items()})) if len(rows) else lp
         was = f.training
         f.eval()
         try:
@@ -56,16 +60,8 @@ def _ce_and_token_logp(f, srcs, tgts, yhats, epsilon, device, logp_mode="train",
                 lp = _token_logp(f, hat)
             else:
                 with torch.no_grad():
-                    if known is None:
-                        lp = _token_logp(f, hat)
-                    else:
-                        lp, complete = known
-                        redo = (~complete).nonzero().flatten()
-                        if len(redo):
-                            lp = lp.index_put((redo,), _token_logp(f, {k: v[redo] for k, v in hat.items()}))
-                rows = live(lp).nonzero().flatten()
-                if len(rows):
-                    lp = lp.index_put((rows,), _token_logp(f, {k: v[rows] for k, v in hat.items()}))
+                    lp = _token_logp(f, hat) if known is None else redo(known[0], ~known[1])
+                lp = redo(lp, live(lp))
         finally:
             f.train(was)
         return ce, nll, lp
