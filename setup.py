@@ -6,7 +6,8 @@ setup(
     description="Composed fine-tuning: freezing pre-trained denoising autoencoders (Xie, Ma, Liang, ICML 2021), "
                 "reproduced",
     packages=find_packages(include=["composed_ft", "composed_ft.*"]),
-    package_data={"composed_ft.code": ["sandbox_helper.c"]},  # the sandbox's helper, built with g++ on first use
+    # C sources built on first use: the sandbox's helper (g++), the U-Net's channels-last instance norm (cc)
+    package_data={"composed_ft.code": ["sandbox_helper.c"], "composed_ft.imggen": ["nhwc_norm.c"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.2",

@@ -39,7 +39,7 @@ implementation (f through the UNet module, eager) and the Direct step, interleav
 counted FLOPs, the ratio to Direct, MFU against the sgemm peak measured in the same run, and pass/fail lines for
 issue 38's targets (bench_update). `--compile` adds torch.compile of the whole train step (forward and backward;
 its compile time is reported), `--profile` a torch.profiler table per step (profile_update), `--curve` the
-validation-curve check: a short real Composed run at a fixed seed, previous vs today's Π path (curve_check; on
+validation-curve check: a short real Composed run at a fixed seed, previous vs today's step (curve_check; on
 data/fonts/fonts32.npz when built, else on the tests' synthetic fonts).
 
     python scripts/bench_imggen.py --jobs --width 16 [--updates 300]
@@ -50,6 +50,7 @@ process times --updates updates after a warm-up; printed: updates per second of 
 the ratio (bench_jobs). Run it on idle cores.
 """
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -60,6 +61,7 @@ from torch import nn
 from composed_ft.core.compose import Composed, freeze, l2_penalty, nonbias_params
 from composed_ft.core.objective import composed_mse
 from composed_ft.core.perf import forward_flops, gemm_peak_flops, measure_gemm_flops
+from composed_ft.imggen import instance_norm
 from composed_ft.imggen.models import FrozenUNet, MLPGenerator, PaddedConv, UNet, Upsample2x
 
 OUTPUT_BLOCKS = ("authors", "padded", "subpixel")
@@ -296,23 +298,27 @@ def bench_denormals(run_dir, updates=10, reps=5, warmup=1):
 
 # ------------------------------------------------------------------ issue 38: the composed update
 
-UPDATE_VARIANTS = ("previous", "today", "today, NCHW", "compiled", "direct")
+UPDATE_VARIANTS = ("previous", "group norm", "today", "today, NCHW", "compiled", "direct")
 
 
 def _train_step(kind, f, u, data, lam=1e-4):
     """One training update as core.trainer.fit runs it for train.py's predictor stage: the step's loss
-    (composed_mse), backward, Adam, zero_grad. kind: `previous` (f through the UNet module, eager: the
-    implementation before issue 38), `today` (through FrozenUNet, channels last: what train.py runs now),
-    `today, NCHW`, `compiled` (today's step under torch.compile: forward and backward; dropout masks from
-    torch's own generator, fallback_random), `direct` (the MLP alone, no penalty: the CE-like step)."""
+    (composed_mse), backward, Adam, zero_grad. kind: `previous` (f through the UNet module, eager, the per-tensor
+    Adam: the implementation before issue 38), `group norm` (FrozenUNet channels last with torch's group norm and
+    the per-tensor Adam: the step of 2026-12-07), `today` (what train.py runs now: FrozenUNet channels last, its
+    instance norm in C (instance_norm.py), fused Adam), `today, NCHW`, `compiled` (today's step under
+    torch.compile: forward and backward; dropout masks from torch's own generator, fallback_random), `direct` (the
+    MLP alone, no penalty, fused Adam: the CE-like step)."""
     font, char, y = data
     if kind == "direct":
         model, lam = f, 0.0
+    elif kind == "previous":
+        model = Composed(f, u)
     else:
-        pi = u if kind == "previous" else FrozenUNet(u, channels_last=kind != "today, NCHW")
-        model = Composed(f, pi)
+        model = Composed(f, FrozenUNet(u, channels_last=kind != "today, NCHW"))
     model.train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4, betas=(0.5, 0.999))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4, betas=(0.5, 0.999),
+                           fused=kind not in ("previous", "group norm"))
     penalized = nonbias_params(f)
 
     def loss_of(font, char, y):
@@ -323,11 +329,23 @@ def _train_step(kind, f, u, data, lam=1e-4):
         loss_of = torch.compile(loss_of)
 
     def step():
-        loss = loss_of(font, char, y)
-        loss.backward()
+        with instance_norm_off() if kind == "group norm" else contextlib.nullcontext():
+            loss = loss_of(font, char, y)
+            loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     return step
+
+
+@contextlib.contextmanager
+def instance_norm_off():
+    """FrozenUNet with torch's group norm (as where instance_norm.py's kernel cannot be built)."""
+    saved = instance_norm._LIB[:]
+    instance_norm._LIB[:] = [None]
+    try:
+        yield
+    finally:
+        instance_norm._LIB[:] = saved
 
 
 def _update_data(batch, seed=0):
@@ -391,10 +409,11 @@ def profile_update(width=16, batch=256, kinds=("previous", "today", "direct"), n
 
 
 def curve_check(workdir, fonts=None, updates=120, width=16, seed=0):
-    """Validation curves of a short real Composed run at a fixed seed through the previous Π path (the UNet
-    module) and today's (FrozenUNet), same data, seed and settings: a denoiser of width `width` (smoke budget),
-    then Composed at 500 labels, batch 256, `updates` updates (2 per epoch). Returns {"previous": [val_mse per
-    epoch], "today": [...], "max_rel": the largest relative difference, "fonts": the dataset used}."""
+    """Validation curves of a short real Composed run at a fixed seed through the previous implementation (the
+    UNet module, the per-tensor Adam) and today's (FrozenUNet, instance norm in C, fused Adam), same data, seed
+    and settings: a denoiser of width `width` (smoke budget), then Composed at 500 labels, batch 256, `updates`
+    updates (2 per epoch). Returns {"previous": [val_mse per epoch], "today": [...], "max_rel": the largest
+    relative difference, "fonts": the dataset used}."""
     import json
     import os
     import sys
@@ -410,16 +429,18 @@ def curve_check(workdir, fonts=None, updates=120, width=16, seed=0):
     den = os.path.join(workdir, "denoiser")
     train.denoise(parse(["denoise", "--preset", "smoke", "--data", fonts, "--run-dir", den, "--device", "cpu",
                          "--unet-width", str(width), "--seed", str(seed)]))
-    curves, real = {}, train.FrozenUNet
+    curves, real, real_adam = {}, train.FrozenUNet, train._adam
     for name in ("previous", "today"):
         run = os.path.join(workdir, name)
         train.FrozenUNet = (lambda u, channels_last=True: u) if name == "previous" else real
+        train._adam = (lambda params, cfg, device: torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+                       ) if name == "previous" else real_adam
         try:
             train.train_predictor(parse(["train", "--preset", "cpu", "--data", fonts, "--run-dir", run, "--method",
                                          "composed", "--denoiser", den, "--n-train", "500", "--max-update",
                                          str(updates), "--device", "cpu", "--seed", str(seed)]))
         finally:
-            train.FrozenUNet = real
+            train.FrozenUNet, train._adam = real, real_adam
         rows = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
         curves[name] = [r["val_mse"] for r in rows if "epoch" in r]
     a, b = curves["previous"], curves["today"]
@@ -436,7 +457,9 @@ def update_report(r, curve=None, profiles=None):
              "| step | s/update | vs previous | counted GFLOP | vs Direct: time / FLOPs | GFLOP/s | MFU |",
              "|---|---|---|---|---|---|---|"]
     names = {"previous": "Composed, previous (the UNet module, eager)",
-             "today": "Composed, today (FrozenUNet, channels last)", "today, NCHW": "Composed, FrozenUNet NCHW",
+             "group norm": "Composed, FrozenUNet channels last, torch's group norm, per-tensor Adam (2026-12-07)",
+             "today": "Composed, today (FrozenUNet channels last, instance norm in C, fused Adam)",
+             "today, NCHW": "Composed, today but NCHW",
              "compiled": f"Composed, today under torch.compile (compile {r['compile_s'] or 0:.0f} s)",
              "direct": "Direct (the MLP alone)"}
     for k, t in s.items():

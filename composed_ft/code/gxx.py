@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 
-from composed_ft.core.io import cache_root
+from composed_ft.core.io import build_once
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +52,6 @@ def real_header_path():
 
 def gxx_version():
     return subprocess.run([gxx(), "--version"], capture_output=True, text=True, check=True).stdout
-
-
-def build_once(kind, key, build):
-    """cache_root()/kind/key, built by build(tmp_dir) into a temp dir renamed into place, so
-    concurrent builders never see half a build; dirs 0755, files 0644 unless executable."""
-    root = os.path.join(cache_root(), kind)
-    final = os.path.join(root, key)
-    if not os.path.exists(final):
-        os.makedirs(root, mode=0o755, exist_ok=True)
-        os.chmod(root, 0o755)
-        tmp = tempfile.mkdtemp(prefix=".build-", dir=root)
-        try:
-            build(tmp)
-            for dirpath, _, files in os.walk(tmp):
-                os.chmod(dirpath, 0o755)
-                for name in files:
-                    p = os.path.join(dirpath, name)
-                    os.chmod(p, 0o755 if os.stat(p).st_mode & 0o100 else 0o644)
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another process won the race
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 _PCH_MEMO = {}

@@ -49,7 +49,6 @@ import time
 
 from composed_ft.code.gxx import (
     CLEAN_PATH,
-    build_once,
     clean_env,
     compile_flags,
     ensure_pch,
@@ -57,7 +56,7 @@ from composed_ft.code.gxx import (
     gxx_version,
     link_flags,
 )
-from composed_ft.core.io import cache_root
+from composed_ft.core.io import build_once, cache_root
 
 log = logging.getLogger(__name__)
 

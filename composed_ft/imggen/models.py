@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import instance_norm
+
 N_CHARS = 62
 
 # The authors build every BatchNorm of f as `BatchNorm1d(n, 0.8)`, i.e. eps = 0.8 (PAPER.md). With
@@ -216,8 +218,9 @@ class FrozenUNet(nn.Module):
     - the output block's phase kernel (UpsampleConv) computed once, not per step, and in a memory format
       that does not make the conv copy its input to channels_last and back (profiled: an einsum result
       with channels_last strides cost two copies of the 2w x S/2 x S/2 input, ~9 ms per update);
-    - `channels_last`: every conv in NHWC (oneDNN's faster kernels at these channel counts), InstanceNorm
-      as a group norm with one channel per group (layout-preserving, the same statistics), and the
+    - `channels_last`: every conv in NHWC (oneDNN's faster kernels at these channel counts), InstanceNorm and
+      its activation as one C kernel each way on a CPU in float32 (instance_norm.py; elsewhere a group norm with
+      one channel per group: layout-preserving, the same statistics), and the
       space-to-depth / depth-to-space steps as one reshape each (torch's pixel (un)shuffle is slow on NHWC).
     The derived kernels are recomputed whenever a weight changes (a checkpoint loaded into the model);
     the state dict is the UNet's own (same keys), so checkpoints of Composed runs are unchanged."""
@@ -259,9 +262,11 @@ class FrozenUNet(nn.Module):
     def _norm_act(self, x, slope):
         """InstanceNorm (no affine) then ReLU (slope 0) or LeakyReLU(slope)."""
         eps = self.down2[1].eps
-        # channels last: a group norm with one channel per group. F.instance_norm would copy to NCHW and back, and
-        # a hand-written NHWC instance norm (var_mean over the (B, H*W, C) view, its own backward) was slower in
-        # eager mode: ~10 passes over the tensor against group norm's fused kernels (measured, one thread)
+        if self.channels_last and x.device.type == "cpu" and x.dtype == torch.float32 and instance_norm.available():
+            return instance_norm.instance_norm_act(x, eps, slope)  # one C kernel each way (instance_norm.py)
+        # channels last elsewhere: a group norm with one channel per group (layout-preserving; F.instance_norm
+        # would copy to NCHW and back; a hand-written NHWC instance norm in torch ops was slower in eager mode: ~10
+        # passes over the tensor against group norm's fused kernels, measured at one thread)
         x = F.group_norm(x, x.shape[1], eps=eps) if self.channels_last else F.instance_norm(x, eps=eps)
         return F.leaky_relu(x, slope) if slope else F.relu(x)
 
