@@ -75,6 +75,10 @@ def test_frozen_unet_falls_back_to_group_norm(monkeypatch):
         outs.append((y, torch.autograd.grad(y, xi, g)[0]))
     torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5 * outs[1][1].abs().max().item())
+    monkeypatch.setattr(instance_norm, "_LIB", [])
+    monkeypatch.setenv("CC", "/nonexistent/cc")  # no compiler: a warning, then the fallback
+    assert not instance_norm.available()
+    monkeypatch.delenv("CC")
     monkeypatch.setenv("CFT_NATIVE_NORM", "0")
     monkeypatch.setattr(instance_norm, "_LIB", [])
     assert not instance_norm.available()

@@ -34,7 +34,6 @@ Compilation uses a precompiled header of <bits/stdc++.h> built once per g++ vers
 import contextlib
 import ctypes
 import fcntl
-import hashlib
 import logging
 import os
 import pwd
@@ -56,7 +55,7 @@ from composed_ft.code.gxx import (
     gxx_version,
     link_flags,
 )
-from composed_ft.core.io import build_once, cache_root
+from composed_ft.core.io import BuildError, build_source_once, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +98,13 @@ def _helper():
     anyone else, since root runs it."""
     with _HELPER_LOCK:
         if not _HELPER:
-            with open(_HELPER_SOURCE) as f:
-                source = f.read()
-
-            def build(tmp):
-                src = os.path.join(tmp, "helper.c")
-                with open(src, "w") as f:
-                    f.write(source)
-                r = subprocess.run([gxx(), "-O2", "-x", "c++", src, "-o", os.path.join(tmp, "cft-sandbox")],
-                                   capture_output=True, text=True, env=clean_env(tmp))
-                if r.returncode:
-                    raise SandboxError(f"cannot build the sandbox helper with {gxx()}:\n{r.stderr[-2000:]}")
-
-            key = hashlib.sha256((gxx_version() + "\0" + source).encode()).hexdigest()[:16]
-            path = os.path.join(build_once("sandbox-helper", key, build), "cft-sandbox")
+            try:
+                built = build_source_once("sandbox-helper", _HELPER_SOURCE, lambda src, tmp: [
+                    gxx(), "-O2", "-x", "c++", src, "-o", os.path.join(tmp, "cft-sandbox")],
+                    key_parts=(gxx_version(),), env=clean_env)
+            except BuildError as e:
+                raise SandboxError(f"cannot build the sandbox helper with {gxx()}: {e}") from None
+            path = os.path.join(built, "cft-sandbox")
             for p in (path, os.path.dirname(path)):
                 st = os.lstat(p)
                 if st.st_uid != os.geteuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):

@@ -2,10 +2,12 @@
 
 A killed process therefore never leaves a half-written checkpoint, table or dataset behind."""
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -98,3 +100,28 @@ def build_once(kind, key, build):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def build_source_once(kind, source_path, argv, key_parts=(), env=None):
+    """build_once of one source file: its text copied into the temp build dir (same base name) and compiled there
+    by argv(src, tmp) (with env(tmp) when given), once per key: the source text and key_parts (the compiler's
+    version, the CPU a -march=native build is for). Returns the built directory; a failed command raises
+    BuildError with the tail of its stderr."""
+    with open(source_path) as fh:
+        source = fh.read()
+
+    def build(tmp):
+        src = os.path.join(tmp, os.path.basename(source_path))
+        with open(src, "w") as fh:
+            fh.write(source)
+        cmd = argv(src, tmp)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env(tmp) if env else None)
+        if r.returncode:
+            raise BuildError(f"{cmd[0]} failed on {source_path}:\n{r.stderr[-2000:]}")
+
+    key = hashlib.sha256("\0".join((*key_parts, source)).encode()).hexdigest()[:16]
+    return build_once(kind, key, build)

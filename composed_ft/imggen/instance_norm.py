@@ -8,7 +8,6 @@ backward. Built once per machine and C compiler into the project's cache (`cc -O
 no compiler is found, or CFT_NATIVE_NORM=0, `available()` is False and models.py's group norm runs instead (the
 same function). Batch items are split across torch.get_num_threads() threads (ctypes releases the GIL)."""
 import ctypes
-import hashlib
 import logging
 import os
 import subprocess
@@ -17,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from composed_ft.core.io import build_once
+from composed_ft.core.io import BuildError, build_source_once
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +44,12 @@ def _load():
     except (OSError, subprocess.CalledProcessError) as e:
         log.warning("no C compiler (%s: %s): the U-Net's channels-last instance norm runs as torch's group norm", cc, e)
         return None
-    with open(_SOURCE) as fh:
-        source = fh.read()
-
-    def build(tmp):
-        src = os.path.join(tmp, "nhwc_norm.c")
-        with open(src, "w") as fh:
-            fh.write(source)
-        r = subprocess.run([cc, "-O3", "-march=native", "-std=c99", "-fPIC", "-shared", src, "-o",
-                            os.path.join(tmp, "libnhwc_norm.so"), "-lm"], capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"{cc} failed on {_SOURCE}:\n{r.stderr[-2000:]}")
-
-    key = hashlib.sha256("\0".join((version, _cpu_flags(), source)).encode()).hexdigest()[:16]
     try:
-        lib = ctypes.CDLL(os.path.join(build_once("nhwc-norm", key, build), "libnhwc_norm.so"))
-    except (RuntimeError, OSError) as e:
+        built = build_source_once("nhwc-norm", _SOURCE, lambda src, tmp: [
+            cc, "-O3", "-march=native", "-std=c99", "-fPIC", "-shared", src, "-o",
+            os.path.join(tmp, "libnhwc_norm.so"), "-lm"], key_parts=(version, _cpu_flags()))
+        lib = ctypes.CDLL(os.path.join(built, "libnhwc_norm.so"))
+    except (BuildError, OSError) as e:
         log.warning("%s; the U-Net's channels-last instance norm runs as torch's group norm", e)
         return None
     lib.inorm_act_forward.argtypes = [_PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _F32, _F32]
