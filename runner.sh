@@ -23,10 +23,9 @@ export PY PRESET SEEDS DEVICE
 [[ -n "$THREADS" ]] && export OMP_NUM_THREADS=$THREADS
 
 # SIDE_BY_SIDE=1: several experiments at once, one thread each (JOBS of them: scripts/jobs.sh), each
-# runner's stages one at a time, output in runs/logs/EXPERIMENT.log. Not the default: at the cpu preset it is
-# not measurably faster (imggen's lane, ~2.7 h of one core, is the long pole, and SansType's ~1.9 h lane then
-# leaves a core idle; results/NOTES.md). Default: one experiment after another, each runner scheduling its own
-# stages.
+# runner's stages one at a time, output in runs/logs/EXPERIMENT.log. Not the default: at the cpu preset it was
+# not measurably faster (the longer lane leaves a core idle at the end; results/NOTES.md). Default: one
+# experiment after another, each runner scheduling its own stages two at a time (JOBS).
 JOBS_NAME=runner.sh JOBS_LOGS=runs/logs
 source scripts/jobs.sh
 lanes=$JOBS
